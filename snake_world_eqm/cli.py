@@ -1,0 +1,39 @@
+"""`snake-eqm`: one entry point whose subcommands call the same `main(argv)` the scripts use."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "train": ("snake_world_eqm.training", "train a world model or the baseline with Accelerate"),
+    "evaluate": ("snake_world_eqm.evaluation.cli", "measure a model on held-out episodes and in play"),
+    "play": ("snake_world_eqm.evaluation.play", "watch an agent play in the terminal or write a GIF"),
+    "push": ("snake_world_eqm.hub", "push a model or dataset folder to the Hugging Face Hub"),
+    "demo": ("snake_world_eqm.demo", "build a small dataset, train, evaluate and report, on CPU"),
+    "lm-train": ("snake_world_eqm.lm_bridge.training", "train the LM bridge on world-model predictions"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: snake-eqm <command> [options]", "", "commands:"]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    lines.append("\nrun `snake-eqm <command> --help` for the options of a command")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"snake-eqm: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
