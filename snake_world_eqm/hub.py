@@ -1,0 +1,266 @@
+"""Hub release: model cards and pushing model or dataset folders (`snake-eqm push`).
+
+A card is generated with huggingface_hub's `ModelCard`/`ModelCardData`, so the YAML metadata
+(library, tags, datasets, model-index `eval_results`) is written by the library that reads it.
+Pushing uploads a folder as it is, after checking that it holds what a user will load from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData
+
+MODEL_REQUIRED_FILES = ("config.json", "model.safetensors")
+UPLOAD_IGNORE = ("checkpoints/*", "runs/*", "logs/*", "*.tmp", ".*")
+
+# The metrics a card quotes first, when the evaluation JSON has them (flattened key → human name).
+HEADLINE_METRICS = {
+    "action_accuracy": "Action accuracy vs expert",
+    "next_board_exact": "Next-board exact match",
+    "next_board_cell_accuracy": "Next-board cell accuracy",
+    "whatif_exact.mean": "What-if exact match (mean of 4 actions)",
+    "validity": "Validity",
+    "coherence": "Coherence",
+    "play.eqm.mean_apples": "EqM agent mean apples",
+    "play.planner.mean_apples": "Planner agent mean apples",
+    "play.baseline.mean_apples": "Baseline agent mean apples",
+    "play.expert.mean_apples": "Expert mean apples",
+    "play.random.mean_apples": "Random agent mean apples",
+    "uncertainty.grad_norm_auroc_action": "Grad-norm AUROC (action errors)",
+}
+
+CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ model_name }}
+
+A Snake world model trained by **Equilibrium Matching (EqM)**: one time-invariant gradient field
+jointly descends a latent of the next board and the action logits, conditioned on the current board.
+The next board is decodable (`model.decode_latent(latent_next, board)`), any action can be held to
+predict its successor ("what if"), and the gradient norm at the end of sampling is reported.
+
+```python
+from snake_world_eqm import SnakeWorldEqM
+model = SnakeWorldEqM.from_pretrained("{{ repo_id }}")
+out = model.sample(board)          # out.action, out.action_logits, out.latent_next, out.next_board, out.num_steps, out.grad_norm
+```
+
+## Results
+
+{{ results_table }}
+
+{{ extra }}
+
+## Intended use
+
+Research on world models, energy-based sampling and planning in a small, exactly simulated game.
+The expert the model imitates is an A* planner with a tail-reachability check.
+
+## Limits
+
+- Trained for one board size ({{ board_size }}); other sizes need another model.
+- Numbers are from held-out episodes of the dataset's test split and from seeded closed-loop games;
+  they say nothing about other games.
+- Food placement after eating is random; next-board exact match excludes it.
+
+## How the numbers were made
+
+```bash
+{{ commands }}
+```
+"""
+
+
+def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Nested evaluation JSON → {"play.eqm.mean_apples": 12.3, ...}, numbers only."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            flat[name] = float(value)
+        elif isinstance(value, Mapping):
+            flat.update(flatten_metrics(value, prefix=f"{name}."))
+    return flat
+
+
+def _results_table(flat: Mapping[str, float]) -> str:
+    rows = [(label, flat[key]) for key, label in HEADLINE_METRICS.items() if key in flat]
+    if not rows:
+        return "No evaluation was run for this checkpoint."
+    lines = ["| metric | value |", "|---|---|"]
+    lines += [f"| {label} | {value:.4g} |" for label, value in rows]
+    return "\n".join(lines)
+
+
+def build_model_card(
+    metrics: Mapping[str, Any] | None,
+    *,
+    repo_id: str = "org/snake-eqm",
+    dataset_id: str = "org/snake-world",
+    board_size: str = "10x10",
+    commands: list[str] | None = None,
+    extra_markdown: str = "",
+    license: str = "apache-2.0",
+) -> ModelCard:
+    """A model card whose metadata carries the evaluation metrics as model-index results."""
+    flat = flatten_metrics(metrics or {})
+    eval_results = [
+        EvalResult(
+            task_type="reinforcement-learning",
+            task_name="Snake next-board and action prediction",
+            dataset_type=dataset_id,
+            dataset_name=f"Snake {board_size} (held-out episodes)",
+            dataset_split="test",
+            metric_type=key,
+            metric_name=label,
+            metric_value=round(flat[key], 6),
+        )
+        for key, label in HEADLINE_METRICS.items()
+        if key in flat
+    ]
+    card_data = ModelCardData(
+        library_name="transformers",
+        license=license,
+        tags=["snake", "world-model", "equilibrium-matching", "energy-based-model", "reinforcement-learning"],
+        datasets=[dataset_id],
+        model_name=repo_id.split("/")[-1],
+        eval_results=eval_results or None,
+    )
+    return ModelCard.from_template(
+        card_data,
+        template_str=CARD_TEMPLATE,
+        model_name=repo_id.split("/")[-1],
+        repo_id=repo_id,
+        results_table=_results_table(flat),
+        extra=extra_markdown,
+        board_size=board_size,
+        commands="\n".join(commands or ["# (commands not recorded)"]),
+    )
+
+
+def check_model_folder(model_dir: str | Path) -> Path:
+    """Refuse to push a folder a user could not load: missing files or a config that does not parse."""
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise FileNotFoundError(f"model folder {path} does not exist")
+    missing = [name for name in MODEL_REQUIRED_FILES if not (path / name).is_file()]
+    if missing:
+        raise ValueError(f"model folder {path} lacks {', '.join(missing)}: save it with save_pretrained first")
+    try:
+        json.loads((path / "config.json").read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path / 'config.json'} is not valid JSON: {error}") from error
+    return path
+
+
+def check_dataset_folder(dataset_dir: str | Path) -> Path:
+    path = Path(dataset_dir)
+    if not path.is_dir():
+        raise FileNotFoundError(f"dataset folder {path} does not exist")
+    if not (path / "README.md").is_file():
+        raise ValueError(f"dataset folder {path} has no README.md card: build it with `python -m dataset_builder`")
+    if not any(path.glob("data/*.parquet")):
+        raise ValueError(f"dataset folder {path} has no data/*.parquet files")
+    return path
+
+
+def push_folder(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    repo_type: str = "model",
+    private: bool = False,
+    commit_message: str | None = None,
+    revision: str | None = None,
+    token: str | None = None,
+    api: HfApi | None = None,
+) -> Any:
+    """Create the repo if needed and upload the folder in one commit."""
+    if repo_type not in ("model", "dataset"):
+        raise ValueError(f"repo_type must be 'model' or 'dataset', got {repo_type!r}")
+    if "/" not in repo_id or repo_id.count("/") != 1:
+        raise ValueError(f"repo_id must look like 'org/name', got {repo_id!r}")
+    path = check_model_folder(folder) if repo_type == "model" else check_dataset_folder(folder)
+    api = api or HfApi(token=token)
+    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+    if revision:
+        api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
+    operations = [
+        CommitOperationAdd(path_in_repo=relative, path_or_fileobj=str(path / relative))
+        for relative in _files_to_upload(path)
+    ]
+    return api.create_commit(
+        repo_id=repo_id,
+        operations=operations,
+        repo_type=repo_type,
+        revision=revision,
+        commit_message=commit_message or f"Upload {repo_type} with snake-world-eqm",
+    )
+
+
+def _files_to_upload(folder: Path) -> list[str]:
+    """Every file under the folder except training leftovers (checkpoints, tracker logs, temp files)."""
+    files = []
+    for file in sorted(folder.rglob("*")):
+        relative = file.relative_to(folder).as_posix()
+        if file.is_file() and not any(fnmatch.fnmatch(relative, pattern) for pattern in UPLOAD_IGNORE):
+            files.append(relative)
+    return files
+
+
+def write_model_card(model_dir: str | Path, metrics_json: str | Path | None, repo_id: str, dataset_id: str) -> Path:
+    """Regenerate README.md of a model folder from an evaluation JSON (if given)."""
+    path = check_model_folder(model_dir)
+    metrics = json.loads(Path(metrics_json).read_text()) if metrics_json else None
+    config = json.loads((path / "config.json").read_text())
+    board = f"{config.get('board_height', '?')}x{config.get('board_width', '?')}"
+    commands = (metrics or {}).get("config", {}).get("commands") if isinstance(metrics, dict) else None
+    card = build_model_card(metrics, repo_id=repo_id, dataset_id=dataset_id, board_size=board, commands=commands)
+    card.save(path / "README.md")
+    return path / "README.md"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="snake-eqm push", description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", help="a folder written by save_pretrained")
+    parser.add_argument("--dataset-dir", help="a folder written by `python -m dataset_builder`")
+    parser.add_argument("--repo-id", required=True, help="target repo, e.g. org/snake-eqm")
+    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--commit-message", default=None)
+    parser.add_argument("--revision", default=None, help="branch to push to (created if missing)")
+    parser.add_argument("--token", default=None, help="defaults to the cached login / HF_TOKEN")
+    parser.add_argument("--metrics-json", default=None, help="evaluation JSON to put in the model card")
+    parser.add_argument("--dataset-id", default="org/snake-world", help="dataset named in the model card")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if bool(args.model_dir) == bool(args.dataset_dir):
+        raise SystemExit("snake-eqm push: give exactly one of --model-dir or --dataset-dir")
+    if args.model_dir:
+        write_model_card(args.model_dir, args.metrics_json, args.repo_id, args.dataset_id)
+        folder, repo_type = args.model_dir, "model"
+    else:
+        folder, repo_type = args.dataset_dir, "dataset"
+    info = push_folder(
+        folder,
+        args.repo_id,
+        repo_type=repo_type,
+        private=args.private,
+        commit_message=args.commit_message,
+        revision=args.revision,
+        token=args.token,
+    )
+    print(f"pushed {folder} to {args.repo_id} ({repo_type}): {getattr(info, 'commit_url', info)}")
+    return 0

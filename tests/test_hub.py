@@ -1,0 +1,85 @@
+"""Push path: the files that would be committed are checked with uploads intercepted at HfApi."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from huggingface_hub import HfApi
+from safetensors.torch import save_file
+
+from snake_world_eqm.hub import build_model_card, flatten_metrics, push_folder, write_model_card
+
+
+@pytest.fixture
+def intercepted_hub(monkeypatch):
+    """Record create_repo/create_commit calls instead of reaching the network."""
+    calls: dict[str, list] = {"create_repo": [], "commits": []}
+
+    def fake_create_repo(self, repo_id, **kwargs):
+        calls["create_repo"].append((repo_id, kwargs))
+        return f"https://huggingface.co/{repo_id}"
+
+    def fake_create_commit(self, repo_id, operations, **kwargs):
+        files = {}
+        for op in operations:
+            content = op.path_or_fileobj
+            data = open(content, "rb").read() if isinstance(content, str) else bytes(content)
+            files[op.path_in_repo] = data
+        calls["commits"].append({"repo_id": repo_id, "files": files, **kwargs})
+        return type("CommitInfo", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/0"})()
+
+    monkeypatch.setattr(HfApi, "create_repo", fake_create_repo)
+    monkeypatch.setattr(HfApi, "create_commit", fake_create_commit)
+    return calls
+
+
+def _fake_model_folder(path):
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps({"model_type": "snake_world_eqm", "board_height": 10, "board_width": 10}))
+    save_file({"w": torch.zeros(2)}, str(path / "model.safetensors"))
+    (path / "checkpoints").mkdir()
+    (path / "checkpoints" / "junk.bin").write_bytes(b"x")
+    return path
+
+
+def test_push_model_commits_config_weights_and_card(tmp_path, intercepted_hub):
+    folder = _fake_model_folder(tmp_path / "model")
+    metrics = {"action_accuracy": 0.97, "play": {"eqm": {"mean_apples": 20.5}}}
+    (tmp_path / "eval.json").write_text(json.dumps(metrics))
+    write_model_card(folder, tmp_path / "eval.json", "org/snake-eqm", "org/snake-world")
+    push_folder(folder, "org/snake-eqm", commit_message="first")
+
+    assert intercepted_hub["create_repo"][0][0] == "org/snake-eqm"
+    commit = intercepted_hub["commits"][0]
+    assert set(commit["files"]) == {"config.json", "model.safetensors", "README.md"}
+    assert commit["commit_message"] == "first"
+    readme = commit["files"]["README.md"].decode()
+    metadata = yaml.safe_load(readme.split("---")[1])
+    assert metadata["library_name"] == "transformers"
+    values = {m["type"]: m["value"] for m in metadata["model-index"][0]["results"][0]["metrics"]}
+    assert values == {"action_accuracy": 0.97, "play.eqm.mean_apples": 20.5}
+
+
+def test_push_refuses_folders_users_could_not_load(tmp_path, intercepted_hub):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="model.safetensors"):
+        push_folder(tmp_path / "empty", "org/x")
+    with pytest.raises(FileNotFoundError):
+        push_folder(tmp_path / "missing", "org/x")
+    with pytest.raises(ValueError, match="org/name"):
+        push_folder(_fake_model_folder(tmp_path / "m"), "no-namespace")
+    with pytest.raises(ValueError, match="README.md"):
+        push_folder(tmp_path / "empty", "org/x", repo_type="dataset")
+    assert intercepted_hub["commits"] == []
+
+
+def test_flatten_metrics_keeps_numbers_only():
+    flat = flatten_metrics({"a": 1, "b": {"c": 2.5, "d": "text", "e": True}, "f": float("nan")})
+    assert flat == {"a": 1.0, "b.c": 2.5}
+
+
+def test_card_without_metrics_says_so():
+    assert "No evaluation was run" in str(build_model_card(None))
