@@ -1,0 +1,239 @@
+"""Agents with one interface: ``act(state) -> int`` and ``act_batch(obs (B,H,W) int8) -> (B,) int64``.
+
+`PlannerAgent` plans inside the world model only: it holds each action with
+``model.sample(obs, action=a)``, reads the predicted ``next_board`` (all-EMPTY means death, a longer
+snake means an apple) and looks further ahead from the predicted boards. It never calls the simulator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from snake_world_eqm.evaluation.metrics import is_terminal, snake_lengths
+from snake_world_eqm.game.encoding import EMPTY, FOOD, HEAD_ALONE, HEAD_LEFT, TAIL
+
+NUM_ACTIONS = 4
+
+
+def _check_obs(obs: np.ndarray) -> np.ndarray:
+    array = np.asarray(obs)
+    if array.ndim != 3:
+        raise ValueError(f"act_batch expects observations of shape (B, H, W), got {array.shape}")
+    return array
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:  # a parameter-free stand-in
+        return torch.device("cpu")
+
+
+def _as_long(tensor_or_array) -> np.ndarray:
+    if isinstance(tensor_or_array, torch.Tensor):
+        return tensor_or_array.detach().cpu().numpy().astype(np.int64)
+    return np.asarray(tensor_or_array).astype(np.int64)
+
+
+class Agent:
+    """Base class: subclasses implement `act_batch`; `act` plays one `SnakeState`."""
+
+    name = "agent"
+    deterministic = True  # a repeated board then proves a loop (closed-loop play uses this)
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def act(self, state) -> int:
+        from snake_world_eqm.game import encode_observation
+
+        return int(self.act_batch(encode_observation(state)[None])[0])
+
+
+class RandomAgent(Agent):
+    name = "random"
+    deterministic = False
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        return self.rng.integers(0, NUM_ACTIONS, size=_check_obs(obs).shape[0]).astype(np.int64)
+
+
+class ExpertAgent(Agent):
+    name = "expert"
+
+    def __init__(self, kind: str = "astar") -> None:
+        self.kind = kind
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        from snake_world_eqm.game import expert_actions
+
+        return _as_long(expert_actions(_check_obs(obs).astype(np.int8), kind=self.kind))
+
+
+class BaselineAgent(Agent):
+    """Behaviour cloning: the baseline's classification head, argmax."""
+
+    name = "baseline"
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model.eval()
+
+    @torch.no_grad()
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        boards = torch.as_tensor(_check_obs(obs), dtype=torch.long, device=_model_device(self.model))
+        return _as_long(self.model.select_action(boards))
+
+
+def sample_model(model, boards: np.ndarray, generator: torch.Generator | None = None, **kwargs):
+    """`model.sample` on numpy boards, on the model's device, without gradients tracked by autograd."""
+    device = _model_device(model)
+    obs = torch.as_tensor(np.asarray(boards), dtype=torch.long, device=device)
+    action = kwargs.pop("action", None)
+    if action is not None:
+        action = torch.as_tensor(np.asarray(action), dtype=torch.long, device=device)
+    # sample() may use autograd internally (an explicit energy), so no torch.no_grad() here.
+    return model.sample(obs, action=action, generator=generator, **kwargs)
+
+
+class EqMAgent(Agent):
+    """The action the EqM sampler settles on, jointly with its predicted next board."""
+
+    name = "eqm"
+    deterministic = False  # sampling starts from fresh noise each call
+
+    def __init__(self, model, num_steps: int | None = None, adaptive_threshold: float | None = None,
+                 seed: int = 0) -> None:
+        self.model = model.eval()
+        self.num_steps = num_steps
+        self.adaptive_threshold = adaptive_threshold
+        self.generator = torch.Generator(device=_model_device(model)).manual_seed(seed)
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        out = sample_model(self.model, _check_obs(obs), generator=self.generator, num_steps=self.num_steps,
+                           adaptive_threshold=self.adaptive_threshold)
+        return _as_long(out.action)
+
+
+def _shift(mask: np.ndarray, d_row: int, d_col: int) -> np.ndarray:
+    """Move a (N,H,W) mask by one cell without wrap-around."""
+    out = np.zeros_like(mask)
+    rows, cols = mask.shape[1], mask.shape[2]
+    src_r = slice(max(0, -d_row), rows - max(0, d_row))
+    dst_r = slice(max(0, d_row), rows - max(0, -d_row))
+    src_c = slice(max(0, -d_col), cols - max(0, d_col))
+    dst_c = slice(max(0, d_col), cols - max(0, -d_col))
+    out[:, dst_r, dst_c] = mask[:, src_r, src_c]
+    return out
+
+
+def bfs_from_head(boards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batched breadth-first search from the head over cells the head may enter.
+
+    Returns (distance (N,H,W) int, -1 where unreachable; has_head (N,) bool). The tail counts as free
+    because it moves away in the step the head would reach it (apart from eating; a heuristic).
+    """
+    boards = np.asarray(boards)
+    head = (boards >= HEAD_ALONE) & (boards <= HEAD_LEFT)
+    passable = (boards == EMPTY) | (boards == FOOD) | (boards == TAIL)
+    distance = np.where(head, 0, -1)
+    visited, frontier = head.copy(), head.copy()
+    for step in range(1, boards.shape[1] * boards.shape[2] + 1):
+        grown = _shift(frontier, -1, 0) | _shift(frontier, 1, 0) | _shift(frontier, 0, -1) | _shift(frontier, 0, 1)
+        frontier = grown & passable & ~visited
+        if not frontier.any():
+            break
+        distance[frontier] = step
+        visited |= frontier
+    return distance, head.any(axis=(1, 2))
+
+
+def board_heuristic(boards: np.ndarray, food_weight: float, trap_penalty: float) -> np.ndarray:
+    """(N,) value of a predicted board: near reachable food is good; a tail cut off from the head is a trap."""
+    height, width = boards.shape[1], boards.shape[2]
+    distance, has_head = bfs_from_head(boards)
+    reach_food = np.where((boards == FOOD) & (distance >= 0), distance, np.iinfo(np.int64).max).min(axis=(1, 2))
+    food_reachable = reach_food < np.iinfo(np.int64).max
+    food_term = np.where(food_reachable, food_weight * (1.0 - reach_food / (height * width)), 0.0)
+    has_tail = (boards == TAIL).any(axis=(1, 2))
+    tail_reached = ((boards == TAIL) & (distance >= 0)).any(axis=(1, 2))
+    trapped = has_tail & ~tail_reached
+    # A board with no head is an illegal prediction: value it as a trap, the model cannot be trusted there.
+    return food_term + np.where(trapped | ~has_head, trap_penalty, 0.0)
+
+
+class PlannerAgent(Agent):
+    """Depth-limited lookahead inside the world model, batched: one `sample` call per depth level.
+
+    Each node's value is the discounted sum of predicted apples (+food_value) and deaths (death_value)
+    along its path, plus `board_heuristic` on the predicted board at the horizon; each root action
+    takes the best value among its descendants, and `prior_weight` x log-softmax of the EqM action
+    logits breaks ties.
+    """
+
+    name = "planner"
+    deterministic = False  # sampling noise; set True with `fixed_noise=True`
+
+    def __init__(self, model, depth: int = 2, num_steps: int | None = None,
+                 adaptive_threshold: float | None = None, discount: float = 0.95, food_value: float = 1.0,
+                 death_value: float = -10.0, food_weight: float = 0.5, trap_penalty: float = -5.0,
+                 prior_weight: float = 0.05, seed: int = 0, max_batch: int = 4096) -> None:
+        if depth < 1:
+            raise ValueError(f"planner depth must be at least 1, got {depth}")
+        self.model = model.eval()
+        self.depth, self.num_steps, self.adaptive_threshold = depth, num_steps, adaptive_threshold
+        self.discount, self.food_value, self.death_value = discount, food_value, death_value
+        self.food_weight, self.trap_penalty, self.prior_weight = food_weight, trap_penalty, prior_weight
+        self.max_batch = max_batch
+        self.generator = torch.Generator(device=_model_device(model)).manual_seed(seed)
+        self.field_calls = 0  # boards sampled, for the cost report
+
+    def _sample(self, boards: np.ndarray, actions: np.ndarray | None):
+        """Sample in chunks of `max_batch`; returns (next_boards, action_logits) as numpy."""
+        boards_out, logits_out = [], []
+        for start in range(0, boards.shape[0], self.max_batch):
+            chunk = slice(start, start + self.max_batch)
+            out = sample_model(self.model, boards[chunk], generator=self.generator,
+                               action=None if actions is None else actions[chunk], num_steps=self.num_steps,
+                               adaptive_threshold=self.adaptive_threshold)
+            boards_out.append(_as_long(out.next_board))
+            logits_out.append(out.action_logits.detach().float().cpu().numpy())
+        self.field_calls += boards.shape[0]
+        return np.concatenate(boards_out), np.concatenate(logits_out)
+
+    def action_values(self, obs: np.ndarray) -> np.ndarray:
+        """(B, 4) planned value of each root action (prior included)."""
+        obs = _check_obs(obs).astype(np.int64)
+        num_boards = obs.shape[0]
+        _, root_logits = self._sample(obs, None)
+        values = np.full((num_boards, NUM_ACTIONS), -np.inf)
+        # Frontier of live nodes: board, the root it belongs to, its first action, value collected so far.
+        boards, root, first, collected = obs, np.arange(num_boards), None, np.zeros(num_boards)
+        for level in range(self.depth):
+            count = boards.shape[0]
+            parents = np.repeat(np.arange(count), NUM_ACTIONS)
+            actions = np.tile(np.arange(NUM_ACTIONS), count)
+            children, _ = self._sample(boards[parents], actions)
+            scale = self.discount**level
+            died = is_terminal(children)
+            ate = ~died & (snake_lengths(children) > snake_lengths(boards[parents]))
+            child_value = collected[parents] + scale * (ate * self.food_value + died * self.death_value)
+            child_root = root[parents]
+            child_first = actions if first is None else first[parents]
+            last = level == self.depth - 1
+            leaf = died | last
+            if last:
+                alive = ~died
+                child_value[alive] += self.discount ** (level + 1) * board_heuristic(
+                    children[alive], self.food_weight, self.trap_penalty)
+            np.maximum.at(values, (child_root[leaf], child_first[leaf]), child_value[leaf])
+            keep = ~leaf
+            boards, root, first, collected = children[keep], child_root[keep], child_first[keep], child_value[keep]
+        log_prior = root_logits - np.logaddexp.reduce(root_logits, axis=1, keepdims=True)
+        return values + self.prior_weight * log_prior
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        return self.action_values(obs).argmax(axis=1).astype(np.int64)

@@ -1,0 +1,339 @@
+"""The evaluate function: held-out metrics, what-if, adaptive compute, uncertainty, energy, and play.
+
+`evaluate(...)` returns one JSON-ready dict with stable keys (see `RESULT_KEYS`); the evaluate CLI,
+`hub_scripts/evaluate.py` and `benchmarks/evaluate.py` all call it, so the model card numbers come
+from one place.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from snake_world_eqm.evaluation import metrics
+from snake_world_eqm.evaluation.agents import (
+    BaselineAgent,
+    EqMAgent,
+    ExpertAgent,
+    PlannerAgent,
+    RandomAgent,
+    sample_model,
+)
+from snake_world_eqm.evaluation.closed_loop import play_games
+from snake_world_eqm.game.encoding import BODY_LEFT, BODY_UP, EMPTY, FOOD, HEAD_ALONE
+
+ACTION_NAMES = ("up", "right", "down", "left")
+FIXED_STEP_COUNTS = (1, 2, 3, 5, 10, 20)
+REFERENCE_STEPS = 10  # the seed's default step count, the reference of the adaptive-compute claim
+RESULT_KEYS = ("action_accuracy", "next_board_exact", "next_board_cell_accuracy", "whatif_exact",
+               "whatif_cell_accuracy", "validity", "coherence", "play", "fixed_steps", "adaptive",
+               "adaptive_summary", "uncertainty", "energy_auroc", "energy", "config")
+
+
+@dataclass
+class EvalConfig:
+    """Every knob of an evaluation; stored in the JSON under "config" so numbers are reproducible."""
+
+    split: str = "test"
+    max_rows: int = 2000
+    batch_size: int = 512
+    games: int = 100
+    play_seed: int = 1000
+    max_steps: int = 1000
+    sample_seed: int = 0
+    agents: tuple[str, ...] = ("eqm", "planner", "baseline", "expert", "random")
+    planner_depth: int = 2
+    fixed_steps: tuple[int, ...] = FIXED_STEP_COUNTS
+    thresholds: tuple[float, ...] | None = None  # None: chosen from the measured gradient norms
+    adaptive_max_steps: int = 20
+    spread_seeds: int = 4
+    command: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def load_rows(dataset, max_rows: int) -> dict[str, np.ndarray]:
+    """The first `max_rows` rows of a split (whole episodes come first: rows are in episode order)."""
+    from snake_world_eqm.data import check_columns
+
+    check_columns(dataset, ["state", "action", "next_state", "event", "next_state_per_action",
+                            "event_per_action"])
+    subset = dataset.select(range(min(max_rows, len(dataset)))).with_format("numpy")
+    columns = {}
+    for name in ("state", "action", "next_state", "event", "next_state_per_action", "event_per_action"):
+        values = subset[name]
+        columns[name] = np.stack(list(values)) if values.dtype == object else np.asarray(values)
+    columns = {name: value.astype(np.int64) for name, value in columns.items()}
+    if columns["state"].shape[0] == 0:
+        raise ValueError("the evaluation split has no rows")
+    return columns
+
+
+def run_sampler(model, boards: np.ndarray, batch_size: int, seed: int, action: np.ndarray | None = None,
+                **kwargs) -> dict[str, np.ndarray]:
+    """`model.sample` over all boards in batches; returns numpy arrays of every per-row output."""
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    pieces: dict[str, list[np.ndarray]] = {}
+    for start in range(0, boards.shape[0], batch_size):
+        chunk = slice(start, start + batch_size)
+        out = sample_model(model, boards[chunk], generator=generator,
+                           action=None if action is None else action[chunk], **kwargs)
+        for name in ("action", "action_logits", "next_board", "num_steps", "grad_norm", "latent_next",
+                     "action_grad_norm"):
+            value = getattr(out, name, None)
+            if isinstance(value, torch.Tensor):
+                pieces.setdefault(name, []).append(value.detach().float().cpu().numpy())
+    return {name: np.concatenate(parts) for name, parts in pieces.items()}
+
+
+def _board_metrics(predicted: np.ndarray, target: np.ndarray, events: np.ndarray) -> tuple[float, float]:
+    exact = metrics.exact_match(predicted, target, events)
+    cells = metrics.cell_accuracy(predicted, target, events)
+    return float(exact.mean()), float(cells.mean())
+
+
+def held_out_metrics(model, rows: dict[str, np.ndarray], cfg: EvalConfig) -> tuple[dict, dict]:
+    """Action accuracy, next-board and what-if match, validity, coherence; also returns the raw runs."""
+    states, expert = rows["state"], rows["action"]
+    free = run_sampler(model, states, cfg.batch_size, cfg.sample_seed)
+    whatif_exact, whatif_cells, held_boards = {}, {}, []
+    for action, name in enumerate(tqdm(ACTION_NAMES, desc="what-if", leave=False)):
+        held = run_sampler(model, states, cfg.batch_size, cfg.sample_seed + 1 + action,
+                           action=np.full(states.shape[0], action))
+        held_boards.append(held)
+        whatif_exact[name], whatif_cells[name] = _board_metrics(
+            held["next_board"], rows["next_state_per_action"][:, action], rows["event_per_action"][:, action])
+    whatif_exact["mean"] = float(np.mean([whatif_exact[n] for n in ACTION_NAMES]))
+    whatif_cells["mean"] = float(np.mean([whatif_cells[n] for n in ACTION_NAMES]))
+    # The expert-action prediction is the held run of the expert's action, row by row.
+    expert_board = np.stack([held_boards[a]["next_board"][i] for i, a in enumerate(expert)])
+    expert_grad = np.array([held_boards[a]["grad_norm"][i] for i, a in enumerate(expert)])
+    exact_expert = metrics.exact_match(expert_board, rows["next_state"], rows["event"])
+    chosen = free["action"].astype(np.int64)
+    result = {
+        "action_accuracy": float((chosen == expert).mean()),
+        "next_board_exact": float(exact_expert.mean()),
+        "next_board_cell_accuracy": float(metrics.cell_accuracy(expert_board, rows["next_state"],
+                                                                rows["event"]).mean()),
+        "whatif_exact": whatif_exact,
+        "whatif_cell_accuracy": whatif_cells,
+        "validity": float(metrics.validity(free["next_board"], rows["next_state_per_action"],
+                                           rows["event_per_action"]).mean()),
+        "coherence": float(metrics.coherence(free["next_board"], chosen, rows["next_state_per_action"],
+                                             rows["event_per_action"]).mean()),
+        "free_next_board_exact": float(metrics.exact_match(
+            free["next_board"], rows["next_state_per_action"][np.arange(chosen.size), chosen],
+            rows["event_per_action"][np.arange(chosen.size), chosen]).mean()),
+        "rows": int(states.shape[0]),
+    }
+    runs = {"free": free, "expert_board_wrong": ~exact_expert, "expert_grad_norm": expert_grad}
+    return result, runs
+
+
+def fixed_step_curve(model, rows: dict[str, np.ndarray], cfg: EvalConfig) -> list[dict]:
+    """Accuracy and final gradient norm at each fixed number of sampling steps (adaptive off)."""
+    curve = []
+    for steps in tqdm(cfg.fixed_steps, desc="fixed steps", leave=False):
+        run = run_sampler(model, rows["state"], cfg.batch_size, cfg.sample_seed, num_steps=steps,
+                          adaptive_threshold=None)
+        curve.append({
+            "num_steps": int(steps),
+            "action_accuracy": float((run["action"].astype(np.int64) == rows["action"]).mean()),
+            "mean_field_evaluations": float(run["num_steps"].mean()),
+            "median_grad_norm": float(np.median(run["grad_norm"])),
+        })
+    return curve
+
+
+def choose_thresholds(curve: list[dict], configured: float | None) -> list[float]:
+    """Thresholds spanning the gradient norms the sampler actually reaches (plus the configured one)."""
+    norms = [point["median_grad_norm"] for point in curve if point["num_steps"] > 1]
+    candidates = set()
+    for norm in norms:
+        if math.isfinite(norm) and norm > 0:
+            candidates.update({norm * 0.5, norm, norm * 2.0})
+    if configured:
+        candidates.add(float(configured))
+    return sorted(candidates)
+
+
+def adaptive_curve(model, rows: dict[str, np.ndarray], thresholds: list[float], cfg: EvalConfig) -> list[dict]:
+    points = []
+    for threshold in tqdm(thresholds, desc="adaptive", leave=False):
+        run = run_sampler(model, rows["state"], cfg.batch_size, cfg.sample_seed,
+                          num_steps=cfg.adaptive_max_steps, adaptive_threshold=threshold)
+        points.append({
+            "threshold": float(threshold),
+            "max_steps": int(cfg.adaptive_max_steps),
+            "action_accuracy": float((run["action"].astype(np.int64) == rows["action"]).mean()),
+            "mean_field_evaluations": float(run["num_steps"].mean()),
+            "median_field_evaluations": float(np.median(run["num_steps"])),
+        })
+    return points
+
+
+def summarise_adaptive(fixed: list[dict], adaptive: list[dict]) -> dict:
+    """The claim's test: the threshold saving the most evaluations vs 10 fixed steps within 0.5 points."""
+    reference = next((p for p in fixed if p["num_steps"] == REFERENCE_STEPS), None)
+    if reference is None:
+        return {"reference_steps": REFERENCE_STEPS, "best": None, "note": "10 fixed steps not measured"}
+    eligible = [p for p in adaptive if p["action_accuracy"] >= reference["action_accuracy"] - 0.005]
+    best = max(eligible, key=lambda p: -p["mean_field_evaluations"], default=None)
+    summary = {"reference_steps": REFERENCE_STEPS, "reference_accuracy": reference["action_accuracy"],
+               "reference_field_evaluations": reference["mean_field_evaluations"], "best": best}
+    if best is not None:
+        summary["evaluation_reduction"] = 1.0 - best["mean_field_evaluations"] / reference["mean_field_evaluations"]
+        summary["accuracy_change"] = best["action_accuracy"] - reference["action_accuracy"]
+        summary["meets_claim"] = bool(summary["evaluation_reduction"] >= 0.4)
+    else:
+        summary["meets_claim"] = False
+    return summary
+
+
+def uncertainty_metrics(model, rows: dict[str, np.ndarray], runs: dict, cfg: EvalConfig) -> dict:
+    """AUROC of each uncertainty signal for action errors and next-board errors (higher = more unsure)."""
+    free = runs["free"]
+    wrong_action = free["action"].astype(np.int64) != rows["action"]
+    logits = free["action_logits"]
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    spread_actions = [free["action"].astype(np.int64)]
+    for extra in range(1, cfg.spread_seeds):
+        run = run_sampler(model, rows["state"], cfg.batch_size, cfg.sample_seed + 100 + extra)
+        spread_actions.append(run["action"].astype(np.int64))
+    stacked = np.stack(spread_actions, axis=1)
+    agreement = np.stack([(stacked == a).sum(axis=1) for a in range(4)], axis=1).max(axis=1) / stacked.shape[1]
+    signals = {
+        "grad_norm": free["grad_norm"],
+        "softmax_uncertainty": 1.0 - probs.max(axis=1),
+        "seed_disagreement": 1.0 - agreement,
+    }
+    if "action_grad_norm" in free:
+        signals["action_grad_norm"] = free["action_grad_norm"]
+    result = {name: {"action_error_auroc": metrics.auroc(score, wrong_action)} for name, score in signals.items()}
+    result["grad_norm"]["next_board_error_auroc"] = metrics.auroc(runs["expert_grad_norm"],
+                                                                  runs["expert_board_wrong"])
+    result["action_error_rate"] = float(wrong_action.mean())
+    result["next_board_error_rate"] = float(runs["expert_board_wrong"].mean())
+    result["spread_seeds"] = int(cfg.spread_seeds)
+    result["grad_norm_values"] = {"right": free["grad_norm"][~wrong_action].tolist(),
+                                  "wrong": free["grad_norm"][wrong_action].tolist()}
+    return result
+
+
+def corrupt_boards(boards: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Illegal versions of real boards: a second food, a second head, or a body cell removed.
+
+    Returns (corrupted boards, kind index per board: 0 extra food, 1 extra head, 2 broken body).
+    """
+    from snake_world_eqm.game import validate_observation
+
+    rng = np.random.default_rng(seed)
+    corrupted, kinds = [], []
+    for index, board in enumerate(boards):
+        kind = index % 3
+        candidate = board.copy()
+        target_cells = np.argwhere(board == EMPTY) if kind < 2 else np.argwhere(
+            (board >= BODY_UP) & (board <= BODY_LEFT))
+        if len(target_cells) == 0:
+            continue
+        row, col = target_cells[rng.integers(len(target_cells))]
+        candidate[row, col] = (FOOD, HEAD_ALONE, EMPTY)[kind]
+        try:
+            validate_observation(candidate.astype(np.int8))
+        except ValueError:
+            corrupted.append(candidate)
+            kinds.append(kind)
+    if not corrupted:
+        raise ValueError("could not corrupt any board (every board empty?)")
+    return np.stack(corrupted), np.array(kinds)
+
+
+def energy_metrics(model, rows: dict[str, np.ndarray], runs: dict, cfg: EvalConfig) -> dict:
+    """Do real boards sit lower in the landscape than illegal ones? AUROC of grad norm (and energy)."""
+    real = rows["state"]
+    corrupted, kinds = corrupt_boards(real, cfg.sample_seed)
+    fake = run_sampler(model, corrupted, cfg.batch_size, cfg.sample_seed + 7)
+    scores = np.concatenate([runs["free"]["grad_norm"], fake["grad_norm"]])
+    labels = np.concatenate([np.zeros(real.shape[0], bool), np.ones(corrupted.shape[0], bool)])
+    by_kind = {}
+    for kind, name in enumerate(("extra_food", "extra_head", "broken_body")):
+        chosen = kinds == kind
+        if chosen.any():
+            kind_scores = np.concatenate([runs["free"]["grad_norm"], fake["grad_norm"][chosen]])
+            kind_labels = np.concatenate([np.zeros(real.shape[0], bool), np.ones(int(chosen.sum()), bool)])
+            by_kind[name] = metrics.auroc(kind_scores, kind_labels)
+    result = {"signal": "grad_norm", "grad_norm_auroc": metrics.auroc(scores, labels), "by_kind": by_kind,
+              "corrupted_boards": int(corrupted.shape[0]), "real_boards": int(real.shape[0])}
+    explicit = explicit_energy_auroc(model, real, corrupted, runs, fake)
+    result.update(explicit)
+    result["auroc"] = result.get("explicit_energy_auroc", result["grad_norm_auroc"])
+    if "explicit_energy_auroc" in result:
+        result["signal"] = "explicit_energy"
+    return result
+
+
+def explicit_energy_auroc(model, real, corrupted, runs, fake) -> dict:
+    """Energy of (board, sampled latent, sampled action) when the model has an explicit energy."""
+    if not getattr(model.config, "use_explicit_energy", False) or not hasattr(model, "energy"):
+        return {"explicit_energy": "not available (use_explicit_energy is off)"}
+    try:
+        device = next(model.parameters()).device
+        energies = []
+        for boards, run in ((real, runs["free"]), (corrupted, fake)):
+            obs = torch.as_tensor(boards, dtype=torch.long, device=device)
+            latent = torch.as_tensor(run["latent_next"], device=device)
+            action_vec = torch.as_tensor(run["action_logits"], device=device)
+            with torch.no_grad():
+                energies.append(model.energy(obs, latent, action_vec).reshape(-1).float().cpu().numpy())
+    except Exception as error:  # report why rather than drop the metric silently
+        return {"explicit_energy": f"failed: {type(error).__name__}: {error}"}
+    labels = np.concatenate([np.zeros(len(real), bool), np.ones(len(corrupted), bool)])
+    return {"explicit_energy_auroc": metrics.auroc(np.concatenate(energies), labels)}
+
+
+def build_agents(names, model, baseline, cfg: EvalConfig) -> dict:
+    factories = {
+        "eqm": lambda: EqMAgent(model, seed=cfg.sample_seed),
+        "planner": lambda: PlannerAgent(model, depth=cfg.planner_depth, seed=cfg.sample_seed),
+        "baseline": lambda: BaselineAgent(baseline) if baseline is not None else None,
+        "expert": lambda: ExpertAgent(),
+        "random": lambda: RandomAgent(seed=cfg.sample_seed),
+    }
+    unknown = [name for name in names if name not in factories]
+    if unknown:
+        raise ValueError(f"unknown agent(s) {unknown}; choose from {sorted(factories)}")
+    agents = {name: factories[name]() for name in names}
+    return {name: agent for name, agent in agents.items() if agent is not None}
+
+
+def evaluate(model, dataset, baseline=None, cfg: EvalConfig | None = None, progress: bool = True) -> dict:
+    """Every number of the model card, from one held-out split and one list of play seeds."""
+    cfg = cfg or EvalConfig()
+    model.eval()
+    rows = load_rows(dataset, cfg.max_rows)
+    height, width = rows["state"].shape[1:]
+    result, runs = held_out_metrics(model, rows, cfg)
+    result["fixed_steps"] = fixed_step_curve(model, rows, cfg)
+    thresholds = list(cfg.thresholds) if cfg.thresholds else choose_thresholds(
+        result["fixed_steps"], getattr(model.config, "eqm_adaptive_threshold", None))
+    result["adaptive"] = adaptive_curve(model, rows, thresholds, cfg)
+    result["adaptive_summary"] = summarise_adaptive(result["fixed_steps"], result["adaptive"])
+    result["uncertainty"] = uncertainty_metrics(model, rows, runs, cfg)
+    result["energy"] = energy_metrics(model, rows, runs, cfg)
+    result["energy_auroc"] = result["energy"]["auroc"]
+    result["play"] = {}
+    for name, agent in build_agents(cfg.agents, model, baseline, cfg).items():
+        result["play"][name] = play_games(agent, int(height), int(width), cfg.games, cfg.play_seed,
+                                          cfg.max_steps, progress=progress)
+        if isinstance(agent, PlannerAgent):
+            result["play"][name]["depth"] = agent.depth
+    config = asdict(cfg)
+    config.update({"board_height": int(height), "board_width": int(width),
+                   "play_seeds": [cfg.play_seed, cfg.play_seed + cfg.games - 1],
+                   "default_num_steps": getattr(model.config, "eqm_sampling_steps", None)})
+    result["config"] = config
+    return result

@@ -1,0 +1,87 @@
+"""Metrics on hand-made boards: exact values worked out by hand, and the food-respawn exclusion."""
+
+import numpy as np
+import pytest
+
+from snake_world_eqm.evaluation.metrics import (
+    auroc,
+    cell_accuracy,
+    coherence,
+    exact_match,
+    is_terminal,
+    snake_lengths,
+    validity,
+)
+from snake_world_eqm.game.encoding import BODY_RIGHT, EMPTY, FOOD, HEAD_LEFT, TAIL
+
+EAT, NONE, WALL = 1, 0, 2
+
+
+def test_auroc_hand_example():
+    # Positives 0.8, 0.4; negatives 0.6, 0.2, 0.4. Pairs (pos > neg) = 0.8 beats all three (3),
+    # 0.4 beats 0.2 (1) and ties 0.4 (0.5): 4.5 of 6 pairs.
+    scores = [0.8, 0.4, 0.6, 0.2, 0.4]
+    labels = [1, 1, 0, 0, 0]
+    assert auroc(scores, labels) == pytest.approx(4.5 / 6)
+
+
+def test_auroc_perfect_inverted_and_degenerate():
+    assert auroc([3, 4, 1, 2], [1, 1, 0, 0]) == 1.0
+    assert auroc([3, 4, 1, 2], [0, 0, 1, 1]) == 0.0
+    assert np.isnan(auroc([1, 2], [1, 1]))
+    with pytest.raises(ValueError, match="differ in length"):
+        auroc([1, 2, 3], [1, 0])
+
+
+def test_auroc_matches_pairwise_count_on_random_data():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, size=60).astype(float)  # many ties on purpose
+    labels = rng.random(60) < 0.4
+    pos, neg = scores[labels], scores[~labels]
+    pairwise = ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (pos.size * neg.size)
+    assert auroc(scores, labels) == pytest.approx(pairwise)
+
+
+def _board(cells: dict, size: int = 4) -> np.ndarray:
+    board = np.zeros((size, size), dtype=np.int8)
+    for (row, col), code in cells.items():
+        board[row, col] = code
+    return board
+
+
+def test_exact_match_ignores_food_only_after_eating():
+    target = _board({(0, 0): HEAD_LEFT, (0, 1): TAIL, (3, 3): FOOD})
+    moved_food = _board({(0, 0): HEAD_LEFT, (0, 1): TAIL, (2, 2): FOOD})
+    predicted, truth = np.stack([moved_food, moved_food]), np.stack([target, target])
+    assert exact_match(predicted, truth, np.array([EAT, NONE])).tolist() == [True, False]
+    # Two cells differ (old and new food place) out of 16 when food counts.
+    assert cell_accuracy(predicted, truth, np.array([EAT, NONE])).tolist() == [1.0, 14 / 16]
+
+
+def test_validity_and_coherence():
+    current_successors = np.stack([
+        _board({}),                                             # up: death, the terminal board
+        _board({(1, 2): HEAD_LEFT, (1, 1): TAIL, (3, 3): FOOD}),  # right
+        _board({(2, 1): HEAD_LEFT, (2, 0): TAIL, (3, 3): FOOD}),  # down (codes need not be legal here)
+        _board({}),                                             # left: death
+    ])[None]
+    events = np.array([[WALL, NONE, NONE, WALL]])
+    predicted_right = current_successors[:, 1]
+    assert validity(predicted_right, current_successors, events).tolist() == [True]
+    assert coherence(predicted_right, np.array([1]), current_successors, events).tolist() == [True]
+    assert coherence(predicted_right, np.array([2]), current_successors, events).tolist() == [False]
+    garbage = _board({(0, 0): BODY_RIGHT})[None]
+    assert validity(garbage, current_successors, events).tolist() == [False]
+
+
+def test_lengths_and_terminal():
+    boards = np.stack([_board({}), _board({(0, 0): HEAD_LEFT, (0, 1): BODY_RIGHT, (0, 2): TAIL, (3, 3): FOOD})])
+    assert snake_lengths(boards).tolist() == [0, 3]
+    assert is_terminal(boards).tolist() == [True, False]
+
+
+def test_shape_errors_are_named():
+    with pytest.raises(ValueError, match="shape"):
+        exact_match(np.zeros((4, 4)), np.zeros((4, 4)), np.zeros(1))
+    with pytest.raises(ValueError, match="events has 2 rows"):
+        exact_match(np.zeros((1, 4, 4)), np.zeros((1, 4, 4)), np.zeros(2))
