@@ -214,6 +214,8 @@ class PlannerAgent(Agent):
         boards, root, first, collected = obs, np.arange(num_boards), None, np.zeros(num_boards)
         for level in range(self.depth):
             count = boards.shape[0]
+            if count == 0:  # every line of play already ended in a predicted death
+                break
             parents = np.repeat(np.arange(count), NUM_ACTIONS)
             actions = np.tile(np.arange(NUM_ACTIONS), count)
             children, _ = self._sample(boards[parents], actions)

@@ -1,0 +1,61 @@
+"""Closed-loop play bookkeeping: deaths, apples, stalls and loops are counted, never hidden."""
+
+import numpy as np
+
+from snake_world_eqm.evaluation.agents import Agent, RandomAgent
+from snake_world_eqm.evaluation.closed_loop import _GameBook, _record_step, initial_boards, play_games
+
+EAT, NONE, WALL = 1, 0, 2
+
+
+def test_record_step_counts_apples_deaths_loops_and_stalls():
+    boards = initial_boards(3, 6, 6, seed=0)
+    book = _GameBook(boards)
+    active = np.arange(3)
+    # Game 0 eats, game 1 hits the wall, game 2 does nothing.
+    finished = _record_step(book, active, boards[[1, 2, 0]].copy(), np.array([EAT, WALL, NONE]), stall_limit=5,
+                            deterministic=True)
+    assert finished.tolist() == [False, True, False]
+    assert book.apples.tolist() == [1, 0, 0] and book.cause[1] == "wall"
+    # A board seen before without eating in between proves a loop for a deterministic agent...
+    active = np.array([0, 2])
+    finished = _record_step(book, active, boards[[0, 0]].copy(), np.array([NONE, NONE]), 5, True)
+    assert finished.tolist() == [False, True] and book.cause[2] == "loop"
+    # ...game 0 ate in between, so its board is new; a stochastic agent is only stopped by a stall.
+    for _ in range(2):
+        finished = _record_step(book, np.array([0]), boards[[0]].copy(), np.array([NONE]), 5, False)
+    assert not finished.any()
+    finished = _record_step(book, np.array([0]), boards[[0]].copy(), np.array([NONE]), 5, False)
+    assert finished.tolist() == [False]
+    finished = _record_step(book, np.array([0]), boards[[0]].copy(), np.array([NONE]), 5, False)
+    assert finished.tolist() == [True] and book.cause[0] == "stall"
+
+
+class StraightAgent(Agent):
+    """Always keeps the head's direction away from its neck: it must hit a wall."""
+
+    name = "straight"
+
+    def act_batch(self, obs):
+        from snake_world_eqm.game import HEAD_UP
+
+        flat = obs.reshape(obs.shape[0], -1).astype(np.int64)
+        head = np.argmax((flat >= HEAD_UP) & (flat <= HEAD_UP + 3), axis=1)
+        neck_direction = flat[np.arange(flat.shape[0]), head] - HEAD_UP
+        return (neck_direction + 2) % 4  # straight ahead, away from the neck
+
+
+def test_play_games_summary_is_consistent():
+    summary = play_games(StraightAgent(), 6, 6, num_games=5, seed=3, max_steps=50, progress=False)
+    assert summary["games"] == 5 and sum(summary["end_causes"].values()) == 5
+    assert summary["end_causes"]["wall"] == 5  # straight lines end at a wall
+    assert summary["mean_steps"] <= 6 and summary["max_steps"] == 50
+    capped = play_games(RandomAgent(1), 6, 6, num_games=4, seed=3, max_steps=2, progress=False)
+    assert capped["end_causes"]["cap"] + capped["deaths"] == 4
+    assert len(capped["apples_per_game"]) == 4
+
+
+def test_same_seeds_give_same_start_boards():
+    first, again = initial_boards(4, 6, 6, seed=7), initial_boards(4, 6, 6, seed=7)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, initial_boards(4, 6, 6, seed=8))
