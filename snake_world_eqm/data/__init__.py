@@ -10,7 +10,14 @@ from .generate import (
     rows_to_table,
     split_rows,
 )
-from .loading import REQUIRED_COLUMNS, SnakeTorchDataset, as_torch_dataset, check_columns, collate, load_snake_dataset
+from .loading import (
+    REQUIRED_COLUMNS,
+    SnakeTorchDataset,
+    as_torch_dataset,
+    check_columns,
+    collate,
+    load_snake_dataset,
+)
 
 __all__ = [
     "ACTION_NAMES",

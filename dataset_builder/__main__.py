@@ -1,0 +1,171 @@
+"""`python -m dataset_builder [build] ...`, `python -m dataset_builder validate PATH_OR_REPO`,
+`python -m dataset_builder push PATH --repo-id ID`.
+
+The seed's command works as written::
+
+    python -m dataset_builder --num-samples 10000 --output snake_world_dataset --use-astar --augment
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from snake_world_eqm.data.generate import GenerationConfig
+
+from .builder import build_dataset
+
+COMMANDS = ("build", "validate", "push")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dataset_builder", description="Build the Snake world-model dataset.")
+    size = parser.add_argument_group("game")
+    size.add_argument("--num-samples", type=_positive_int, default=10_000, help="rows before augmentation (default 10000)")
+    size.add_argument("--height", type=_positive_int, default=10)
+    size.add_argument("--width", type=_positive_int, default=10)
+    size.add_argument("--seed", type=_non_negative_int, default=0)
+    expert = size.add_mutually_exclusive_group()
+    expert.add_argument("--use-astar", dest="expert", action="store_const", const="astar", help="A* expert (default)")
+    expert.add_argument("--no-astar", dest="expert", action="store_const", const="heuristic", help="heuristic expert")
+    parser.set_defaults(expert="astar")
+    size.add_argument("--perturb-prob", type=_probability, default=0.1, help="chance of a random non-fatal action per step")
+    size.add_argument("--max-episode-steps", type=_positive_int, default=None, help="episode cap (default 20 x cells)")
+    size.add_argument("--stall-steps", type=_positive_int, default=None, help="cut an episode after this many steps without food (default 2 x cells)")
+    data = parser.add_argument_group("dataset")
+    data.add_argument("--output", default="snake_world_dataset", help="output folder (Hub-shaped: README.md + data/*.parquet)")
+    data.add_argument("--augment", action="store_true", help="add the 8 symmetries of the (square) board")
+    data.add_argument("--train-fraction", type=_probability, default=0.9)
+    data.add_argument("--validation-fraction", type=_probability, default=0.05)
+    data.add_argument("--test-fraction", type=_probability, default=0.05)
+    data.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    run = parser.add_argument_group("execution")
+    run.add_argument("--num-proc", type=_positive_int, default=1, help="processes (does not change the data)")
+    run.add_argument("--shard-index", type=_non_negative_int, default=0, help="which seed-range shard to build")
+    run.add_argument("--num-shards", type=_positive_int, default=1)
+    run.add_argument("--rows-per-chunk", type=_positive_int, default=50_000, help="rows per seeded chunk (changes the data)")
+    run.add_argument("--parallel-games", type=_positive_int, default=None, help="games stepped at once per chunk (changes the data)")
+    run.add_argument("--no-progress", action="store_true")
+    hub = parser.add_argument_group("hub")
+    hub.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="push the folder to this dataset repo")
+    hub.add_argument("--private", action="store_true")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> GenerationConfig:
+    return GenerationConfig(
+        num_samples=args.num_samples,
+        height=args.height,
+        width=args.width,
+        seed=args.seed,
+        expert=args.expert,
+        perturb_prob=args.perturb_prob,
+        max_episode_steps=args.max_episode_steps,
+        stall_steps=args.stall_steps,
+        split_fractions=(args.train_fraction, args.validation_fraction, args.test_fraction),
+        augment=args.augment,
+        rows_per_chunk=args.rows_per_chunk,
+        parallel_games=args.parallel_games,
+    )
+
+
+def build_main(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.private and not args.push_to_hub:
+        parser.error("--private only makes sense with --push-to-hub")
+    try:
+        config = config_from_args(args)
+        command = "python -m dataset_builder " + shlex.join(argv)
+        result = build_dataset(
+            config, args.output, num_proc=args.num_proc, shard_index=args.shard_index, num_shards=args.num_shards,
+            overwrite=args.overwrite, progress=not args.no_progress, command=command,
+        )
+    except (ValueError, FileExistsError, FileNotFoundError) as error:
+        parser.error(str(error))
+    sizes = ", ".join(f"{split} {rows}" for split, rows in result.stats.rows.items())
+    print(f"wrote {result.stats.total_rows} rows ({sizes}) to {result.path}")
+    if args.push_to_hub:
+        _push(result.path, args.push_to_hub, args.private)
+    return 0
+
+
+def _push(folder, repo_id: str, private: bool) -> None:
+    from snake_world_eqm.hub import push_folder
+
+    push_folder(folder, repo_id, repo_type="dataset", private=private, commit_message="Upload Snake world-model dataset")
+    print(f"pushed {folder} to https://huggingface.co/datasets/{repo_id}")
+
+
+def validate_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dataset_builder validate", description="Re-simulate every row.")
+    parser.add_argument("path_or_repo", help="a dataset folder or a Hub dataset repo id")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    from .validate import validate_dataset
+
+    try:
+        report = validate_dataset(args.path_or_repo, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+    print(report.summary())
+    return 1 if report.violations else 0
+
+
+def push_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dataset_builder push", description="Push a built dataset folder.")
+    parser.add_argument("path")
+    parser.add_argument("--repo-id", required=True)
+    parser.add_argument("--private", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        _push(args.path, args.repo_id, args.private)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "validate":
+        return validate_main(argv[1:])
+    if argv and argv[0] == "push":
+        return push_main(argv[1:])
+    if argv and argv[0] == "build":
+        argv = argv[1:]
+    return build_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

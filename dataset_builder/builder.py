@@ -1,0 +1,138 @@
+"""Build the dataset folder: generate chunk by chunk, stream parquet, write the card, publish atomically.
+
+Output layout (Hub-shaped, pushed as is)::
+
+    OUTPUT/README.md                                   card with `configs` + `dataset_info` in its YAML
+    OUTPUT/data/{split}-{shard:05d}-of-{num_shards:05d}.parquet
+
+so `datasets.load_dataset(OUTPUT)`, `load_dataset(repo_id)` after a push, and
+`snake_world_eqm.data.load_snake_dataset(OUTPUT)` all read the same rows. The shards of a
+seed-range-sharded build have distinct file names: copying their `data/` folders together gives
+the whole dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from snake_world_eqm.data.features import features
+from snake_world_eqm.data.generate import (
+    GenerationConfig,
+    iter_chunks,
+    rows_to_table,
+    shard_chunks,
+    split_rows,
+)
+
+from .card import DatasetStats, build_card
+
+ROW_GROUP_SIZE = 10_000  # small row groups keep random access and the Hub viewer cheap
+
+
+@dataclass
+class BuildResult:
+    path: Path
+    stats: DatasetStats
+    fingerprint: str
+
+
+def check_output_path(output: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse an existing output unless `overwrite`; refuse a file or a missing parent folder."""
+    path = Path(output).expanduser().resolve()
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"output {path} already exists; pass --overwrite to replace it")
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"output {path} exists and is not a folder; refusing to replace it")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"parent folder of the output {path.parent} does not exist")
+    return path
+
+
+def files_fingerprint(folder: Path) -> str:
+    """SHA-256 over the names and bytes of the parquet files: equal folders, equal fingerprints."""
+    digest = hashlib.sha256()
+    for file in sorted((folder / "data").glob("*.parquet")):
+        digest.update(file.name.encode())
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_parquet(
+    folder: Path, config: GenerationConfig, num_proc: int, shard_index: int, num_shards: int, progress: bool
+) -> DatasetStats:
+    dataset_features = features(config.height, config.width)
+    schema = dataset_features.arrow_schema
+    writers: dict[str, pq.ParquetWriter] = {}
+    stats = DatasetStats()
+    try:
+        for rows in iter_chunks(config, num_proc, shard_index, num_shards, progress):
+            for split, split_columns in split_rows(rows).items():
+                if split not in writers:
+                    name = f"{split}-{shard_index:05d}-of-{num_shards:05d}.parquet"
+                    writers[split] = pq.ParquetWriter(folder / "data" / name, schema)
+                table = rows_to_table(split_columns, dataset_features)
+                writers[split].write_table(table, row_group_size=ROW_GROUP_SIZE)
+                stats.add(split, split_columns, table.nbytes)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return stats
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish(staging: Path, destination: Path) -> None:
+    """Move the finished staging folder into place; an old folder is only removed once replaced."""
+    backup = None
+    if destination.exists():
+        backup = destination.with_name(f".{destination.name}.old-{os.getpid()}")
+        destination.rename(backup)
+    staging.rename(destination)
+    if backup is not None:
+        shutil.rmtree(backup)
+
+
+def build_dataset(
+    config: GenerationConfig,
+    output: str | os.PathLike,
+    *,
+    num_proc: int = 1,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    command: str = "",
+) -> BuildResult:
+    """Generate the dataset (or one shard of it) into the Hub-shaped folder `output`.
+
+    Everything is written to a hidden staging folder beside `output` and renamed into place at the
+    end, so a failure or an interruption never leaves a half-written dataset at `output`.
+    """
+    destination = check_output_path(output, overwrite)
+    shard_chunks(config, shard_index, num_shards)  # bad shard arguments fail before any work
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.tmp-", dir=destination.parent))
+    os.chmod(staging, 0o777 & ~_current_umask())  # mkdtemp makes it private; the dataset should not be
+    try:
+        (staging / "data").mkdir()
+        stats = _write_parquet(staging, config, num_proc, shard_index, num_shards, progress)
+        fingerprint = files_fingerprint(staging)
+        card = build_card(config, features(config.height, config.width), stats, command, fingerprint, (shard_index, num_shards))
+        card.save(staging / "README.md")
+        _publish(staging, destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return BuildResult(destination, stats, fingerprint)

@@ -1,0 +1,119 @@
+"""Re-simulate every row of a dataset, all four actions, and count the rows that break the rules.
+
+Food placement after eating is random, so a successor in which the snake ate is accepted when the
+rest of the board matches the engine's and exactly one new food sits on a cell that was empty.
+Every other successor (and every reward, event, terminated flag) must match exactly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+from datasets import Dataset
+from tqdm.auto import tqdm
+
+from snake_world_eqm.data.features import COLUMNS
+from snake_world_eqm.data.loading import load_snake_dataset
+from snake_world_eqm.game import Event, batched_successors, mask_food
+from snake_world_eqm.game.encoding import FOOD
+
+BATCH_SIZE = 8192
+
+
+@dataclass
+class ValidationReport:
+    rows: int = 0
+    violations: int = 0  # rows with at least one failed check
+    by_check: Counter = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)  # a few "split row: check" lines to start debugging
+
+    def summary(self) -> str:
+        lines = [f"{self.violations} violations in {self.rows} rows"]
+        lines += [f"  {check}: {count}" for check, count in sorted(self.by_check.items())]
+        lines += [f"  e.g. {example}" for example in self.examples]
+        return "\n".join(lines)
+
+
+def _successor_matches(recorded: np.ndarray, simulated: np.ndarray, event: np.ndarray) -> np.ndarray:
+    """(N,) bool: the recorded successor boards agree with the engine's, food respawn excepted."""
+    exact = (recorded == simulated).all(axis=(-2, -1))
+    ate = (event == Event.EAT) | (event == Event.WIN)
+    same_without_food = (mask_food(recorded) == mask_food(simulated)).all(axis=(-2, -1))
+    # Masked equality already puts the recorded food on a cell that is empty in the engine's board.
+    food_count = (recorded == FOOD).sum(axis=(-2, -1))
+    food_ok = np.where(event == Event.WIN, food_count == 0, food_count == 1)
+    return np.where(ate, same_without_food & food_ok, exact)
+
+
+def check_batch(batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Per check, a (N,) bool array of rows that fail it."""
+    state = batch["state"]
+    simulated, reward, event, terminated = batched_successors(state, rng)
+    per_action_ok = _successor_matches(batch["next_state_per_action"], simulated, event)
+    rows = np.arange(len(state))
+    action = batch["action"]
+    return {
+        "next_state_per_action": ~per_action_ok.all(axis=1),
+        "event_per_action": (batch["event_per_action"] != event).any(axis=1),
+        "reward_per_action": (batch["reward_per_action"] != reward).any(axis=1),
+        "terminated_per_action": (batch["terminated_per_action"] != terminated).any(axis=1),
+        "next_state": ~(batch["next_state"] == batch["next_state_per_action"][rows, action]).all(axis=(1, 2)),
+        "reward": batch["reward"] != batch["reward_per_action"][rows, action],
+        "terminated": batch["terminated"] != batch["terminated_per_action"][rows, action],
+        "event": batch["event"] != batch["event_per_action"][rows, action],
+        "snake_length": batch["snake_length"] != (state >= 2).sum(axis=(1, 2)),
+    }
+
+
+def _continuity_failures(batch: dict[str, np.ndarray], previous: dict[str, np.ndarray] | None) -> np.ndarray:
+    """(N,) bool: row i continues row i-1's episode but its state is not the taken action's successor."""
+    keys = ("episode_id", "symmetry", "step", "taken_action", "next_state_per_action")
+    if previous is not None:
+        merged = {key: np.concatenate([previous[key][-1:], batch[key]]) for key in keys}
+        merged["state"] = np.concatenate([previous["state"][-1:], batch["state"]])
+    else:
+        merged = {key: batch[key] for key in (*keys, "state")}
+    before = slice(0, -1)
+    after = slice(1, None)
+    continues = (
+        (merged["episode_id"][after] == merged["episode_id"][before])
+        & (merged["symmetry"][after] == merged["symmetry"][before])
+        & (merged["step"][after] == merged["step"][before] + 1)
+    )
+    taken_successor = merged["next_state_per_action"][before][np.arange(len(continues)), merged["taken_action"][before]]
+    broken = continues & ~(merged["state"][after] == taken_successor).all(axis=(1, 2))
+    return broken if previous is not None else np.concatenate([[False], broken])
+
+
+def validate_split(split: Dataset, name: str, report: ValidationReport, seed: int = 0, progress: bool = True) -> None:
+    rng = np.random.default_rng(seed)
+    previous = None
+    numpy_split = split.with_format("numpy")
+    with tqdm(total=len(split), unit="row", desc=f"validating {name}", disable=not progress) as bar:
+        for start in range(0, len(split), BATCH_SIZE):
+            batch = numpy_split[start : start + BATCH_SIZE]
+            failures = check_batch(batch, rng)
+            failures["continuity"] = _continuity_failures(batch, previous)
+            any_failure = np.zeros(len(batch["state"]), dtype=bool)
+            for check, failed in failures.items():
+                report.by_check[check] += int(failed.sum())
+                any_failure |= failed
+                for row in np.flatnonzero(failed)[: max(0, 5 - len(report.examples))]:
+                    report.examples.append(f"{name} row {start + int(row)}: {check}")
+            report.rows += len(any_failure)
+            report.violations += int(any_failure.sum())
+            previous = batch
+            bar.update(len(any_failure))
+
+
+def validate_dataset(path_or_repo: str | os.PathLike, progress: bool = True) -> ValidationReport:
+    """Load every split of a built dataset and re-simulate all its rows."""
+    dataset = load_snake_dataset(path_or_repo, required=COLUMNS)
+    report = ValidationReport()
+    for name, split in dataset.items():
+        validate_split(split, name, report, progress=progress)
+    report.by_check = Counter({check: count for check, count in report.by_check.items() if count})
+    return report
