@@ -13,18 +13,20 @@ import inspect
 import os
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
+from snake_world_eqm.game import EMPTY, HEAD_ALONE
+from snake_world_eqm.modeling_snake_world_eqm import SnakeWorldEqM, prepare_boards
+
 from .configuration_lm_bridge import WHATIF_FEATURES_PER_ACTION, SnakeLMBridgeConfig
 from .text import IGNORE_INDEX, ParsedAnswer, parse_answer, prompt_ids
 
 # Cell codes >= HEAD_ALONE are snake cells (docs/ARCHITECTURE.md, observation encoding).
-_FIRST_SNAKE_CODE = 2
+_FIRST_SNAKE_CODE = HEAD_ALONE
 
 
 @dataclass
@@ -139,8 +141,6 @@ class SnakeLMBridge(SnakeLMBridgePreTrainedModel):
             return world_model
         if config.eqm_config is None:
             return None
-        from snake_world_eqm.modeling_snake_world_eqm import SnakeWorldEqM
-
         return SnakeWorldEqM(config.eqm_config)
 
     @classmethod
@@ -186,21 +186,27 @@ class SnakeLMBridge(SnakeLMBridgePreTrainedModel):
     # ------------------------------------------------------------------ world model → features → prefix
 
     @torch.no_grad()
-    def world_features(self, obs, generator: torch.Generator | None = None) -> SnakeWorldFeatures:
-        """Run the embedded world model on boards `(H,W)`/`(B,H,W)` (tensor, array or SnakeState)."""
+    def world_features(
+        self, obs, generator: torch.Generator | None = None, validate: bool = True
+    ) -> SnakeWorldFeatures:
+        """Run the embedded world model on boards `(H,W)`/`(B,H,W)` (tensor, array or SnakeState).
+
+        `validate=False` skips the per-board legality check (for known-legal boards, e.g. a dataset).
+        """
         if self.world_model is None:
             raise ValueError(
                 "this bridge has no embedded world model (config.eqm_config is None); pass features"
             )
-        board = self._board_batch(obs)
-        sample = self.world_model.sample(board, generator=generator)
+        # Checked once here; the six world-model calls below reuse the checked tensor.
+        board = prepare_boards(self.world_model.config, obs, self.device, validate)
+        sample = self.world_model.sample(board, generator=generator, validate=False)
         features = SnakeWorldFeatures(
             latent_next=sample.latent_next.float(),
             action_logits=sample.action_logits.float(),
             eqm_action=sample.action.long(),
         )
         if self.config.use_encoder_hidden:
-            features.encoder_hidden = self.world_model.encode(board).float()
+            features.encoder_hidden = self.world_model.encode(board, validate=False).float()
         if self.config.use_whatif:
             features.whatif = self._whatif(board, generator)
         return features
@@ -210,31 +216,12 @@ class SnakeLMBridge(SnakeLMBridgePreTrainedModel):
         length_now = (board >= _FIRST_SNAKE_CODE).sum(dim=(1, 2))
         flags = []
         for action in range(self.config.num_actions):
-            held = torch.full((board.shape[0],), action, dtype=torch.long, device=board.device)
-            predicted = self.world_model.sample(board, action=held, generator=generator).next_board
-            terminal = (predicted == 0).flatten(1).all(dim=1)  # the terminal board is all EMPTY
+            sample = self.world_model.sample(board, action=action, generator=generator, validate=False)
+            predicted = sample.next_board
+            terminal = (predicted == EMPTY).flatten(1).all(dim=1)  # the terminal board is all EMPTY
             grows = (predicted >= _FIRST_SNAKE_CODE).sum(dim=(1, 2)) > length_now
             flags.append(torch.stack([terminal, grows & ~terminal], dim=-1))
         return torch.stack(flags, dim=1).flatten(1).float()
-
-    def _board_batch(self, obs) -> torch.Tensor:
-        if not isinstance(obs, (torch.Tensor, np.ndarray)) and hasattr(obs, "body"):
-            from snake_world_eqm.game import encode_observation
-
-            obs = encode_observation(obs)
-        board = torch.as_tensor(np.asarray(obs) if not isinstance(obs, torch.Tensor) else obs)
-        if board.ndim == 2:
-            board = board.unsqueeze(0)
-        eqm = self.config.eqm_config
-        if board.ndim != 3:
-            raise ValueError(f"obs must have shape (H, W) or (B, H, W), got {tuple(board.shape)}")
-        expected = (eqm.board_height, eqm.board_width)
-        # A world model trained with fixed_board_size=False runs on any size; otherwise only on its own.
-        if getattr(eqm, "fixed_board_size", True) and tuple(board.shape[1:]) != expected:
-            raise ValueError(
-                f"obs boards must be {expected} (the world model's board size), got {tuple(board.shape[1:])}"
-            )
-        return board.long().to(self.device)
 
     def feature_vector(
         self,

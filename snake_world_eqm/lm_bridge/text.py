@@ -15,12 +15,12 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from snake_world_eqm.game import ACTION_NAMES, DEATH_EVENTS, Event
+
 from .configuration_lm_bridge import DEFAULT_PROMPT
 
-ACTION_WORDS = ("up", "right", "down", "left")  # same order as snake_world_eqm.game.ACTION_NAMES
-# Event codes of the interface contract: EAT and WIN grow the snake; WALL, SELF, REVERSE kill it.
-EATING_EVENTS = frozenset({1, 4})
-DEATH_EVENTS = frozenset({2, 3, 5})
+ACTION_WORDS = ACTION_NAMES
+EATING_EVENTS = frozenset({Event.EAT, Event.WIN})  # both grow the snake
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
 ANSWER_WORDS = ("action", "eat", "deadly", "yes", "no", "none", *ACTION_WORDS)
 PUNCTUATION = (":", ".", ",", "?")
