@@ -1,0 +1,125 @@
+"""Crash-safe checkpoints: OUTPUT_DIR/checkpoints/checkpoint-STEP.
+
+A checkpoint is written into a hidden temporary folder, flushed to disk, and renamed into place
+in one `os.replace`; the loop's own state (`training_state.json`) is written last. So a folder
+named checkpoint-STEP is always complete, a crash leaves at most a `.tmp-*` folder that nothing
+loads, and `latest` only ever picks a complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "training_state.json"
+_NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+def checkpoints_dir(output_dir: str | Path) -> Path:
+    return Path(output_dir) / "checkpoints"
+
+
+def complete_checkpoints(root: str | Path) -> list[tuple[int, Path]]:
+    """(step, path) of the complete checkpoints under root, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        match = _NAME.match(path.name)
+        if match and path.is_dir() and (path / STATE_FILE).is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    found = complete_checkpoints(root)
+    return found[-1][1] if found else None
+
+
+def read_state(checkpoint: str | Path) -> dict[str, Any]:
+    return json.loads((Path(checkpoint) / STATE_FILE).read_text())
+
+
+def remove_partial(root: str | Path) -> None:
+    """Delete leftovers of interrupted writes (main process only)."""
+    root = Path(root)
+    if root.is_dir():
+        for path in root.iterdir():
+            if path.name.startswith((".tmp-", ".old-")):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def save_checkpoint(accelerator: Any, root: str | Path, step: int, state: dict[str, Any], total_limit: int | None) -> Path:
+    """Every process must call this (Accelerate writes one RNG file per process)."""
+    root = Path(root)
+    tmp = root / f".tmp-checkpoint-{step}"
+    final = root / f"checkpoint-{step}"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        root.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        _write_json_durably(tmp / STATE_FILE, state)
+        _fsync_tree(tmp)
+        _replace_dir(tmp, final)
+        _fsync_dir(root)
+        if total_limit is not None:
+            prune(root, total_limit)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def prune(root: str | Path, total_limit: int) -> list[Path]:
+    """Keep the newest `total_limit` complete checkpoints; return what was deleted."""
+    found = complete_checkpoints(root)
+    doomed = [path for _, path in found[: max(0, len(found) - total_limit)]]
+    for path in doomed:
+        # Rename first so a crash during rmtree leaves a hidden folder, not a half-deleted checkpoint.
+        hidden = path.with_name(f".old-{path.name}")
+        os.replace(path, hidden)
+        shutil.rmtree(hidden, ignore_errors=True)
+    return doomed
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    if dst.exists():  # the same step written again (e.g. a rerun): move the old one aside first
+        old = dst.with_name(f".old-{dst.name}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+
+
+def _write_json_durably(path: Path, payload: dict[str, Any]) -> None:
+    with open(path, "w") as handle:
+        json.dump(payload, handle, indent=2, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms cannot open directories; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
