@@ -1,0 +1,401 @@
+"""Experts that label the dataset: an A* expert and a cheaper heuristic expert, both batched.
+
+Boards are handled many at a time. Each board's free cells are kept as one bit mask per
+row (W <= 32 bits), so a breadth-first search step over a whole batch is a handful of
+array shifts on a (B, H) array instead of a Python loop per board.
+
+A* expert (``kind="astar"``), per board:
+
+1. Shortest path to the food by a *time-aware* breadth-first search: a body segment counts
+   as an obstacle only until the tail has moved past it (segment i of a length-L snake is
+   free from step L - i on). On a grid with unit steps this is A* with an exact heuristic.
+2. Take that path only if a virtual snake that has followed it and eaten can still catch up
+   with its own tail: a second time-aware search from the food must enter a cell of the
+   virtual body after that cell has been vacated. From such a cell the snake can chase its
+   tail forever, so the check is sound (it ignores food eaten later).
+3. Otherwise follow the tail along the longest safe route: among moves whose cell is
+   connected to the tail through free cells, take the one farthest (breadth-first distance)
+   from the tail. Moves onto the food are not taken here, since eating stops the tail.
+4. Otherwise the move that keeps the most free cells reachable; a move into certain death
+   is made only when every move is one.
+
+The heuristic expert (``kind="heuristic"``) moves greedily toward the food among moves that
+are not certain death, preferring cells with more free neighbours and avoiding dead ends.
+Both are deterministic functions of the board.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from snake_world_eqm.game.batched import as_batch, find_heads
+from snake_world_eqm.game.encoding import BODY_LEFT, FOOD, HEAD_ALONE, HEAD_UP, encode_observation
+from snake_world_eqm.game.rules import DELTAS, NUM_ACTIONS, SnakeState
+
+EXPERT_KINDS = ("astar", "heuristic")
+_DR = np.array([d[0] for d in DELTAS], dtype=np.int64)
+_DC = np.array([d[1] for d in DELTAS], dtype=np.int64)
+# Keep the layers of one search below this many bytes by splitting large batches.
+_LAYER_BYTES_BUDGET = 64 * 2**20
+
+
+def expert_actions(obs: np.ndarray, kind: str = "astar") -> np.ndarray:
+    """The expert's action (B,) int64 for each board of ``obs`` (B, H, W); 0 for terminal boards."""
+    if kind not in EXPERT_KINDS:
+        raise ValueError(f"unknown expert kind {kind!r}; choose one of {EXPERT_KINDS}")
+    obs = as_batch(obs)
+    batch, height, width = obs.shape
+    if width > 32:
+        raise ValueError(f"the experts support boards up to 32 columns, got {width}")
+    actions = np.zeros(batch, dtype=np.int64)
+    chunk = max(1, _LAYER_BYTES_BUDGET // (4 * height * (height * width + 1)))
+    for start in range(0, batch, chunk):
+        part = obs[start : start + chunk]
+        live = np.flatnonzero((part >= HEAD_ALONE).any(axis=(1, 2)))
+        if live.size:
+            boards = _Boards(part[live])
+            chosen = _astar(boards) if kind == "astar" else _heuristic(boards)
+            actions[start + live] = chosen
+    return actions
+
+
+def astar_action(state: SnakeState) -> int:
+    """The A* expert's action for one state (the same decision as the batched path)."""
+    if not isinstance(state, SnakeState):
+        raise TypeError(f"astar_action expects a SnakeState, got {type(state).__name__}")
+    return int(expert_actions(encode_observation(state)[None], "astar")[0])
+
+
+def heuristic_action(state: SnakeState) -> int:
+    """The heuristic expert's action for one state."""
+    if not isinstance(state, SnakeState):
+        raise TypeError(f"heuristic_action expects a SnakeState, got {type(state).__name__}")
+    return int(expert_actions(encode_observation(state)[None], "heuristic")[0])
+
+
+class _Boards:
+    """A parsed batch of live boards: body order, bit masks and the head's neighbours."""
+
+    def __init__(self, obs: np.ndarray) -> None:
+        self.batch, self.height, self.width = obs.shape
+        self.num_cells = self.height * self.width
+        self.rows = np.arange(self.batch)
+        flat = obs.reshape(self.batch, self.num_cells)
+        self.length = (flat >= HEAD_ALONE).sum(axis=1)
+        self.head = find_heads(flat)
+        self.has_food = (flat == FOOD).any(axis=1)
+        self.food = np.argmax(flat == FOOD, axis=1)
+        self.body = self._trace_bodies(flat)
+        self.tail = self.body[self.rows, self.length - 1]
+        self.bit = (np.uint32(1) << np.arange(self.width, dtype=np.uint32)).astype(np.uint32)
+        self.row_mask = np.uint32((1 << self.width) - 1)
+        self.body_bits = self.pack(flat >= HEAD_ALONE)
+        self.free_bits = ~self.body_bits & self.row_mask  # empty and food cells
+        self._neighbours()
+
+    def _trace_bodies(self, flat: np.ndarray) -> np.ndarray:
+        """(B, max length) flat cell of each segment, head first; padded with the tail."""
+        offsets = np.array([-self.width, 1, self.width, -1], dtype=np.int64)
+        max_length = int(self.length.max())
+        body = np.empty((self.batch, max_length), dtype=np.int64)
+        position = self.head.copy()
+        body[:, 0] = position
+        for index in range(1, max_length):
+            code = flat[self.rows, position]
+            points_on = (code >= HEAD_UP) & (code <= BODY_LEFT)
+            position = np.where(points_on, position + offsets[(code.astype(np.int64) - HEAD_UP) % 4], position)
+            body[:, index] = position
+        return body
+
+    def _neighbours(self) -> None:
+        """Cells next to the head and whether moving there is not certain death."""
+        r, c = self.head // self.width, self.head % self.width
+        nr, nc = r[:, None] + _DR[None], c[:, None] + _DC[None]
+        inside = (nr >= 0) & (nr < self.height) & (nc >= 0) & (nc < self.width)
+        self.nb_r = np.clip(nr, 0, self.height - 1)
+        self.nb_c = np.clip(nc, 0, self.width - 1)
+        self.nb = self.nb_r * self.width + self.nb_c
+        self.nb_is_food = inside & self.has_food[:, None] & (self.nb == self.food[:, None])
+        free = self.test(self.free_bits, self.nb_r, self.nb_c)
+        # The tail cell is free to enter when not eating, except as the neck of a length-2 snake.
+        into_tail = (self.nb == self.tail[:, None]) & (self.length[:, None] >= 3)
+        self.nb_legal = inside & (free | into_tail)
+
+    def pack(self, cells: np.ndarray) -> np.ndarray:
+        """(B, H*W) bool → (B, H) uint32 row bit masks."""
+        grid = cells.reshape(-1, self.height, self.width)
+        packed = np.packbits(grid, axis=-1, bitorder="little")
+        padded = np.zeros(grid.shape[:2] + (4,), dtype=np.uint8)
+        padded[..., : packed.shape[-1]] = packed
+        return padded.view("<u4")[..., 0].astype(np.uint32)
+
+    def bits_of(self, cells: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """Row bit masks of a set of flat cells per board (B, K); ``valid`` masks entries out."""
+        grid = np.zeros((cells.shape[0], self.num_cells), dtype=bool)
+        rows = np.broadcast_to(np.arange(cells.shape[0])[:, None], cells.shape)
+        if valid is None:
+            grid[rows, cells] = True
+        else:
+            grid[rows[valid], cells[valid]] = True
+        return self.pack(grid)
+
+    def cell_bit(self, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return cell // self.width, self.bit[cell % self.width]
+
+    @staticmethod
+    def test(bits: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Whether cell (r, c) is set, for index arrays r, c of shape (B, ...)."""
+        rows = np.arange(bits.shape[0]).reshape((-1,) + (1,) * (r.ndim - 1))
+        return ((bits[rows, r] >> c.astype(np.uint32)) & 1).astype(bool)
+
+    def dilate(self, bits: np.ndarray) -> np.ndarray:
+        """The cells next to any set cell (4-neighbourhood), staying on the board."""
+        out = ((bits << np.uint32(1)) | (bits >> np.uint32(1))) & self.row_mask
+        out[:, 1:] |= bits[:, :-1]
+        out[:, :-1] |= bits[:, 1:]
+        return out
+
+
+def _timed_search(
+    boards: _Boards,
+    start: np.ndarray,
+    passable: np.ndarray,
+    release: np.ndarray,
+    target: np.ndarray,
+    record: bool = False,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Breadth-first search from ``start`` in which obstacles disappear over time.
+
+    ``passable`` (B, H) bits are the cells free at time 0; ``release[b, t - 1]`` is the flat
+    cell that becomes free at step t (-1: none). Returns the step at which the search first
+    enters a ``target`` cell (0: never) and, if ``record``, the frontier of every step.
+    """
+    hit_time = np.zeros(boards.batch, dtype=np.int64)
+    layers: list[np.ndarray] = []
+    active = np.arange(boards.batch)
+    start_r, start_bit = boards.cell_bit(start)
+    frontier = np.zeros((boards.batch, boards.height), dtype=np.uint32)
+    frontier[boards.rows, start_r] = start_bit
+    visited, passable, target = frontier.copy(), passable.copy(), target
+    step = 0
+    while active.size:
+        step += 1
+        if step - 1 < release.shape[1]:
+            _release(boards, passable, release[active, step - 1])
+        nxt = boards.dilate(frontier) & passable & ~visited
+        visited |= nxt
+        if record:
+            layer = np.zeros((boards.batch, boards.height), dtype=np.uint32)
+            layer[active] = nxt
+            layers.append(layer)
+        hit = (nxt & target).any(axis=1)
+        hit_time[active[hit]] = step
+        keep = ~hit & nxt.any(axis=1)
+        if not keep.all():
+            active, nxt, visited, passable, target = active[keep], nxt[keep], visited[keep], passable[keep], target[keep]
+        frontier = nxt
+    return hit_time, layers
+
+
+def _release(boards: _Boards, passable: np.ndarray, cells: np.ndarray) -> None:
+    valid = np.flatnonzero(cells >= 0)
+    r, bit = boards.cell_bit(cells[valid])
+    passable[valid, r] |= bit
+
+
+def _release_schedule(body: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """(B, max length) cell freed at each step: segment L - t at step t; the head never (it is the start).
+
+    A length-2 snake may not enter its neck at step 1 (that is a reversal), so it is freed at step 2.
+    """
+    steps = np.arange(1, body.shape[1] + 1)[None, :]
+    segment = length[:, None] - steps
+    valid = segment >= 1
+    schedule = np.where(valid, np.take_along_axis(body, np.clip(segment, 0, None), axis=1), -1)
+    pair = length == 2
+    schedule[pair, 1] = schedule[pair, 0]
+    schedule[pair, 0] = -1
+    return schedule
+
+
+def _astar(boards: _Boards) -> np.ndarray:
+    actions = np.full(boards.batch, -1, dtype=np.int64)
+    food_ok = boards.has_food
+    schedule = _release_schedule(boards.body, boards.length)
+    food_r, food_bit = boards.cell_bit(boards.food)
+    target = np.zeros((boards.batch, boards.height), dtype=np.uint32)
+    target[food_ok, food_r[food_ok]] = food_bit[food_ok]
+    distance, layers = _timed_search(boards, boards.head, boards.free_bits, schedule, target, record=True)
+    found = np.flatnonzero(distance > 0)
+    if found.size:
+        path = _backtrack(boards, layers, distance, found)
+        safe = _virtual_snake_is_safe(boards, found, path, distance[found])
+        first = path[safe, 0]
+        actions[found[safe]] = _direction(boards, boards.head[found[safe]], first)
+    undecided = np.flatnonzero(actions < 0)
+    if undecided.size:
+        actions[undecided] = _follow_tail(boards, undecided)
+    undecided = np.flatnonzero(actions < 0)
+    if undecided.size:
+        actions[undecided] = _most_room(boards, undecided)
+    return actions
+
+
+def _backtrack(boards: _Boards, layers: list[np.ndarray], distance: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """(F, max distance) flat cells of the shortest paths p_1..p_D (p_D the food) for boards ``found``."""
+    dist = distance[found]
+    path = np.zeros((found.size, int(dist.max())), dtype=np.int64)
+    path[np.arange(found.size), dist - 1] = boards.food[found]
+    for index in range(int(dist.max()) - 1, 0, -1):
+        sel = np.flatnonzero(dist > index)
+        cell = path[sel, index]
+        r, c = cell // boards.width, cell % boards.width
+        layer = layers[index - 1][found[sel]]
+        chosen = np.full(sel.size, -1, dtype=np.int64)
+        # Search the directions in reverse so that the first in DELTAS order wins ties.
+        for direction in range(NUM_ACTIONS - 1, -1, -1):
+            nr, nc = r + _DR[direction], c + _DC[direction]
+            inside = (nr >= 0) & (nr < boards.height) & (nc >= 0) & (nc < boards.width)
+            nr, nc = np.clip(nr, 0, boards.height - 1), np.clip(nc, 0, boards.width - 1)
+            on_layer = inside & _Boards.test(layer, nr, nc)
+            chosen = np.where(on_layer, nr * boards.width + nc, chosen)
+        path[sel, index - 1] = chosen
+    return path
+
+
+def _virtual_snake_is_safe(
+    boards: _Boards, found: np.ndarray, path: np.ndarray, dist: np.ndarray, grow: int = 1
+) -> np.ndarray:
+    """Whether the snake, after following ``path`` (and growing by ``grow``), can still reach its own tail."""
+    length = boards.length[found] + grow
+    body = boards.body[found]
+    max_length = int(length.max())
+    ordinal = np.arange(max_length)[None, :]
+    # Virtual segment j is path cell p_{D-j} for j < D, else old segment j - D.
+    from_path = ordinal < dist[:, None]
+    path_index = np.clip(dist[:, None] - ordinal - 1, 0, path.shape[1] - 1)
+    body_index = np.clip(ordinal - dist[:, None], 0, body.shape[1] - 1)
+    virtual = np.where(from_path, np.take_along_axis(path, path_index, axis=1),
+                       np.take_along_axis(body, body_index, axis=1))
+    in_body = ordinal < length[:, None]
+    sub = _Subset(boards, found)
+    virtual_bits = sub.bits_of(virtual, in_body)
+    passable = ~virtual_bits & sub.row_mask
+    schedule = _release_schedule(np.where(in_body, virtual, virtual[:, :1]), length)
+    hit, _ = _timed_search(sub, virtual[:, 0], passable, schedule, virtual_bits)
+    return hit > 0
+
+
+def _safe_moves(boards: _Boards, index: np.ndarray) -> np.ndarray:
+    """(U, 4) whether each legal, non-eating move keeps the tail reachable (time-aware)."""
+    legal = boards.nb_legal[index] & ~boards.nb_is_food[index]
+    safe = np.zeros((index.size, NUM_ACTIONS), dtype=bool)
+    rows, moves = np.nonzero(legal)
+    if rows.size:
+        cells = boards.nb[index[rows], moves][:, None]
+        safe[rows, moves] = _virtual_snake_is_safe(boards, index[rows], cells, np.ones(rows.size, dtype=np.int64), 0)
+    return safe
+
+
+class _Subset(_Boards):
+    """The geometry of a _Boards restricted to some boards (only what the searches need)."""
+
+    def __init__(self, boards: _Boards, index: np.ndarray) -> None:  # noqa: D107 - no parsing again
+        self.batch, self.height, self.width = index.size, boards.height, boards.width
+        self.num_cells, self.rows = boards.num_cells, np.arange(index.size)
+        self.bit, self.row_mask = boards.bit, boards.row_mask
+
+
+def _direction(boards: _Boards, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The action that moves from ``source`` to the adjacent ``target`` (flat cells)."""
+    diff = target - source
+    return np.select([diff == -boards.width, diff == 1, diff == boards.width], [0, 1, 2], 3).astype(np.int64)
+
+
+def _follow_tail(boards: _Boards, index: np.ndarray) -> np.ndarray:
+    """Moves toward the tail by the longest route (farthest safe neighbour); -1 where none is safe."""
+    sub = _Subset(boards, index)
+    candidates = _safe_moves(boards, index)
+    tail = boards.tail[index]
+    distance = np.where(boards.nb[index] == tail[:, None], 0, -1)
+    pending = candidates & (distance < 0)
+    tail_r, tail_bit = sub.cell_bit(tail)
+    frontier = np.zeros((index.size, boards.height), dtype=np.uint32)
+    frontier[sub.rows, tail_r] = tail_bit
+    visited = frontier.copy()
+    passable = boards.free_bits[index]
+    nb_r, nb_c = boards.nb_r[index], boards.nb_c[index]
+    step = 0
+    while pending.any() and frontier.any():
+        step += 1
+        frontier = sub.dilate(frontier) & passable & ~visited
+        visited |= frontier
+        reached = pending & _Boards.test(frontier, nb_r, nb_c)
+        distance[reached] = step
+        pending &= ~reached
+    # A safe move the static search did not reach still beats no safe move at all.
+    distance = np.where(candidates, np.maximum(distance, 0), -1)
+    best = np.argmax(distance, axis=1)
+    return np.where(distance.max(axis=1) >= 0, best, -1)
+
+
+def _most_room(boards: _Boards, index: np.ndarray) -> np.ndarray:
+    """The legal move with the most free cells reachable after it.
+
+    If every move is death, one into the body rather than the wall or the neck.
+    """
+    rooms = np.zeros((index.size, NUM_ACTIONS), dtype=np.int64)
+    sub = _Subset(boards, index)
+    passable = boards.free_bits[index] | _tail_bits(boards, index)
+    for direction in range(NUM_ACTIONS):
+        legal = boards.nb_legal[index, direction]
+        start = boards.nb[index, direction]
+        rooms[:, direction] = np.where(legal, _flood_size(sub, start, passable), -1)
+    best = np.argmax(rooms, axis=1)
+    return np.where(rooms.max(axis=1) >= 0, best, _least_bad(boards, index))
+
+
+def _least_bad(boards: _Boards, index: np.ndarray) -> np.ndarray:
+    """A move that stays on the board and is not a reversal (one always exists on a 4x4+ board)."""
+    r, c = boards.head[index] // boards.width, boards.head[index] % boards.width
+    nr, nc = r[:, None] + _DR[None], c[:, None] + _DC[None]
+    inside = (nr >= 0) & (nr < boards.height) & (nc >= 0) & (nc < boards.width)
+    neck = boards.body[index, np.minimum(1, boards.length[index] - 1)]
+    not_neck = (boards.nb[index] != neck[:, None]) | (boards.length[index, None] < 2)
+    return np.argmax(inside & not_neck, axis=1).astype(np.int64)
+
+
+def _tail_bits(boards: _Boards, index: np.ndarray) -> np.ndarray:
+    tail_r, tail_bit = boards.cell_bit(boards.tail[index])
+    bits = np.zeros((index.size, boards.height), dtype=np.uint32)
+    bits[np.arange(index.size), tail_r] = np.where(boards.length[index] >= 3, tail_bit, 0)
+    return bits
+
+
+def _flood_size(sub: _Boards, start: np.ndarray, passable: np.ndarray) -> np.ndarray:
+    start_r, start_bit = sub.cell_bit(start)
+    region = np.zeros_like(passable)
+    region[sub.rows, start_r] = start_bit
+    while True:
+        grown = region | (sub.dilate(region) & passable)
+        if np.array_equal(grown, region):
+            return np.bitwise_count(region).sum(axis=1).astype(np.int64)
+        region = grown
+
+
+def _heuristic(boards: _Boards) -> np.ndarray:
+    """Greedy toward the food among non-fatal moves; prefers cells with more free neighbours."""
+    nb_r, nb_c = boards.nb_r, boards.nb_c
+    passable = boards.free_bits | _tail_bits(boards, boards.rows)
+    exits = np.zeros((boards.batch, NUM_ACTIONS), dtype=np.int64)
+    for direction in range(NUM_ACTIONS):
+        r, c = nb_r + _DR[direction], nb_c + _DC[direction]
+        inside = (r >= 0) & (r < boards.height) & (c >= 0) & (c < boards.width)
+        r, c = np.clip(r, 0, boards.height - 1), np.clip(c, 0, boards.width - 1)
+        exits += inside & _Boards.test(passable, r, c) & ((r * boards.width + c) != boards.head[:, None])
+    food_r, food_c = boards.food // boards.width, boards.food % boards.width
+    distance = np.abs(nb_r - food_r[:, None]) + np.abs(nb_c - food_c[:, None])
+    # Lexicographic score: legal first, then not a dead end (unless it is the food), then closer, then roomier.
+    alive = boards.nb_legal & ((exits > 0) | boards.nb_is_food)
+    score = boards.nb_legal * 10_000 + alive * 1_000 - distance * 10 + exits
+    return np.argmax(score, axis=1).astype(np.int64)
