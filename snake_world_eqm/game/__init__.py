@@ -24,6 +24,7 @@ from snake_world_eqm.game.encoding import (
     terminal_observation,
     validate_observation,
 )
+from snake_world_eqm.game.expert import EXPERT_KINDS, astar_action, expert_actions, heuristic_action
 from snake_world_eqm.game.rules import (
     ACTION_NAMES,
     DEATH_EVENTS,
@@ -51,5 +52,5 @@ __all__ = [
     "IllegalObservationError", "SnakeState", "StepResult", "batched_step", "batched_successors",
     "decode_observation", "encode_observation", "inverse_symmetry", "is_terminal_observation",
     "mask_food", "new_game", "step", "terminal_observation", "transform_action", "transform_board",
-    "validate_observation",
+    "validate_observation", "EXPERT_KINDS", "astar_action", "expert_actions", "heuristic_action",
 ]
