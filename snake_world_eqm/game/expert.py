@@ -26,6 +26,8 @@ Both are deterministic functions of the board.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from snake_world_eqm.game.batched import as_batch, find_heads
@@ -37,6 +39,17 @@ _DR = np.array([d[0] for d in DELTAS], dtype=np.int64)
 _DC = np.array([d[1] for d in DELTAS], dtype=np.int64)
 # Keep the layers of one search below this many bytes by splitting large batches.
 _LAYER_BYTES_BUDGET = 64 * 2**20
+
+
+@lru_cache(maxsize=64)
+def _neighbour_tables(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per flat cell and direction: neighbour row, column, flat index (clipped) and whether it is on the board."""
+    cells = np.arange(height * width)
+    nr = (cells // width)[:, None] + _DR[None, :]
+    nc = (cells % width)[:, None] + _DC[None, :]
+    inside = (nr >= 0) & (nr < height) & (nc >= 0) & (nc < width)
+    nr, nc = np.clip(nr, 0, height - 1), np.clip(nc, 0, width - 1)
+    return nr, nc, nr * width + nc, inside
 
 
 def expert_actions(obs: np.ndarray, kind: str = "astar") -> np.ndarray:
@@ -73,6 +86,17 @@ def heuristic_action(state: SnakeState) -> int:
     return int(expert_actions(encode_observation(state)[None], "heuristic")[0])
 
 
+_ARANGE = np.arange(1 << 16)
+
+
+def _arange(n: int) -> np.ndarray:
+    """np.arange(n), sliced from a cached array (it is asked for in every search step)."""
+    global _ARANGE
+    if n > _ARANGE.size:
+        _ARANGE = np.arange(2 * n)
+    return _ARANGE[:n]
+
+
 class _Boards:
     """A parsed batch of live boards: body order, bit masks and the head's neighbours."""
 
@@ -87,8 +111,10 @@ class _Boards:
         self.food = np.argmax(flat == FOOD, axis=1)
         self.body = self._trace_bodies(flat)
         self.tail = self.body[self.rows, self.length - 1]
-        self.bit = (np.uint32(1) << np.arange(self.width, dtype=np.uint32)).astype(np.uint32)
-        self.row_mask = np.uint32((1 << self.width) - 1)
+        # The narrowest unsigned word that holds a row: the searches are memory bound.
+        self.word = np.uint8 if self.width <= 8 else np.uint16 if self.width <= 16 else np.uint32
+        self.bit = (1 << np.arange(self.width)).astype(self.word)
+        self.row_mask = self.word((1 << self.width) - 1)
         self.body_bits = self.pack(flat >= HEAD_ALONE)
         self.free_bits = ~self.body_bits & self.row_mask  # empty and food cells
         self._neighbours()
@@ -122,12 +148,13 @@ class _Boards:
         self.nb_legal = inside & (free | into_tail)
 
     def pack(self, cells: np.ndarray) -> np.ndarray:
-        """(B, H*W) bool → (B, H) uint32 row bit masks."""
+        """(B, H*W) bool → (B, H) row bit masks (bit c of row r is cell (r, c))."""
         grid = cells.reshape(-1, self.height, self.width)
         packed = np.packbits(grid, axis=-1, bitorder="little")
-        padded = np.zeros(grid.shape[:2] + (4,), dtype=np.uint8)
+        size = np.dtype(self.word).itemsize
+        padded = np.zeros(grid.shape[:2] + (size,), dtype=np.uint8)
         padded[..., : packed.shape[-1]] = packed
-        return padded.view("<u4")[..., 0].astype(np.uint32)
+        return padded.view(f"<u{size}")[..., 0].astype(self.word)
 
     def bits_of(self, cells: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
         """Row bit masks of a set of flat cells per board (B, K); ``valid`` masks entries out."""
@@ -145,12 +172,12 @@ class _Boards:
     @staticmethod
     def test(bits: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
         """Whether cell (r, c) is set, for index arrays r, c of shape (B, ...)."""
-        rows = np.arange(bits.shape[0]).reshape((-1,) + (1,) * (r.ndim - 1))
-        return ((bits[rows, r] >> c.astype(np.uint32)) & 1).astype(bool)
+        rows = _arange(bits.shape[0]).reshape((-1,) + (1,) * (r.ndim - 1))
+        return ((bits[rows, r] >> c.astype(bits.dtype)) & 1).astype(bool)
 
     def dilate(self, bits: np.ndarray) -> np.ndarray:
         """The cells next to any set cell (4-neighbourhood), staying on the board."""
-        out = ((bits << np.uint32(1)) | (bits >> np.uint32(1))) & self.row_mask
+        out = ((bits << 1) | (bits >> 1)) & self.row_mask
         out[:, 1:] |= bits[:, :-1]
         out[:, :-1] |= bits[:, 1:]
         return out
@@ -173,34 +200,32 @@ def _timed_search(
     hit_time = np.zeros(boards.batch, dtype=np.int64)
     layers: list[np.ndarray] = []
     active = np.arange(boards.batch)
+    valid = release >= 0
+    release_row = np.where(valid, release // boards.width, 0)
+    release_bit = np.where(valid, boards.bit[release % boards.width], 0).astype(boards.word)
     start_r, start_bit = boards.cell_bit(start)
-    frontier = np.zeros((boards.batch, boards.height), dtype=np.uint32)
+    frontier = np.zeros((boards.batch, boards.height), dtype=boards.word)
     frontier[boards.rows, start_r] = start_bit
-    visited, passable, target = frontier.copy(), passable.copy(), target
+    # Cells that are free now and not yet visited; a visit or a release flips a cell's bit.
+    unvisited = passable & ~frontier
     step = 0
     while active.size:
         step += 1
-        if step - 1 < release.shape[1]:
-            _release(boards, passable, release[active, step - 1])
-        nxt = boards.dilate(frontier) & passable & ~visited
-        visited |= nxt
+        if step <= release.shape[1]:
+            unvisited[_arange(active.size), release_row[active, step - 1]] |= release_bit[active, step - 1]
+        nxt = boards.dilate(frontier) & unvisited
+        unvisited ^= nxt
         if record:
-            layer = np.zeros((boards.batch, boards.height), dtype=np.uint32)
+            layer = np.zeros((boards.batch, boards.height), dtype=boards.word)
             layer[active] = nxt
             layers.append(layer)
         hit = (nxt & target).any(axis=1)
         hit_time[active[hit]] = step
         keep = ~hit & nxt.any(axis=1)
         if not keep.all():
-            active, nxt, visited, passable, target = active[keep], nxt[keep], visited[keep], passable[keep], target[keep]
+            active, nxt, unvisited, target = active[keep], nxt[keep], unvisited[keep], target[keep]
         frontier = nxt
     return hit_time, layers
-
-
-def _release(boards: _Boards, passable: np.ndarray, cells: np.ndarray) -> None:
-    valid = np.flatnonzero(cells >= 0)
-    r, bit = boards.cell_bit(cells[valid])
-    passable[valid, r] |= bit
 
 
 def _release_schedule(body: np.ndarray, length: np.ndarray) -> np.ndarray:
@@ -211,7 +236,7 @@ def _release_schedule(body: np.ndarray, length: np.ndarray) -> np.ndarray:
     steps = np.arange(1, body.shape[1] + 1)[None, :]
     segment = length[:, None] - steps
     valid = segment >= 1
-    schedule = np.where(valid, np.take_along_axis(body, np.clip(segment, 0, None), axis=1), -1)
+    schedule = np.where(valid, body[_arange(body.shape[0])[:, None], np.maximum(segment, 0)], -1)
     pair = length == 2
     schedule[pair, 1] = schedule[pair, 0]
     schedule[pair, 0] = -1
@@ -223,7 +248,7 @@ def _astar(boards: _Boards) -> np.ndarray:
     food_ok = boards.has_food
     schedule = _release_schedule(boards.body, boards.length)
     food_r, food_bit = boards.cell_bit(boards.food)
-    target = np.zeros((boards.batch, boards.height), dtype=np.uint32)
+    target = np.zeros((boards.batch, boards.height), dtype=boards.word)
     target[food_ok, food_r[food_ok]] = food_bit[food_ok]
     distance, layers = _timed_search(boards, boards.head, boards.free_bits, schedule, target, record=True)
     found = np.flatnonzero(distance > 0)
@@ -243,24 +268,23 @@ def _astar(boards: _Boards) -> np.ndarray:
 
 def _backtrack(boards: _Boards, layers: list[np.ndarray], distance: np.ndarray, found: np.ndarray) -> np.ndarray:
     """(F, max distance) flat cells of the shortest paths p_1..p_D (p_D the food) for boards ``found``."""
-    dist = distance[found]
+    nb_r, nb_c, nb_flat, nb_inside = _neighbour_tables(boards.height, boards.width)
+    # Longest paths first, so the boards still being traced at each step are a prefix.
+    order = np.argsort(-distance[found], kind="stable")
+    boards_sorted, dist = found[order], distance[found][order]
     path = np.zeros((found.size, int(dist.max())), dtype=np.int64)
-    path[np.arange(found.size), dist - 1] = boards.food[found]
+    path[np.arange(found.size), dist - 1] = boards.food[boards_sorted]
+    count = found.size
     for index in range(int(dist.max()) - 1, 0, -1):
-        sel = np.flatnonzero(dist > index)
-        cell = path[sel, index]
-        r, c = cell // boards.width, cell % boards.width
-        layer = layers[index - 1][found[sel]]
-        chosen = np.full(sel.size, -1, dtype=np.int64)
-        # Search the directions in reverse so that the first in DELTAS order wins ties.
-        for direction in range(NUM_ACTIONS - 1, -1, -1):
-            nr, nc = r + _DR[direction], c + _DC[direction]
-            inside = (nr >= 0) & (nr < boards.height) & (nc >= 0) & (nc < boards.width)
-            nr, nc = np.clip(nr, 0, boards.height - 1), np.clip(nc, 0, boards.width - 1)
-            on_layer = inside & _Boards.test(layer, nr, nc)
-            chosen = np.where(on_layer, nr * boards.width + nc, chosen)
-        path[sel, index - 1] = chosen
-    return path
+        count = int(np.searchsorted(-dist, -index, side="left"))  # boards with dist > index
+        cell = path[:count, index]
+        layer = layers[index - 1][boards_sorted[:count]]
+        on_layer = nb_inside[cell] & _Boards.test(layer, nb_r[cell], nb_c[cell])
+        # argmax takes the first direction in DELTAS order among the predecessors.
+        path[:count, index - 1] = nb_flat[cell, np.argmax(on_layer, axis=1)]
+    unsorted = np.empty_like(path)
+    unsorted[order] = path
+    return unsorted
 
 
 def _virtual_snake_is_safe(
@@ -271,12 +295,12 @@ def _virtual_snake_is_safe(
     body = boards.body[found]
     max_length = int(length.max())
     ordinal = np.arange(max_length)[None, :]
-    # Virtual segment j is path cell p_{D-j} for j < D, else old segment j - D.
-    from_path = ordinal < dist[:, None]
-    path_index = np.clip(dist[:, None] - ordinal - 1, 0, path.shape[1] - 1)
-    body_index = np.clip(ordinal - dist[:, None], 0, body.shape[1] - 1)
-    virtual = np.where(from_path, np.take_along_axis(path, path_index, axis=1),
-                       np.take_along_axis(body, body_index, axis=1))
+    # Virtual segment j is path cell p_{D-j} for j < D, else old segment j - D: one gather
+    # from [path | body] side by side.
+    width = path.shape[1]
+    column = np.where(ordinal < dist[:, None], dist[:, None] - ordinal - 1, width + ordinal - dist[:, None])
+    column = np.minimum(column, width + body.shape[1] - 1)
+    virtual = np.concatenate([path, body], axis=1)[_arange(found.size)[:, None], column]
     in_body = ordinal < length[:, None]
     sub = _Subset(boards, found)
     virtual_bits = sub.bits_of(virtual, in_body)
@@ -303,7 +327,7 @@ class _Subset(_Boards):
     def __init__(self, boards: _Boards, index: np.ndarray) -> None:  # noqa: D107 - no parsing again
         self.batch, self.height, self.width = index.size, boards.height, boards.width
         self.num_cells, self.rows = boards.num_cells, np.arange(index.size)
-        self.bit, self.row_mask = boards.bit, boards.row_mask
+        self.bit, self.row_mask, self.word = boards.bit, boards.row_mask, boards.word
 
 
 def _direction(boards: _Boards, source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -320,7 +344,7 @@ def _follow_tail(boards: _Boards, index: np.ndarray) -> np.ndarray:
     distance = np.where(boards.nb[index] == tail[:, None], 0, -1)
     pending = candidates & (distance < 0)
     tail_r, tail_bit = sub.cell_bit(tail)
-    frontier = np.zeros((index.size, boards.height), dtype=np.uint32)
+    frontier = np.zeros((index.size, boards.height), dtype=boards.word)
     frontier[sub.rows, tail_r] = tail_bit
     visited = frontier.copy()
     passable = boards.free_bits[index]
@@ -367,7 +391,7 @@ def _least_bad(boards: _Boards, index: np.ndarray) -> np.ndarray:
 
 def _tail_bits(boards: _Boards, index: np.ndarray) -> np.ndarray:
     tail_r, tail_bit = boards.cell_bit(boards.tail[index])
-    bits = np.zeros((index.size, boards.height), dtype=np.uint32)
+    bits = np.zeros((index.size, boards.height), dtype=boards.word)
     bits[np.arange(index.size), tail_r] = np.where(boards.length[index] >= 3, tail_bit, 0)
     return bits
 
