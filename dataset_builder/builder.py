@@ -129,6 +129,7 @@ def build_dataset(
         (staging / "data").mkdir()
         stats = _write_parquet(staging, config, num_proc, shard_index, num_shards, progress)
         fingerprint = files_fingerprint(staging)
+        stats.file_bytes = sum(file.stat().st_size for file in (staging / "data").glob("*.parquet"))
         card = build_card(config, features(config.height, config.width), stats, command, fingerprint, (shard_index, num_shards))
         card.save(staging / "README.md")
         _publish(staging, destination)

@@ -26,6 +26,7 @@ class DatasetStats:
 
     rows: Counter = field(default_factory=Counter)  # per split
     num_bytes: Counter = field(default_factory=Counter)  # per split, Arrow in-memory size
+    file_bytes: int = 0  # parquet bytes on disk, set once the files are closed
     episodes: dict[str, set] = field(default_factory=dict)  # per split
     actions: Counter = field(default_factory=Counter)
     perturbed: int = 0
@@ -64,6 +65,16 @@ def _percent(part: int, whole: int) -> str:
     return f"{100.0 * part / whole:.1f}%" if whole else "n/a"
 
 
+def _dataset_info(dataset_features: Features, stats: DatasetStats, splits: list[str], whole: bool) -> dict:
+    # download_size is part of the key of `load_dataset`'s processed cache: a rebuilt folder with
+    # other files must not be served from the old cache.
+    info: dict = {"features": dataset_features._to_yaml_list(), "download_size": stats.file_bytes}
+    # `load_dataset` verifies declared split sizes; a shard's sizes would fail once shards are merged.
+    if whole:
+        info["splits"] = [{"name": name, "num_bytes": stats.num_bytes[name], "num_examples": stats.rows[name]} for name in splits]
+    return info
+
+
 def build_card_data(
     config: GenerationConfig, dataset_features: Features, stats: DatasetStats, command: str, fingerprint: str, shard: tuple[int, int]
 ) -> DatasetCardData:
@@ -77,10 +88,7 @@ def build_card_data(
         configs=[
             {"config_name": "default", "data_files": [{"split": name, "path": f"data/{name}-*"} for name in splits]}
         ],
-        dataset_info={
-            "features": dataset_features._to_yaml_list(),
-            "splits": [{"name": name, "num_bytes": stats.num_bytes[name], "num_examples": stats.rows[name]} for name in splits],
-        },
+        dataset_info=_dataset_info(dataset_features, stats, splits, whole=shard[1] == 1),
         snake_world_eqm={
             "generation": config.to_dict(),
             "command": command,

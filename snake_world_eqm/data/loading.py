@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
-from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+from datasets import Dataset, DatasetDict, DatasetInfo, Features, load_dataset, load_from_disk
 
 from .features import COLUMNS
 
@@ -65,16 +67,50 @@ def _is_save_to_disk_folder(path: Path) -> bool:
 def _load_any(path_or_repo: str | os.PathLike) -> DatasetDict:
     path = Path(path_or_repo).expanduser()
     if path.is_dir():
-        loaded = load_from_disk(str(path)) if _is_save_to_disk_folder(path) else load_dataset(str(path))
+        if _is_save_to_disk_folder(path):
+            loaded = load_from_disk(str(path))
+        elif any(path.glob("data/*.parquet")):
+            loaded = _read_hub_folder(path)
+        else:
+            loaded = load_dataset(str(path))
     elif path.exists():
         raise ValueError(f"{path} is a file; expected a dataset folder or a Hub repo id")
     elif _looks_like_repo_id(str(path_or_repo)):
-        loaded = load_dataset(str(path_or_repo))
+        loaded = _read_hub_folder(Path(_download_repo(str(path_or_repo))))
     else:
         raise FileNotFoundError(f"no dataset folder at {path}, and {str(path_or_repo)!r} is not a Hub repo id")
     if isinstance(loaded, Dataset):
         loaded = DatasetDict({"train": loaded})
     return loaded
+
+
+def _read_hub_folder(path: Path) -> DatasetDict:
+    """Read `data/{split}-*.parquet` straight into memory.
+
+    `datasets.load_dataset(folder)` keys its processed cache on the card's metadata, not on the
+    files, so a folder rebuilt in place can come back stale; reading the parquet files directly
+    cannot. The Hugging Face features travel in the parquet schema metadata.
+    """
+    files_by_split: dict[str, list[Path]] = {}
+    for file in sorted(path.glob("data/*.parquet")):
+        split = file.name.split("-", 1)[0]
+        files_by_split.setdefault(split, []).append(file)
+    splits = {}
+    for split, files in files_by_split.items():
+        table = pa.concat_tables([pq.read_table(file) for file in files])
+        splits[split] = Dataset(table, info=DatasetInfo(features=Features.from_arrow_schema(table.schema)), split=split)
+    return DatasetDict(splits)
+
+
+def _download_repo(repo_id: str) -> str:
+    """Local snapshot of a Hub dataset repo; served from the HF cache when `HF_HUB_OFFLINE=1`.
+
+    Resolving through `snapshot_download` (rather than `load_dataset(repo_id)`, whose offline mode
+    only knows its own processed cache) makes a repo id usable wherever its files are cached.
+    """
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(repo_id, repo_type="dataset", allow_patterns=["README.md", "data/*"])
 
 
 def _looks_like_repo_id(text: str) -> bool:

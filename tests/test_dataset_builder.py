@@ -1,0 +1,201 @@
+"""`python -m dataset_builder`: the folder it writes, the card, validation, refusals, determinism, the Hub path."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from datasets import load_dataset
+from huggingface_hub import DatasetCard, HfApi
+
+import dataset_builder.builder as builder_module
+from dataset_builder.__main__ import main
+from dataset_builder.validate import validate_dataset
+from snake_world_eqm.data import COLUMNS, content_fingerprint, load_snake_dataset
+
+SMALL_ARGS = ["--num-samples", "900", "--height", "6", "--width", "6", "--seed", "5", "--max-episode-steps", "60",
+              "--rows-per-chunk", "300", "--parallel-games", "6", "--no-progress"]
+
+
+def _build(output: Path, *extra: str) -> int:
+    return main([*SMALL_ARGS, "--output", str(output), *extra])
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir() if path.name.startswith("."))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    output = tmp_path_factory.mktemp("build") / "snake_world_dataset"
+    assert _build(output, "--augment", "--use-astar") == 0
+    return output
+
+
+def test_folder_is_hub_shaped(built):
+    assert (built / "README.md").is_file()
+    names = sorted(path.name for path in (built / "data").iterdir())
+    assert names == [f"{split}-00000-of-00001.parquet" for split in ("test", "train", "validation")]
+    assert _leftovers(built.parent) == []
+
+
+def test_load_dataset_and_load_snake_dataset_give_the_same_rows(built):
+    by_datasets = load_dataset(str(built))
+    by_library = load_snake_dataset(built)
+    assert set(by_datasets) == set(by_library) == {"train", "validation", "test"}
+    assert list(by_datasets["train"].features) == list(COLUMNS)
+    assert content_fingerprint(by_datasets) == content_fingerprint(by_library)
+    assert sum(len(split) for split in by_library.values()) == 8 * 900  # --num-samples counts rows before augmentation
+    assert set(np.unique(by_library["train"]["symmetry"])) == set(range(8))
+
+
+def test_card_reports_splits_actions_lengths_and_the_command(built):
+    card = DatasetCard.load(built / "README.md")
+    meta = card.data.to_dict()
+    assert meta["configs"][0]["data_files"][0] == {"split": "train", "path": "data/train-*"}
+    generation = meta["snake_world_eqm"]["generation"]
+    assert generation["seed"] == 5 and generation["augment"] is True and generation["expert"] == "astar"
+    assert "--num-samples 900" in meta["snake_world_eqm"]["command"]
+    split_sizes = {entry["name"]: entry["num_examples"] for entry in meta["dataset_info"]["splits"]}
+    assert split_sizes == {name: len(split) for name, split in load_snake_dataset(built).items()}
+    for heading in ("## Splits", "## Action distribution", "## Snake length histogram", "## Features", "## How it was built"):
+        assert heading in card.text
+    assert "Seed 5" in card.text
+
+
+def test_validate_finds_no_violation_in_a_fresh_build(built, capsys):
+    assert main(["validate", str(built), "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith("0 violations in 7200 rows")
+
+
+def test_validate_counts_corrupted_rows(built, tmp_path, capsys):
+    dataset = load_snake_dataset(built)
+    train = dataset["train"].with_format("numpy")[:]
+    bad = {name: values.copy() for name, values in train.items()}
+    row, action = np.argwhere(bad["event_per_action"] == 0)[0]  # a plain move, not a death
+    bad["next_state_per_action"][row, action] = 0  # its successor replaced by the terminal board
+    bad["reward"][10] = 5.0
+    corrupted = tmp_path / "corrupted"
+    shutil.copytree(built, corrupted)
+    from datasets import Dataset
+
+    Dataset.from_dict(bad, features=dataset["train"].features).to_parquet(corrupted / "data" / "train-00000-of-00001.parquet")
+    report = validate_dataset(corrupted, progress=False)
+    assert report.violations >= 2
+    assert report.by_check["reward"] == 1
+    assert report.by_check["next_state_per_action"] == 1
+    assert main(["validate", str(corrupted), "--no-progress"]) == 1
+    assert "violations" in capsys.readouterr().out
+
+
+def test_same_arguments_same_bytes_whatever_num_proc(tmp_path):
+    assert _build(tmp_path / "one", "--num-proc", "1") == 0
+    assert _build(tmp_path / "two", "--num-proc", "2") == 0
+    for name in ("train", "validation", "test"):
+        file = f"data/{name}-00000-of-00001.parquet"
+        assert (tmp_path / "one" / file).read_bytes() == (tmp_path / "two" / file).read_bytes()
+    fingerprints = [DatasetCard.load(tmp_path / n / "README.md").data.snake_world_eqm["fingerprint"] for n in ("one", "two")]
+    assert fingerprints[0] == fingerprints[1]
+
+
+def test_shards_copied_together_load_as_the_whole_dataset(tmp_path):
+    assert _build(tmp_path / "whole") == 0
+    for index in range(2):
+        assert _build(tmp_path / f"shard{index}", "--shard-index", str(index), "--num-shards", "2") == 0
+    merged = tmp_path / "merged"
+    shutil.copytree(tmp_path / "shard0", merged)
+    for file in (tmp_path / "shard1" / "data").iterdir():
+        shutil.copy(file, merged / "data" / file.name)
+    assert content_fingerprint(load_dataset(str(merged))) == content_fingerprint(load_dataset(str(tmp_path / "whole")))
+
+
+def test_existing_output_is_refused_unless_overwrite(built, tmp_path, capsys):
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "keep.txt").write_text("mine")
+    with pytest.raises(SystemExit) as exit_info:
+        _build(output)
+    assert exit_info.value.code == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert (output / "keep.txt").read_text() == "mine"
+    assert _build(output, "--overwrite") == 0
+    assert not (output / "keep.txt").exists() and (output / "README.md").is_file()
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--width", "7", "--augment"], "augment needs a square board"),
+        (["--height", "3"], "height must be an integer from 4 to 32"),
+        (["--num-samples", "-5"], "expected a positive integer"),
+        (["--perturb-prob", "2"], "expected a number in [0, 1]"),
+        (["--train-fraction", "0.5"], "summing to 1"),
+        (["--num-shards", "9"], "shards but only 3 chunk"),
+        (["--frobnicate"], "unrecognized arguments"),
+        (["--use-astar", "--no-astar"], "not allowed with argument"),
+        (["--private"], "--private only makes sense with --push-to-hub"),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        _build(tmp_path / "out", *args)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failure_while_writing_leaves_nothing_behind(tmp_path, monkeypatch):
+    calls = []
+
+    def failing_table(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("disk on fire")
+        return original(*args, **kwargs)
+
+    original = builder_module.rows_to_table
+    monkeypatch.setattr(builder_module, "rows_to_table", failing_table)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        _build(tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_push_to_hub_commits_the_card_and_parquet_files(tmp_path, monkeypatch):
+    calls: dict[str, object] = {}
+
+    def fake_create_repo(self, repo_id, **kwargs):
+        calls["create_repo"] = (repo_id, kwargs)
+
+    def fake_create_commit(self, repo_id, operations, **kwargs):
+        calls["create_commit"] = (repo_id, {op.path_in_repo: Path(op.path_or_fileobj) for op in operations}, kwargs)
+
+    monkeypatch.setattr(HfApi, "create_repo", fake_create_repo)
+    monkeypatch.setattr(HfApi, "create_commit", fake_create_commit)
+    output = tmp_path / "out"
+    assert _build(output, "--push-to-hub", "org/snake-world", "--private") == 0
+    repo_id, repo_kwargs = calls["create_repo"]
+    assert repo_id == "org/snake-world" and repo_kwargs["repo_type"] == "dataset" and repo_kwargs["private"] is True
+    repo_id, files, commit_kwargs = calls["create_commit"]
+    assert commit_kwargs["repo_type"] == "dataset"
+    expected = {"README.md"} | {f"data/{p.name}" for p in (output / "data").iterdir()}
+    assert set(files) == expected
+    assert all(files[name].read_bytes() == (output / name).read_bytes() for name in expected)
+
+
+def test_loading_by_repo_id_from_the_offline_hf_cache(built, tmp_path, monkeypatch):
+    """A Hub repo as the cache holds it after a download: blobs behind snapshots/<commit>, refs/main."""
+    cache = tmp_path / "hub"
+    repo = cache / "datasets--org--snake-world"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(built, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    from_repo = load_snake_dataset("org/snake-world")
+    assert content_fingerprint(from_repo) == content_fingerprint(load_snake_dataset(built))
+    assert main(["validate", "org/snake-world", "--no-progress"]) == 0
