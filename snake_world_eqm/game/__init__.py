@@ -24,7 +24,9 @@ from snake_world_eqm.game.encoding import (
     terminal_observation,
     validate_observation,
 )
+from snake_world_eqm.game.env import ENV_ID, SnakeEnv, register_env
 from snake_world_eqm.game.expert import EXPERT_KINDS, astar_action, expert_actions, heuristic_action
+from snake_world_eqm.game.render import render_ansi, render_rgb
 from snake_world_eqm.game.rules import (
     ACTION_NAMES,
     DEATH_EVENTS,
@@ -53,4 +55,5 @@ __all__ = [
     "decode_observation", "encode_observation", "inverse_symmetry", "is_terminal_observation",
     "mask_food", "new_game", "step", "terminal_observation", "transform_action", "transform_board",
     "validate_observation", "EXPERT_KINDS", "astar_action", "expert_actions", "heuristic_action",
+    "ENV_ID", "SnakeEnv", "register_env", "render_ansi", "render_rgb",
 ]
