@@ -164,7 +164,18 @@ def train(setup: RunSetup) -> dict[str, Any]:
     progress.close()
     summary = _finish(context, stopped_because)
     accelerator.end_training()
+    if accelerator.num_processes == 1:
+        _reset_accelerate_state()
     return summary
+
+
+def _reset_accelerate_state() -> None:
+    """Accelerate keeps process-wide singletons; reset them so a library caller (the demo, tests) can
+    train again in the same process with other settings (e.g. another mixed precision)."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
 
 
 class _Context:

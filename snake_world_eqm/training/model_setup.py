@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 from huggingface_hub.errors import StrictDataclassError
 
 from .args import MODEL_FLAGS, TrainingSetupError
-
-logger = logging.getLogger(__name__)
 
 # Classmethods of SnakeWorldEqMConfig that build a named preset and accept field overrides.
 PRESETS = ("cpu_small", "recommended")
@@ -48,43 +45,46 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     return value
 
 
-def _preset_factory(config_cls: type, preset: str):
+def _preset_factory(preset: str | None):
     """`--config-preset cpu-small` → SnakeWorldEqMConfig.cpu_small (a classmethod taking overrides)."""
     from snake_world_eqm.configuration_snake_world_eqm import SnakeWorldEqMConfig
 
+    if preset is None:
+        return SnakeWorldEqMConfig
     presets = [name for name in PRESETS if callable(getattr(SnakeWorldEqMConfig, name, None))]
     name = preset.replace("-", "_")
     if name not in presets:
         raise TrainingSetupError(f"--config-preset {preset}: unknown preset; choose from "
                                  f"{', '.join(p.replace('_', '-') for p in presets)}")
-    factory = getattr(SnakeWorldEqMConfig, name)
-    if config_cls is SnakeWorldEqMConfig:
-        return factory
-    # The baseline gets exactly the preset's encoder (like-for-like comparison).
-    return lambda **overrides: config_cls.from_eqm_config(factory(), **overrides)
+    return getattr(SnakeWorldEqMConfig, name)
 
 
 def build_config(args: argparse.Namespace, height: int, width: int) -> Any:
-    """The config the run trains: preset (or defaults) < flags < --config-set; the board from the data."""
+    """The config the run trains: preset (or defaults) < flags < --config-set; the board from the data.
+
+    The EqM config is always built from the flags; the baseline then takes exactly its encoder
+    (`SnakePolicyBaselineConfig.from_eqm_config`), so the same flags give a like-for-like pair.
+    """
     _check_board(height, width)
-    config_cls, _ = model_classes(args.model)
-    fields = config_fields(config_cls)
-    overrides = {name: getattr(args, name) for name in MODEL_FLAGS if getattr(args, name) is not None}
-    unused = sorted(name for name in overrides if name not in fields)
-    if unused:
-        logger.warning("ignoring %s: %s has no such fields", ", ".join(f"--{n.replace('_', '-')}" for n in unused),
-                       config_cls.__name__)
-    overrides = {name: value for name, value in overrides.items() if name in fields}
+    eqm_cls, _ = model_classes("eqm")
+    eqm_fields = config_fields(eqm_cls)
+    base_fields = config_fields(model_classes("baseline")[0]) if args.model == "baseline" else {}
+    eqm_overrides = {name: getattr(args, name) for name in MODEL_FLAGS if getattr(args, name) is not None}
+    base_overrides: dict[str, Any] = {}
     for key, value in args.config_set:
-        if key not in fields:
-            raise TrainingSetupError(f"--config-set {key}=...: {config_cls.__name__} has no field {key!r}")
         if key in ("board_height", "board_width"):
             raise TrainingSetupError("--config-set: the board size comes from the dataset")
-        overrides[key] = _coerce(key, value, fields[key])
-    overrides.update(board_height=height, board_width=width)
-    factory = _preset_factory(config_cls, args.config_preset) if args.config_preset else config_cls
+        if key in eqm_fields:
+            eqm_overrides[key] = _coerce(key, value, eqm_fields[key])
+        elif key in base_fields:
+            base_overrides[key] = _coerce(key, value, base_fields[key])
+        else:
+            raise TrainingSetupError(f"--config-set {key}=...: the {args.model} config has no field {key!r}")
+    factory = _preset_factory(args.config_preset)
     try:
-        config = factory(**overrides)
+        config = factory(**eqm_overrides, board_height=height, board_width=width)
+        if args.model == "baseline":
+            config = model_classes("baseline")[0].from_eqm_config(config, **base_overrides)
     except (ValueError, TypeError, KeyError, StrictDataclassError) as error:
         raise TrainingSetupError(f"the model config rejects these settings: {error}") from error
     return config
