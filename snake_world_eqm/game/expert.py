@@ -422,4 +422,5 @@ def _heuristic(boards: _Boards) -> np.ndarray:
     # Lexicographic score: legal first, then not a dead end (unless it is the food), then closer, then roomier.
     alive = boards.nb_legal & ((exits > 0) | boards.nb_is_food)
     score = boards.nb_legal * 10_000 + alive * 1_000 - distance * 10 + exits
-    return np.argmax(score, axis=1).astype(np.int64)
+    best = np.argmax(score, axis=1).astype(np.int64)
+    return np.where(boards.nb_legal.any(axis=1), best, _least_bad(boards, boards.rows))
