@@ -112,3 +112,16 @@ def test_planner_with_a_perfect_model_outplays_random():
     random = play_games(RandomAgent(0), 6, 6, num_games=6, seed=10, max_steps=150, progress=False)
     assert planned["end_causes"]["wall"] == 0 and planned["end_causes"]["reverse"] == 0
     assert planned["mean_apples"] > random["mean_apples"] + 2
+
+
+def test_skip_reverse_fills_the_neck_move_with_death_and_saves_samples():
+    boards = _random_boards(10, seed=4)
+    from snake_world_eqm.evaluation.agents import neck_directions
+
+    necks = neck_directions(boards)
+    _, _, events, _ = batched_successors(boards)
+    assert (events[np.arange(10), necks] == 5).all()  # Event.REVERSE: the rules agree with the pointer
+    asked_all = PlannerAgent(OracleWorldModel(6, 6), depth=1, skip_reverse=False)
+    asked_three = PlannerAgent(OracleWorldModel(6, 6), depth=1, skip_reverse=True)
+    assert asked_all.act_batch(boards).tolist() == asked_three.act_batch(boards).tolist()
+    assert asked_all.field_calls == 10 + 40 and asked_three.field_calls == 10 + 30

@@ -8,6 +8,8 @@ from one place.
 from __future__ import annotations
 
 import math
+import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -61,10 +63,11 @@ def load_rows(dataset, max_rows: int) -> dict[str, np.ndarray]:
 
     check_columns(dataset, ["state", "action", "next_state", "event", "next_state_per_action",
                             "event_per_action"])
-    subset = dataset.select(range(min(max_rows, len(dataset)))).with_format("numpy")
+    names = ["state", "action", "next_state", "event", "next_state_per_action", "event_per_action"]
+    batch = dataset.select_columns(names).with_format("numpy")[: min(max_rows, len(dataset))]
     columns = {}
-    for name in ("state", "action", "next_state", "event", "next_state_per_action", "event_per_action"):
-        values = subset[name]
+    for name in names:
+        values = batch[name]
         columns[name] = np.stack(list(values)) if values.dtype == object else np.asarray(values)
     columns = {name: value.astype(np.int64) for name, value in columns.items()}
     if columns["state"].shape[0] == 0:
@@ -149,15 +152,23 @@ def fixed_step_curve(model, rows: dict[str, np.ndarray], cfg: EvalConfig) -> lis
 
 
 def choose_thresholds(curve: list[dict], configured: float | None) -> list[float]:
-    """Thresholds spanning the gradient norms the sampler actually reaches (plus the configured one)."""
-    norms = [point["median_grad_norm"] for point in curve if point["num_steps"] > 1]
-    candidates = set()
-    for norm in norms:
-        if math.isfinite(norm) and norm > 0:
-            candidates.update({norm * 0.5, norm, norm * 2.0})
+    """Thresholds spanning the gradient norms the sampler actually reaches (plus the configured one).
+
+    Candidates are 0.5x, 1x and 2x the median final norm at each fixed step count; values within 10%
+    of a kept one are merged, so the curve has distinct points.
+    """
+    candidates = []
+    for point in curve:
+        norm = point["median_grad_norm"]
+        if point["num_steps"] > 1 and math.isfinite(norm) and norm > 0:
+            candidates += [norm * 0.5, norm, norm * 2.0]
     if configured:
-        candidates.add(float(configured))
-    return sorted(candidates)
+        candidates.append(float(configured))
+    kept: list[float] = []
+    for value in sorted(candidates):
+        if not kept or value > kept[-1] * 1.1:
+            kept.append(float(f"{value:.4g}"))
+    return kept
 
 
 def adaptive_curve(model, rows: dict[str, np.ndarray], thresholds: list[float], cfg: EvalConfig) -> list[dict]:
@@ -314,26 +325,51 @@ def evaluate(model, dataset, baseline=None, cfg: EvalConfig | None = None, progr
     """Every number of the model card, from one held-out split and one list of play seeds."""
     cfg = cfg or EvalConfig()
     model.eval()
+    timer = _PartTimer()
     rows = load_rows(dataset, cfg.max_rows)
     height, width = rows["state"].shape[1:]
-    result, runs = held_out_metrics(model, rows, cfg)
-    result["fixed_steps"] = fixed_step_curve(model, rows, cfg)
+    with timer("held_out"):
+        result, runs = held_out_metrics(model, rows, cfg)
+    with timer("fixed_steps"):
+        result["fixed_steps"] = fixed_step_curve(model, rows, cfg)
     thresholds = list(cfg.thresholds) if cfg.thresholds else choose_thresholds(
         result["fixed_steps"], getattr(model.config, "eqm_adaptive_threshold", None))
-    result["adaptive"] = adaptive_curve(model, rows, thresholds, cfg)
-    result["adaptive_summary"] = summarise_adaptive(result["fixed_steps"], result["adaptive"])
-    result["uncertainty"] = uncertainty_metrics(model, rows, runs, cfg)
-    result["energy"] = energy_metrics(model, rows, runs, cfg)
+    with timer("adaptive"):
+        result["adaptive"] = adaptive_curve(model, rows, thresholds, cfg)
+        result["adaptive_summary"] = summarise_adaptive(result["fixed_steps"], result["adaptive"])
+    with timer("uncertainty"):
+        result["uncertainty"] = uncertainty_metrics(model, rows, runs, cfg)
+    with timer("energy"):
+        result["energy"] = energy_metrics(model, rows, runs, cfg)
     result["energy_auroc"] = result["energy"]["auroc"]
     result["play"] = {}
     for name, agent in build_agents(cfg.agents, model, baseline, cfg).items():
-        result["play"][name] = play_games(agent, int(height), int(width), cfg.games, cfg.play_seed,
-                                          cfg.max_steps, progress=progress)
+        with timer(f"play_{name}"):
+            result["play"][name] = play_games(agent, int(height), int(width), cfg.games, cfg.play_seed,
+                                              cfg.max_steps, progress=progress)
         if isinstance(agent, PlannerAgent):
             result["play"][name]["depth"] = agent.depth
+            result["play"][name]["skip_reverse"] = agent.skip_reverse
+            result["play"][name]["boards_sampled"] = agent.field_calls
     config = asdict(cfg)
     config.update({"board_height": int(height), "board_width": int(width),
                    "play_seeds": [cfg.play_seed, cfg.play_seed + cfg.games - 1],
-                   "default_num_steps": getattr(model.config, "eqm_sampling_steps", None)})
+                   "default_num_steps": getattr(model.config, "eqm_sampling_steps", None),
+                   "seconds_by_part": timer.seconds})
     result["config"] = config
     return result
+
+
+class _PartTimer:
+    """Wall-clock seconds of each part of an evaluation (reported, never asserted)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - started, 2)

@@ -26,19 +26,25 @@ class OracleWorldModel(torch.nn.Module):
         self.sample_calls = 0
 
     def sample(self, obs, action=None, num_steps=None, step_size=None, momentum=None, adaptive_threshold=None,
-               generator=None, return_trajectory=False):
+               generator=None, return_trajectory=False, validate=False):
         from snake_world_eqm.game import batched_step, expert_actions
 
         boards = np.asarray(obs.cpu() if isinstance(obs, torch.Tensor) else obs).astype(np.int8)
         if boards.ndim == 2:
             boards = boards[None]
         self.sample_calls += 1
-        if action is None:
-            chosen = np.asarray(expert_actions(boards, kind=self.expert), dtype=np.int64)
-        else:
-            chosen = np.asarray(action.cpu() if isinstance(action, torch.Tensor) else action, dtype=np.int64)
-            chosen = np.broadcast_to(chosen, (boards.shape[0],)).copy()
-        next_boards = batched_step(boards, chosen, self.rng)[0]
+        # An illegal input (the energy metric's corrupted boards) has no true successor: predict the
+        # terminal board and action 0, and keep the simulator away from it.
+        legal = self._legal(boards)
+        chosen = np.zeros(boards.shape[0], dtype=np.int64)
+        if action is not None:
+            held = np.asarray(action.cpu() if isinstance(action, torch.Tensor) else action, dtype=np.int64)
+            chosen[:] = np.broadcast_to(held, (boards.shape[0],))
+        elif legal.any():
+            chosen[legal] = np.asarray(expert_actions(boards[legal], kind=self.expert), dtype=np.int64)
+        next_boards = np.zeros_like(boards)
+        if legal.any():
+            next_boards[legal] = batched_step(boards[legal], chosen[legal], self.rng)[0]
         steps = int(num_steps or self.config.eqm_sampling_steps)
         logits = torch.nn.functional.one_hot(torch.as_tensor(chosen), 4).float() * 5.0
         return SimpleNamespace(
@@ -46,6 +52,18 @@ class OracleWorldModel(torch.nn.Module):
             latent_next=torch.zeros(boards.shape[0], 1), next_board=torch.as_tensor(next_boards.astype(np.int64)),
             num_steps=torch.full((boards.shape[0],), steps), grad_norm=torch.rand(boards.shape[0], generator=generator),
             trajectory=None)
+
+    @staticmethod
+    def _legal(boards: np.ndarray) -> np.ndarray:
+        from snake_world_eqm.game import validate_observation
+
+        legal = np.ones(boards.shape[0], dtype=bool)
+        for index, board in enumerate(boards):
+            try:
+                validate_observation(board, allow_terminal=True)
+            except ValueError:
+                legal[index] = False
+        return legal
 
     def select_action(self, obs) -> torch.Tensor:
         return self.sample(obs).action
