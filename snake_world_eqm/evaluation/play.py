@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     frames, apples = [], 0
     for board, predicted, action, event, apples in play_one_game(agent, height, width, args.seed, args.max_steps,
                                                                   predictor):
+        if predictor is not None and predicted is None:
+            predicted = np.zeros_like(board)  # the last frame has no prediction: keep the frame size
         if args.gif:
             frames.append(Image.fromarray(render_frame(board, predicted)))
             continue
