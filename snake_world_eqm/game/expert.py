@@ -115,6 +115,13 @@ class _Boards:
         self.word = np.uint8 if self.width <= 8 else np.uint16 if self.width <= 16 else np.uint32
         self.bit = (1 << np.arange(self.width)).astype(self.word)
         self.row_mask = self.word((1 << self.width) - 1)
+        # Flat cell -> (row, bit); index -1 (no cell) maps to the extra last entry, bit 0.
+        self.row_of = np.append(np.arange(self.num_cells) // self.width, 0)
+        self.bit_of = np.append(self.bit[np.arange(self.num_cells) % self.width], self.word(0))
+        # The trail: body from the tail to the head (trail[k] is vacated at step k + 1), -1 padded.
+        steps = np.arange(self.body.shape[1])[None, :]
+        self.trail = np.where(steps < self.length[:, None],
+                              self.body[self.rows[:, None], np.maximum(self.length[:, None] - 1 - steps, 0)], -1)
         self.body_bits = self.pack(flat >= HEAD_ALONE)
         self.free_bits = ~self.body_bits & self.row_mask  # empty and food cells
         self._neighbours()
@@ -200,9 +207,7 @@ def _timed_search(
     hit_time = np.zeros(boards.batch, dtype=np.int64)
     layers: list[np.ndarray] = []
     active = np.arange(boards.batch)
-    valid = release >= 0
-    release_row = np.where(valid, release // boards.width, 0)
-    release_bit = np.where(valid, boards.bit[release % boards.width], 0).astype(boards.word)
+    release_row, release_bit = boards.row_of[release], boards.bit_of[release]
     start_r, start_bit = boards.cell_bit(start)
     frontier = np.zeros((boards.batch, boards.height), dtype=boards.word)
     frontier[boards.rows, start_r] = start_bit
@@ -228,35 +233,29 @@ def _timed_search(
     return hit_time, layers
 
 
-def _release_schedule(body: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """(B, max length) cell freed at each step: segment L - t at step t; the head never (it is the start).
-
-    A length-2 snake may not enter its neck at step 1 (that is a reversal), so it is freed at step 2.
-    """
-    steps = np.arange(1, body.shape[1] + 1)[None, :]
-    segment = length[:, None] - steps
-    valid = segment >= 1
-    schedule = np.where(valid, body[_arange(body.shape[0])[:, None], np.maximum(segment, 0)], -1)
-    pair = length == 2
-    schedule[pair, 1] = schedule[pair, 0]
-    schedule[pair, 0] = -1
+def _length_two_waits(schedule: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """A length-2 snake may not enter its neck at step 1 (a reversal): free it one step later."""
+    pair = np.flatnonzero(length == 2)
+    if pair.size:
+        schedule[pair, 1] = schedule[pair, 0]
+        schedule[pair, 0] = -1
     return schedule
 
 
 def _astar(boards: _Boards) -> np.ndarray:
     actions = np.full(boards.batch, -1, dtype=np.int64)
-    food_ok = boards.has_food
-    schedule = _release_schedule(boards.body, boards.length)
-    food_r, food_bit = boards.cell_bit(boards.food)
+    # Now: segment L - t (the trail's entry t - 1) is vacated at step t; the head never needs to be.
+    steps = np.arange(boards.trail.shape[1])[None, :]
+    schedule = np.where(steps < boards.length[:, None] - 1, boards.trail, -1)
+    schedule = _length_two_waits(np.pad(schedule, ((0, 0), (0, 1)), constant_values=-1), boards.length)
     target = np.zeros((boards.batch, boards.height), dtype=boards.word)
-    target[food_ok, food_r[food_ok]] = food_bit[food_ok]
+    target[boards.rows, boards.row_of[boards.food]] = np.where(boards.has_food, boards.bit_of[boards.food], 0)
     distance, layers = _timed_search(boards, boards.head, boards.free_bits, schedule, target, record=True)
     found = np.flatnonzero(distance > 0)
     if found.size:
-        path = _backtrack(boards, layers, distance, found)
-        safe = _virtual_snake_is_safe(boards, found, path, distance[found])
-        first = path[safe, 0]
-        actions[found[safe]] = _direction(boards, boards.head[found[safe]], first)
+        path, virtual_bits = _backtrack(boards, layers, distance, found)
+        safe = _eaten_snake_is_safe(boards, found, path, distance[found], virtual_bits)
+        actions[found[safe]] = _direction(boards, boards.head[found[safe]], path[safe, 0])
     undecided = np.flatnonzero(actions < 0)
     if undecided.size:
         actions[undecided] = _follow_tail(boards, undecided)
@@ -266,47 +265,66 @@ def _astar(boards: _Boards) -> np.ndarray:
     return actions
 
 
-def _backtrack(boards: _Boards, layers: list[np.ndarray], distance: np.ndarray, found: np.ndarray) -> np.ndarray:
-    """(F, max distance) flat cells of the shortest paths p_1..p_D (p_D the food) for boards ``found``."""
+def _backtrack(
+    boards: _Boards, layers: list[np.ndarray], distance: np.ndarray, found: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shortest paths p_1..p_D (p_D the food) for boards ``found``, as (F, max D) flat cells.
+
+    Also returns the bits of the body after following the path and eating: the path's last
+    L + 1 cells and the segments the tail has not yet passed.
+    """
     nb_r, nb_c, nb_flat, nb_inside = _neighbour_tables(boards.height, boards.width)
     # Longest paths first, so the boards still being traced at each step are a prefix.
     order = np.argsort(-distance[found], kind="stable")
     boards_sorted, dist = found[order], distance[found][order]
-    path = np.zeros((found.size, int(dist.max())), dtype=np.int64)
-    path[np.arange(found.size), dist - 1] = boards.food[boards_sorted]
-    count = found.size
+    length, trail = boards.length[boards_sorted], boards.trail[boards_sorted]
+    count, rows = found.size, _arange(found.size)
+    path = np.zeros((count, int(dist.max())), dtype=np.int64)
+    path[rows, dist - 1] = boards.food[boards_sorted]
+    kept = boards.body_bits[boards_sorted].copy()
+    added = np.zeros_like(kept)
+    added[rows, boards.row_of[path[rows, dist - 1]]] |= boards.bit_of[path[rows, dist - 1]]
     for index in range(int(dist.max()) - 1, 0, -1):
         count = int(np.searchsorted(-dist, -index, side="left"))  # boards with dist > index
+        rows = _arange(count)
         cell = path[:count, index]
         layer = layers[index - 1][boards_sorted[:count]]
         on_layer = nb_inside[cell] & _Boards.test(layer, nb_r[cell], nb_c[cell])
         # argmax takes the first direction in DELTAS order among the predecessors.
-        path[:count, index - 1] = nb_flat[cell, np.argmax(on_layer, axis=1)]
-    unsorted = np.empty_like(path)
-    unsorted[order] = path
-    return unsorted
+        step = nb_flat[cell, np.argmax(on_layer, axis=1)]
+        path[:count, index - 1] = step
+        # p_index stays in the grown body when index >= D - L; trail[index - 1] has been vacated.
+        in_body = index >= dist[:count] - length[:count]
+        added[rows, boards.row_of[step]] |= np.where(in_body, boards.bit_of[step], 0).astype(boards.word)
+        gone = trail[:count, index - 1]
+        kept[rows, boards.row_of[gone]] &= ~boards.bit_of[gone]
+    unsorted_path, unsorted_bits = np.empty_like(path), np.empty_like(kept)
+    unsorted_path[order], unsorted_bits[order] = path, kept | added
+    return unsorted_path, unsorted_bits
 
 
-def _virtual_snake_is_safe(
-    boards: _Boards, found: np.ndarray, path: np.ndarray, dist: np.ndarray, grow: int = 1
+def _eaten_snake_is_safe(
+    boards: _Boards, found: np.ndarray, path: np.ndarray, dist: np.ndarray, virtual_bits: np.ndarray
 ) -> np.ndarray:
-    """Whether the snake, after following ``path`` (and growing by ``grow``), can still reach its own tail."""
-    length = boards.length[found] + grow
-    body = boards.body[found]
-    max_length = int(length.max())
-    ordinal = np.arange(max_length)[None, :]
-    # Virtual segment j is path cell p_{D-j} for j < D, else old segment j - D: one gather
-    # from [path | body] side by side.
-    width = path.shape[1]
-    column = np.where(ordinal < dist[:, None], dist[:, None] - ordinal - 1, width + ordinal - dist[:, None])
-    column = np.minimum(column, width + body.shape[1] - 1)
-    virtual = np.concatenate([path, body], axis=1)[_arange(found.size)[:, None], column]
-    in_body = ordinal < length[:, None]
+    """Whether the snake, after following ``path`` and eating, can still reach its own tail.
+
+    The grown body (length L + 1) is vacated in the order trail ++ path from entry D - 1 on.
+    """
+    length = boards.length[found]
+    steps = np.arange(int(length.max()))[None, :]
+    entry = dist[:, None] - 1 + steps
+    from_trail = entry < length[:, None]
+    trail = boards.trail[found]
+    cells = np.where(
+        from_trail,
+        trail[_arange(found.size)[:, None], np.minimum(entry, trail.shape[1] - 1)],
+        path[_arange(found.size)[:, None], np.clip(entry - length[:, None], 0, path.shape[1] - 1)],
+    )
+    schedule = np.where(steps < length[:, None], cells, -1)
+    schedule = _length_two_waits(np.pad(schedule, ((0, 0), (0, 1)), constant_values=-1), length + 1)
     sub = _Subset(boards, found)
-    virtual_bits = sub.bits_of(virtual, in_body)
     passable = ~virtual_bits & sub.row_mask
-    schedule = _release_schedule(np.where(in_body, virtual, virtual[:, :1]), length)
-    hit, _ = _timed_search(sub, virtual[:, 0], passable, schedule, virtual_bits)
+    hit, _ = _timed_search(sub, boards.food[found], passable, schedule, virtual_bits)
     return hit > 0
 
 
@@ -315,9 +333,22 @@ def _safe_moves(boards: _Boards, index: np.ndarray) -> np.ndarray:
     legal = boards.nb_legal[index] & ~boards.nb_is_food[index]
     safe = np.zeros((index.size, NUM_ACTIONS), dtype=bool)
     rows, moves = np.nonzero(legal)
-    if rows.size:
-        cells = boards.nb[index[rows], moves][:, None]
-        safe[rows, moves] = _virtual_snake_is_safe(boards, index[rows], cells, np.ones(rows.size, dtype=np.int64), 0)
+    if not rows.size:
+        return safe
+    board = index[rows]
+    cell = boards.nb[board, moves]
+    length = boards.length[board]
+    # After the move the body is [cell, b_0 .. b_{L-2}]: the old tail is free, the new head is not.
+    bits = boards.body_bits[board].copy()
+    tail = boards.tail[board]
+    sub_rows = _arange(rows.size)
+    bits[sub_rows, boards.row_of[tail]] &= ~boards.bit_of[tail]
+    bits[sub_rows, boards.row_of[cell]] |= boards.bit_of[cell]
+    schedule = np.pad(boards.trail[board, 1:], ((0, 0), (0, 1)), constant_values=-1)
+    schedule = _length_two_waits(schedule, length)
+    sub = _Subset(boards, board)
+    hit, _ = _timed_search(sub, cell, ~bits & sub.row_mask, schedule, bits)
+    safe[rows, moves] = hit > 0
     return safe
 
 
@@ -328,6 +359,7 @@ class _Subset(_Boards):
         self.batch, self.height, self.width = index.size, boards.height, boards.width
         self.num_cells, self.rows = boards.num_cells, np.arange(index.size)
         self.bit, self.row_mask, self.word = boards.bit, boards.row_mask, boards.word
+        self.row_of, self.bit_of = boards.row_of, boards.bit_of
 
 
 def _direction(boards: _Boards, source: np.ndarray, target: np.ndarray) -> np.ndarray:
