@@ -296,8 +296,9 @@ def _backtrack(
         # p_index stays in the grown body when index >= D - L; trail[index - 1] has been vacated.
         in_body = index >= dist[:count] - length[:count]
         added[rows, boards.row_of[step]] |= np.where(in_body, boards.bit_of[step], 0).astype(boards.word)
-        gone = trail[:count, index - 1]
-        kept[rows, boards.row_of[gone]] &= ~boards.bit_of[gone]
+        if index - 1 < trail.shape[1]:  # beyond the trail's width nothing is left to vacate
+            gone = trail[:count, index - 1]
+            kept[rows, boards.row_of[gone]] &= ~boards.bit_of[gone]
     unsorted_path, unsorted_bits = np.empty_like(path), np.empty_like(kept)
     unsorted_path[order], unsorted_bits[order] = path, kept | added
     return unsorted_path, unsorted_bits
