@@ -26,7 +26,8 @@ def _check_encoder_fields(cfg) -> None:
         if not _MIN_BOARD_SIZE <= value <= _MAX_BOARD_SIZE:
             raise ValueError(f"{name} must be in [{_MIN_BOARD_SIZE}, {_MAX_BOARD_SIZE}], got {value}")
     if cfg.num_cell_classes != _NUM_CELL_CLASSES:
-        raise ValueError(f"num_cell_classes must be {_NUM_CELL_CLASSES} (the board encoding), got {cfg.num_cell_classes}")
+        raise ValueError(f"num_cell_classes must be {_NUM_CELL_CLASSES} (the board encoding), "
+                         f"got {cfg.num_cell_classes}")
     if cfg.num_actions != _NUM_ACTIONS:
         raise ValueError(f"num_actions must be {_NUM_ACTIONS}, got {cfg.num_actions}")
     for name in ("d_model", "num_heads"):
@@ -75,6 +76,8 @@ class SnakeWorldEqMConfig(PreTrainedConfig):
     EqM field and objective:
         eqm_hidden_dim (128), eqm_num_layers (3): shared MLP of the gradient field f(h, z, a); separate state and
             action heads that both see h again.
+        field_residual (True): the field is `net(h, x) + λ·x`; for the linear schedule the network then only
+            has to output -λ·E[x | x_γ, h] (a clean estimate), which trains much faster than the raw field.
         gradient_schedule ("linear" | "truncated" | "piecewise"), gradient_multiplier λ (1.0), schedule_a (0.8),
             schedule_b (1.5): c(γ), see `snake_world_eqm.eqm.gradient_scale`.
         action_scale (2.0): the action block is `action_scale · one_hot(a)`; 2 gives per-dimension RMS 1 over 4
@@ -122,6 +125,7 @@ class SnakeWorldEqMConfig(PreTrainedConfig):
     # EqM field + objective
     eqm_hidden_dim: int = 128
     eqm_num_layers: int = 3
+    field_residual: bool = True
     gradient_schedule: str = "linear"
     gradient_multiplier: float = 1.0
     schedule_a: float = 0.8

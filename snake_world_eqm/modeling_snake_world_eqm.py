@@ -28,7 +28,7 @@ from .eqm import gradient_scale, interpolate, nag_descent, target_gradient
 
 _MAX_BOARD_SIZE = 32
 _HEAD_CODES = (2, 3, 4, 5, 6)  # HEAD_ALONE, HEAD_UP..HEAD_LEFT (game/encoding.py)
-_EMPTY = 0
+_EMPTY, _FOOD = 0, 1
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -280,23 +280,45 @@ class SnakeBoardEncoder(nn.Module):
 
 
 class SnakeLatentEncoder(nn.Module):
-    """Board → latent (B, latent_dim): a per-cell MLP summed over non-empty cells, then LayerNorm without
-    affine, so the latent has per-dimension RMS 1 like the N(0, I) noise EqM starts from."""
+    """(board, current board) → latent (B, latent_dim) of the board *relative to* the current one.
+
+    The decoder sees the current board, and given it a legal successor is fixed by where the new head is (its
+    code says where the neck is) and where new food appeared: the rest (old head turning into body, the tail
+    moving unless the snake ate) follows locally. So the latent sums, over cells that changed into a head or
+    FOOD code, an embedding of the (old code, new code) pair plus the cell's offset from the old head, then a
+    linear map and a LayerNorm without affine (per-dimension RMS 1, like the N(0, I) noise EqM starts from).
+    What the field must predict is then a function of the move alone, as easy as the action; a death
+    (all-EMPTY board) has no such cell and maps to the zero latent.
+    """
 
     def __init__(self, config):
         super().__init__()
         dim = config.latent_hidden_dim or config.d_model
-        self.embed = SnakeCellEmbedding(config.num_cell_classes, dim)
+        self.num_codes = config.num_cell_classes
+        self.pair = nn.Embedding(self.num_codes * self.num_codes, dim)
+        self.offset_row = nn.Embedding(2 * _MAX_BOARD_SIZE - 1, dim)
+        self.offset_col = nn.Embedding(2 * _MAX_BOARD_SIZE - 1, dim)
         self.cell_mlp = nn.Sequential(nn.GELU(), nn.Linear(dim, dim), nn.GELU())
         self.proj = nn.Linear(dim, config.latent_dim)
         self.norm = nn.LayerNorm(config.latent_dim, elementwise_affine=False)
 
-    def forward(self, boards: torch.Tensor) -> torch.Tensor:
-        feats = self.cell_mlp(self.embed(boards))  # (B, H, W, dim)
-        occupied = (boards != _EMPTY).to(feats.dtype)[..., None]
-        # Summing only non-empty cells keeps a single head cell from being averaged away on large boards.
-        pooled = (feats * occupied).sum((1, 2)) / math.sqrt(boards.shape[-1] * boards.shape[-2])
-        return self.norm(self.proj(pooled))
+    def forward(self, boards: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        height, width = boards.shape[-2:]
+        head_row, head_col = _head_position(current)  # (B,), 0 when there is no head
+        rows = torch.arange(height, device=boards.device)[None, :] - head_row[:, None] + _MAX_BOARD_SIZE - 1
+        cols = torch.arange(width, device=boards.device)[None, :] - head_col[:, None] + _MAX_BOARD_SIZE - 1
+        tokens = (self.pair(current * self.num_codes + boards) + self.offset_row(rows)[:, :, None]
+                  + self.offset_col(cols)[:, None, :])  # (B, H, W, dim)
+        kept = (boards != current) & (boards >= _FOOD) & (boards <= _HEAD_CODES[-1])
+        feats = self.cell_mlp(tokens) * kept[..., None].to(tokens.dtype)
+        return self.norm(self.proj(feats.sum((1, 2))))
+
+
+def _head_position(boards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column (B,) of the head of each board (0, 0 for a board without one)."""
+    is_head = (boards >= _HEAD_CODES[0]) & (boards <= _HEAD_CODES[-1])
+    flat = is_head.flatten(1).to(torch.uint8).argmax(1)
+    return flat // boards.shape[-1], flat % boards.shape[-1]
 
 
 class SnakeFiLMConv(nn.Module):
@@ -424,15 +446,24 @@ class SnakeWorldEqM(SnakePreTrainedModel):
             return (x * raw).sum(-1)
         return -0.5 * raw.pow(2).sum(-1)
 
+    def _raw_field(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        raw = self.field_net(h, x)
+        if self.config.field_residual:
+            # With the linear schedule the ideal field is λ·(x - E[x | x_γ, h]); adding λ·x leaves the network
+            # the (scaled, negated) clean estimate, a function mostly of h and far easier to fit.
+            raw = raw + self.config.gradient_multiplier * x
+        return raw
+
     def field(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The EqM gradient field f(h, x) (B, latent_dim + 4); with an explicit energy, f = ∇ₓE."""
         if not self.config.use_explicit_energy:
-            return self.field_net(h, x)
+            return self._raw_field(h, x)
+        build_graph = torch.is_grad_enabled() and self.training
         # Gradients must exist here even when the caller runs under torch.no_grad() (sampling).
         with torch.enable_grad():
             x_in = x if x.requires_grad else x.detach().requires_grad_(True)
-            energy = self._energy_from_raw(self.field_net(h, x_in), x_in)
-            (grad,) = torch.autograd.grad(energy.sum(), x_in, create_graph=torch.is_grad_enabled() and self.training)
+            energy = self._energy_from_raw(self._raw_field(h, x_in), x_in)
+            (grad,) = torch.autograd.grad(energy.sum(), x_in, create_graph=build_graph)
         return grad
 
     def encode(self, obs, validate: bool = True) -> torch.Tensor:
@@ -440,10 +471,14 @@ class SnakeWorldEqM(SnakePreTrainedModel):
         boards = prepare_boards(self.config, obs, self.device, validate)
         return self.encoder(boards)[1]
 
-    def to_latent(self, board) -> torch.Tensor:
-        """Normalised latent (B, latent_dim) of boards (B, H, W) (or one (H, W) board)."""
+    def to_latent(self, board, current_board) -> torch.Tensor:
+        """Normalised latent (B, latent_dim) of boards (B, H, W) (or one (H, W) board), relative to the
+        current boards they follow (the latent names the change; `decode_latent` inverts it)."""
         boards = prepare_boards(self.config, board, self.device, validate=False)
-        return self.latent_encoder(boards)
+        current = prepare_boards(self.config, current_board, self.device, validate=False)
+        if boards.shape != current.shape:
+            raise ValueError(f"board shape {tuple(boards.shape)} != current_board shape {tuple(current.shape)}")
+        return self.latent_encoder(boards, current)
 
     def _check_latent(self, latent: torch.Tensor, batch: int) -> torch.Tensor:
         if not isinstance(latent, torch.Tensor) or not latent.is_floating_point():
@@ -475,7 +510,7 @@ class SnakeWorldEqM(SnakePreTrainedModel):
         if action_vec.shape != (h.shape[0], self.config.num_actions):
             raise ValueError(f"action_vec must have shape ({h.shape[0]}, {self.config.num_actions})")
         x = torch.cat([latent, action_vec.to(latent)], dim=-1)
-        return self._energy_from_raw(self.field_net(h, x), x)
+        return self._energy_from_raw(self._raw_field(h, x), x)
 
     # ---- training ----------------------------------------------------------------------------------------
 
@@ -503,7 +538,7 @@ class SnakeWorldEqM(SnakePreTrainedModel):
 
         _, h = self.encoder(state)
         board_feats = self.decoder.board_features(state)
-        latent = self.latent_encoder(next_state)
+        latent = self.latent_encoder(next_state, state)
 
         # Joint EqM term on the expert transition; targets use the stopped-gradient latent.
         x = torch.cat([latent.detach(), self._action_vector(action)], dim=-1)
@@ -552,7 +587,8 @@ class SnakeWorldEqM(SnakePreTrainedModel):
         if not torch.equal(per_action[rows, action], next_state):
             raise ValueError("next_state must equal next_state_per_action[action] for every row")
 
-        latents = self.latent_encoder(per_action.flatten(0, 1))  # (B·4, L)
+        current = state.repeat_interleave(num_actions, dim=0)
+        latents = self.latent_encoder(per_action.flatten(0, 1), current)  # (B·4, L)
         actions = torch.arange(num_actions, device=self.device).repeat(batch)
         z = latents.detach()
         noise = torch.randn_like(z)
