@@ -26,7 +26,8 @@ Both are deterministic functions of the board.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -52,23 +53,38 @@ def _neighbour_tables(height: int, width: int) -> tuple[np.ndarray, np.ndarray, 
     return nr, nc, nr * width + nc, inside
 
 
-def expert_actions(obs: np.ndarray, kind: str = "astar") -> np.ndarray:
-    """The expert's action (B,) int64 for each board of ``obs`` (B, H, W); 0 for terminal boards."""
+def expert_actions(obs: np.ndarray, kind: str = "astar", num_threads: int = 1) -> np.ndarray:
+    """The expert's action (B,) int64 for each board of ``obs`` (B, H, W); 0 for terminal boards.
+
+    ``num_threads`` > 1 splits a large batch across threads (numpy releases the GIL inside its
+    array loops); the decisions do not depend on it.
+    """
     if kind not in EXPERT_KINDS:
         raise ValueError(f"unknown expert kind {kind!r}; choose one of {EXPERT_KINDS}")
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
     obs = as_batch(obs)
     batch, height, width = obs.shape
-    if width > 32:
-        raise ValueError(f"the experts support boards up to 32 columns, got {width}")
-    actions = np.zeros(batch, dtype=np.int64)
+    # Bound the memory of one search's recorded layers by splitting large batches.
     chunk = max(1, _LAYER_BYTES_BUDGET // (4 * height * (height * width + 1)))
-    for start in range(0, batch, chunk):
-        part = obs[start : start + chunk]
-        live = np.flatnonzero((part >= HEAD_ALONE).any(axis=(1, 2)))
-        if live.size:
-            boards = _Boards(part[live])
-            chosen = _astar(boards) if kind == "astar" else _heuristic(boards)
-            actions[start + live] = chosen
+    if num_threads > 1 and batch >= 256 * num_threads:
+        chunk = min(chunk, -(-batch // num_threads))
+    parts = [obs[start : start + chunk] for start in range(0, batch, chunk)]
+    decide = partial(_decide, kind=kind)
+    if num_threads > 1 and len(parts) > 1:
+        with ThreadPoolExecutor(num_threads) as pool:
+            chosen = list(pool.map(decide, parts))
+    else:
+        chosen = [decide(part) for part in parts]
+    return np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def _decide(obs: np.ndarray, kind: str) -> np.ndarray:
+    actions = np.zeros(obs.shape[0], dtype=np.int64)
+    live = np.flatnonzero((obs >= HEAD_ALONE).any(axis=(1, 2)))
+    if live.size:
+        boards = _Boards(obs[live])
+        actions[live] = _astar(boards) if kind == "astar" else _heuristic(boards)
     return actions
 
 
@@ -92,9 +108,10 @@ _ARANGE = np.arange(1 << 16)
 def _arange(n: int) -> np.ndarray:
     """np.arange(n), sliced from a cached array (it is asked for in every search step)."""
     global _ARANGE
-    if n > _ARANGE.size:
-        _ARANGE = np.arange(2 * n)
-    return _ARANGE[:n]
+    cached = _ARANGE  # one read of the global, so concurrent callers stay consistent
+    if n > cached.size:
+        cached = _ARANGE = np.arange(2 * n)
+    return cached[:n]
 
 
 class _Boards:
