@@ -106,3 +106,32 @@ def test_cli_rejects_bad_flags(tmp_path):
         main(["--model", "m", "--dataset", "d", "--games", "0"])
     with pytest.raises(SystemExit, match="--fixed-steps"):
         main(["--model", "m", "--dataset", "d", "--fixed-steps", "1,x"])
+
+
+def test_explicit_energy_is_measured_when_the_model_has_one(tiny_dataset):
+    from snake_world_eqm.configuration_snake_world_eqm import SnakeWorldEqMConfig
+    from snake_world_eqm.evaluation.evaluate import (
+        energy_metrics,
+        held_out_metrics,
+        load_rows,
+        uncertainty_metrics,
+    )
+    from snake_world_eqm.modeling_snake_world_eqm import SnakeWorldEqM
+
+    config = SnakeWorldEqMConfig.cpu_small(
+        board_height=SIZE, board_width=SIZE, d_model=16, cnn_channels=16, cnn_layers=1, latent_dim=8,
+        latent_hidden_dim=16, decoder_channels=8, decoder_layers=1, eqm_hidden_dim=16, eqm_num_layers=1,
+        use_explicit_energy=True, eqm_sampling_steps=2)
+    model = SnakeWorldEqM(config).eval()
+    cfg = _small_cfg(max_rows=24, spread_seeds=2)
+    rows = load_rows(tiny_dataset["test"], cfg.max_rows)
+    _, runs = held_out_metrics(model, rows, cfg)
+    uncertainty = uncertainty_metrics(model, rows, runs, cfg)
+    energy = energy_metrics(model, rows, runs, cfg)
+    if "explicit_energy_auroc" in energy:
+        assert energy["signal"] == "explicit_energy" and 0.0 <= energy["auroc"] <= 1.0
+    else:  # model.energy() without validate=False rejects illegal boards: reported, not dropped
+        assert "not a legal Snake observation" in energy["explicit_energy"]
+        assert energy["signal"] == "grad_norm" and energy["auroc"] == energy["grad_norm_auroc"]
+    auroc = uncertainty["energy"]["action_error_auroc"]
+    assert math.isnan(auroc) or 0.0 <= auroc <= 1.0

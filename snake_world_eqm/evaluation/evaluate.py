@@ -7,6 +7,7 @@ from one place.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from contextlib import contextmanager
@@ -224,9 +225,15 @@ def uncertainty_metrics(model, rows: dict[str, np.ndarray], runs: dict, cfg: Eva
     }
     if "action_grad_norm" in free:
         signals["action_grad_norm"] = free["action_grad_norm"]
+    energy = explicit_energies(model, rows["state"], free, cfg.batch_size)
+    if isinstance(energy, str):
+        unavailable = {"energy": {"action_error_auroc": None, "note": energy}}
+    else:
+        signals["energy"], unavailable = energy, {}
     result = {name: {"action_error_auroc": metrics.auroc(score, wrong_action)} for name, score in signals.items()}
     result["grad_norm"]["next_board_error_auroc"] = metrics.auroc(runs["expert_grad_norm"],
                                                                   runs["expert_board_wrong"])
+    result.update(unavailable)
     result["action_error_rate"] = float(wrong_action.mean())
     result["next_board_error_rate"] = float(runs["expert_board_wrong"].mean())
     result["spread_seeds"] = int(cfg.spread_seeds)
@@ -279,7 +286,7 @@ def energy_metrics(model, rows: dict[str, np.ndarray], runs: dict, cfg: EvalConf
             by_kind[name] = metrics.auroc(kind_scores, kind_labels)
     result = {"signal": "grad_norm", "grad_norm_auroc": metrics.auroc(scores, labels), "by_kind": by_kind,
               "corrupted_boards": int(corrupted.shape[0]), "real_boards": int(real.shape[0])}
-    explicit = explicit_energy_auroc(model, real, corrupted, runs, fake)
+    explicit = explicit_energy_auroc(model, real, corrupted, runs, fake, cfg.batch_size)
     result.update(explicit)
     result["auroc"] = result.get("explicit_energy_auroc", result["grad_norm_auroc"])
     if "explicit_energy_auroc" in result:
@@ -287,23 +294,37 @@ def energy_metrics(model, rows: dict[str, np.ndarray], runs: dict, cfg: EvalConf
     return result
 
 
-def explicit_energy_auroc(model, real, corrupted, runs, fake) -> dict:
-    """Energy of (board, sampled latent, sampled action) when the model has an explicit energy."""
+def explicit_energies(model, boards: np.ndarray, run: dict[str, np.ndarray], batch_size: int) -> np.ndarray | str:
+    """E(board, sampled latent, sampled action block) per row, or why it is not available."""
     if not getattr(model.config, "use_explicit_energy", False) or not hasattr(model, "energy"):
-        return {"explicit_energy": "not available (use_explicit_energy is off)"}
+        return "not available (use_explicit_energy is off)"
+    device = next(model.parameters()).device
+    # Corrupted boards must be scored, not rejected: skip the legality check where energy() allows it.
+    extra = {"validate": False} if "validate" in inspect.signature(model.energy).parameters else {}
+    pieces = []
     try:
-        device = next(model.parameters()).device
-        energies = []
-        for boards, run in ((real, runs["free"]), (corrupted, fake)):
-            obs = torch.as_tensor(boards, dtype=torch.long, device=device)
-            latent = torch.as_tensor(run["latent_next"], device=device)
-            action_vec = torch.as_tensor(run["action_logits"], device=device)
+        for start in range(0, boards.shape[0], batch_size):
+            chunk = slice(start, start + batch_size)
+            obs = torch.as_tensor(boards[chunk], dtype=torch.long, device=device)
+            latent = torch.as_tensor(run["latent_next"][chunk], device=device)
+            action_vec = torch.as_tensor(run["action_logits"][chunk], device=device)
             with torch.no_grad():
-                energies.append(model.energy(obs, latent, action_vec).reshape(-1).float().cpu().numpy())
+                pieces.append(model.energy(obs, latent, action_vec, **extra).reshape(-1).float().cpu().numpy())
     except Exception as error:  # report why rather than drop the metric silently
-        return {"explicit_energy": f"failed: {type(error).__name__}: {error}"}
+        return f"failed: {type(error).__name__}: {error}"
+    return np.concatenate(pieces)
+
+
+def explicit_energy_auroc(model, real, corrupted, runs, fake, batch_size: int = 512) -> dict:
+    """AUROC of the explicit energy for corrupted (positive) against real boards, when the model has one."""
+    real_energy = explicit_energies(model, real, runs["free"], batch_size)
+    if isinstance(real_energy, str):
+        return {"explicit_energy": real_energy}
+    fake_energy = explicit_energies(model, corrupted, fake, batch_size)
+    if isinstance(fake_energy, str):
+        return {"explicit_energy": fake_energy}
     labels = np.concatenate([np.zeros(len(real), bool), np.ones(len(corrupted), bool)])
-    return {"explicit_energy_auroc": metrics.auroc(np.concatenate(energies), labels)}
+    return {"explicit_energy_auroc": metrics.auroc(np.concatenate([real_energy, fake_energy]), labels)}
 
 
 def build_agents(names, model, baseline, cfg: EvalConfig) -> dict:
