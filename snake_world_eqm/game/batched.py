@@ -29,6 +29,7 @@ from snake_world_eqm.game.rules import (
     Event,
     as_generator,
     check_board_size,
+    check_rng,
     new_game,
 )
 
@@ -70,6 +71,7 @@ def batched_step(
     obs = as_batch(obs)
     batch, height, width = obs.shape
     actions = _check_actions(actions, batch)
+    check_rng(rng)
     flat = obs.reshape(batch, height * width).copy()
     rows = np.arange(batch)
 

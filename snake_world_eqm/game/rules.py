@@ -57,6 +57,15 @@ def as_generator(rng: None | int | np.random.Generator) -> np.random.Generator:
     raise TypeError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
 
 
+def check_rng(rng: object) -> None:
+    """Raise TypeError unless ``rng`` is None, an int seed or a numpy Generator (checked before it is needed)."""
+    if rng is None or isinstance(rng, np.random.Generator):
+        return
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return
+    raise TypeError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
+
+
 def check_board_size(height: int, width: int) -> None:
     """Raise unless ``height`` and ``width`` are ints in [MIN_BOARD_SIZE, MAX_BOARD_SIZE]."""
     for name, value in (("height", height), ("width", width)):
@@ -174,6 +183,7 @@ def step(state: SnakeState, action: int, rng: None | int | np.random.Generator =
     if not isinstance(state, SnakeState):
         raise TypeError(f"state must be a SnakeState, got {type(state).__name__}")
     action = check_action(action)
+    check_rng(rng)
     event = _death_event(state, action)
     if event is not None:
         return StepResult(None, terminal_observation(state.height, state.width), REWARD_DEATH, event, True)

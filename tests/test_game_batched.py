@@ -1,0 +1,108 @@
+"""BatchedSnakeGames, argument checking, and the symmetry helpers on numpy and torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from game_helpers import random_state
+
+from snake_world_eqm.game import (
+    NUM_SYMMETRIES,
+    BatchedSnakeGames,
+    Event,
+    SnakeState,
+    batched_step,
+    decode_observation,
+    encode_observation,
+    inverse_symmetry,
+    new_game,
+    step,
+    transform_action,
+    transform_board,
+)
+
+
+def test_games_reset_when_done_and_keep_terminal_boards_in_the_returned_step():
+    games = BatchedSnakeGames(3, 4, 4, seed=0)
+    games.obs[0] = encode_observation(SnakeState(4, 4, ((0, 0), (1, 0), (2, 0)), (3, 3)))
+    first_ids = games.episode_ids.copy()
+    nxt, reward, event, terminated = games.step(np.array([0, 0, 0]))  # board 0 runs into the wall
+    assert event[0] == Event.WALL and terminated[0] and reward[0] == -1.0 and not nxt[0].any()
+    assert games.obs[0].any()  # replaced by a new game
+    decode_observation(games.obs[0])
+    assert games.episode_ids[0] == first_ids.max() + 1 and games.episode_steps[0] == 0
+    assert games.episode_steps[1:].tolist() == [1, 1] or terminated[1:].any()
+
+
+def test_games_are_seeded_and_can_keep_finished_boards():
+    a, b = BatchedSnakeGames(5, 6, 6, seed=3), BatchedSnakeGames(5, 6, 6, seed=3)
+    assert np.array_equal(a.obs, b.obs)
+    for _ in range(5):
+        actions = np.random.default_rng(0).integers(0, 4, 5)
+        assert np.array_equal(a.step(actions, auto_reset=False)[0], b.step(actions, auto_reset=False)[0])
+    dead = ~a.obs.any(axis=(1, 2))
+    a.reset_games(np.flatnonzero(dead))
+    assert a.obs.any(axis=(1, 2)).all()
+
+
+@pytest.mark.parametrize(
+    ("actions", "error", "match"),
+    [
+        (np.array([0, 4]), ValueError, "0..3"),
+        (np.array([0]), ValueError, "shape"),
+        (np.array([0.0, 1.0]), TypeError, "integers"),
+    ],
+)
+def test_batched_step_rejects_bad_actions(actions, error, match):
+    boards = np.stack([encode_observation(new_game(5, 5, seed)) for seed in range(2)])
+    with pytest.raises(error, match=match):
+        batched_step(boards, actions, 0)
+
+
+def test_batched_step_rejects_bad_boards_and_step_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="shape"):
+        batched_step(np.zeros((5, 5), dtype=np.int8), [0], 0)
+    with pytest.raises(ValueError, match="dtype"):
+        batched_step(np.zeros((1, 5, 5), dtype=np.float32), [0], 0)
+    state = new_game(5, 5, 0)
+    with pytest.raises(ValueError, match="action"):
+        step(state, 7, 0)
+    with pytest.raises(TypeError, match="SnakeState"):
+        step(encode_observation(state), 0, 0)
+    with pytest.raises(TypeError, match="rng"):
+        step(state, 0, "seed")
+
+
+def test_symmetries_on_numpy_and_torch_agree_and_invert():
+    rng = np.random.default_rng(0)
+    boards = np.stack([encode_observation(random_state(rng, 6, 6)) for _ in range(10)])
+    actions = rng.integers(0, 4, 10)
+    seen = set()
+    for k in range(NUM_SYMMETRIES):
+        moved = transform_board(boards, k)
+        seen.add(moved.tobytes())
+        assert torch.equal(transform_board(torch.as_tensor(boards).long(), k), torch.as_tensor(moved).long())
+        assert np.array_equal(transform_board(moved, inverse_symmetry(k)), boards)
+        moved_actions = transform_action(actions, k)
+        assert torch.equal(transform_action(torch.as_tensor(actions), k), torch.as_tensor(moved_actions))
+        assert np.array_equal(transform_action(moved_actions, inverse_symmetry(k)), actions)
+        assert [transform_action(int(a), k) for a in actions] == moved_actions.tolist()
+        for board in moved:
+            decode_observation(board)  # pointers remapped consistently: still legal
+    assert len(seen) == NUM_SYMMETRIES  # all eight are different maps
+
+
+def test_rotation_turns_actions_counter_clockwise_and_flip_swaps_left_right():
+    assert [transform_action(a, 1) for a in range(4)] == [3, 0, 1, 2]  # up→left, right→up, ...
+    assert [transform_action(a, 4) for a in range(4)] == [0, 3, 2, 1]
+
+
+def test_symmetry_argument_errors():
+    board = encode_observation(new_game(5, 5, 0))
+    with pytest.raises(ValueError, match="0..7"):
+        transform_board(board, 8)
+    with pytest.raises(ValueError, match="square"):
+        transform_board(np.zeros((4, 6), dtype=np.int8), 1)
+    with pytest.raises(TypeError):
+        transform_action(1, 1.5)
