@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-proc", type=_positive_int, default=1, help="processes (does not change the data)")
     run.add_argument("--shard-index", type=_non_negative_int, default=0, help="which seed-range shard to build")
     run.add_argument("--num-shards", type=_positive_int, default=1)
-    run.add_argument("--rows-per-chunk", type=_positive_int, default=50_000, help="rows per seeded chunk (changes the data)")
+    run.add_argument("--rows-per-chunk", type=_positive_int, default=200_000, help="rows per seeded chunk (changes the data)")
     run.add_argument("--parallel-games", type=_positive_int, default=None, help="games stepped at once per chunk (changes the data)")
     run.add_argument("--no-progress", action="store_true")
     hub = parser.add_argument_group("hub")

@@ -3,16 +3,18 @@
 Output layout (Hub-shaped, pushed as is)::
 
     OUTPUT/README.md                                   card with `configs` + `dataset_info` in its YAML
-    OUTPUT/data/{split}-{shard:05d}-of-{num_shards:05d}.parquet
+    OUTPUT/data/{split}-{chunk:05d}-of-{num_chunks:05d}.parquet
 
 so `datasets.load_dataset(OUTPUT)`, `load_dataset(repo_id)` after a push, and
-`snake_world_eqm.data.load_snake_dataset(OUTPUT)` all read the same rows. The shards of a
-seed-range-sharded build have distinct file names: copying their `data/` folders together gives
-the whole dataset.
+`snake_world_eqm.data.load_snake_dataset(OUTPUT)` all read the same rows. Files are per seeded
+chunk, written by the worker that generated it: a seed-range shard (`--shard-index/--num-shards`)
+writes exactly the files the whole build would, so copying the shards' `data/` folders together
+gives the whole dataset, byte for byte.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -25,7 +27,8 @@ import pyarrow.parquet as pq
 from snake_world_eqm.data.features import features
 from snake_world_eqm.data.generate import (
     GenerationConfig,
-    iter_chunks,
+    chunk_rows,
+    map_chunks,
     rows_to_table,
     shard_chunks,
     split_rows,
@@ -66,25 +69,29 @@ def files_fingerprint(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def chunk_file_name(split: str, chunk_index: int, num_chunks: int) -> str:
+    """One file per split and chunk: shards of a build never collide, and merge by copying."""
+    return f"{split}-{chunk_index:05d}-of-{num_chunks:05d}.parquet"
+
+
+def _write_chunk(folder: Path, config: GenerationConfig, chunk_index: int, on_rows) -> DatasetStats:
+    """Generate one chunk and write its parquet files (runs in a worker process when num_proc > 1)."""
+    dataset_features = features(config.height, config.width)
+    stats = DatasetStats()
+    for split, split_columns in split_rows(chunk_rows(config, chunk_index, on_rows)).items():
+        table = rows_to_table(split_columns, dataset_features)
+        pq.write_table(table, folder / "data" / chunk_file_name(split, chunk_index, config.num_chunks), row_group_size=ROW_GROUP_SIZE)
+        stats.add(split, split_columns, table.nbytes)
+    return stats
+
+
 def _write_parquet(
     folder: Path, config: GenerationConfig, num_proc: int, shard_index: int, num_shards: int, progress: bool
 ) -> DatasetStats:
-    dataset_features = features(config.height, config.width)
-    schema = dataset_features.arrow_schema
-    writers: dict[str, pq.ParquetWriter] = {}
     stats = DatasetStats()
-    try:
-        for rows in iter_chunks(config, num_proc, shard_index, num_shards, progress):
-            for split, split_columns in split_rows(rows).items():
-                if split not in writers:
-                    name = f"{split}-{shard_index:05d}-of-{num_shards:05d}.parquet"
-                    writers[split] = pq.ParquetWriter(folder / "data" / name, schema)
-                table = rows_to_table(split_columns, dataset_features)
-                writers[split].write_table(table, row_group_size=ROW_GROUP_SIZE)
-                stats.add(split, split_columns, table.nbytes)
-    finally:
-        for writer in writers.values():
-            writer.close()
+    writer = functools.partial(_write_chunk, folder)
+    for chunk_stats in map_chunks(writer, config, num_proc, shard_index, num_shards, progress):
+        stats.merge(chunk_stats)
     return stats
 
 

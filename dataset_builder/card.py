@@ -43,6 +43,17 @@ class DatasetStats:
         bins, counts = np.unique(rows["snake_length"] // LENGTH_BIN, return_counts=True)
         self.lengths.update(dict(zip(bins.tolist(), counts.tolist())))
 
+    def merge(self, other: DatasetStats) -> None:
+        """Add another chunk's counts (chunks never share an episode)."""
+        self.rows.update(other.rows)
+        self.num_bytes.update(other.num_bytes)
+        for split, episodes in other.episodes.items():
+            self.episodes.setdefault(split, set()).update(episodes)
+        self.actions.update(other.actions)
+        self.perturbed += other.perturbed
+        self.events.update(other.events)
+        self.lengths.update(other.lengths)
+
     @property
     def total_rows(self) -> int:
         return sum(self.rows.values())

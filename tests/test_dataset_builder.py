@@ -6,14 +6,16 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
-from datasets import load_dataset
+from datasets import Dataset, load_dataset
 from huggingface_hub import DatasetCard, HfApi
 
 import dataset_builder.builder as builder_module
 from dataset_builder.__main__ import main
 from dataset_builder.validate import validate_dataset
-from snake_world_eqm.data import COLUMNS, content_fingerprint, load_snake_dataset
+from snake_world_eqm.data import COLUMNS, content_fingerprint, features, load_snake_dataset
+from snake_world_eqm.data.generate import rows_to_table
 
 SMALL_ARGS = ["--num-samples", "900", "--height", "6", "--width", "6", "--seed", "5", "--max-episode-steps", "60",
               "--rows-per-chunk", "300", "--parallel-games", "6", "--no-progress"]
@@ -37,7 +39,8 @@ def built(tmp_path_factory) -> Path:
 def test_folder_is_hub_shaped(built):
     assert (built / "README.md").is_file()
     names = sorted(path.name for path in (built / "data").iterdir())
-    assert names == [f"{split}-00000-of-00001.parquet" for split in ("test", "train", "validation")]
+    # one file per split and seeded chunk: 900 rows in chunks of 300
+    assert names == [f"{split}-{chunk:05d}-of-00003.parquet" for split in ("test", "train", "validation") for chunk in range(3)]
     assert _leftovers(built.parent) == []
 
 
@@ -71,44 +74,49 @@ def test_validate_finds_no_violation_in_a_fresh_build(built, capsys):
 
 
 def test_validate_counts_corrupted_rows(built, tmp_path, capsys):
-    dataset = load_snake_dataset(built)
-    train = dataset["train"].with_format("numpy")[:]
-    bad = {name: values.copy() for name, values in train.items()}
-    row, action = np.argwhere(bad["event_per_action"] == 0)[0]  # a plain move, not a death
-    bad["next_state_per_action"][row, action] = 0  # its successor replaced by the terminal board
-    bad["reward"][10] = 5.0
     corrupted = tmp_path / "corrupted"
     shutil.copytree(built, corrupted)
-    from datasets import Dataset
-
-    Dataset.from_dict(bad, features=dataset["train"].features).to_parquet(corrupted / "data" / "train-00000-of-00001.parquet")
+    file = corrupted / "data" / "train-00000-of-00003.parquet"
+    table = pq.read_table(file)
+    rows = {name: values.copy() for name, values in Dataset(table).with_format("numpy")[:].items()}
+    row, action = np.argwhere(rows["event_per_action"] == 0)[0]  # a plain move, not a death
+    rows["next_state_per_action"][row, action] = 0  # its successor replaced by the terminal board
+    rows["reward"][10] = 5.0
+    pq.write_table(rows_to_table(rows, features(6, 6)), file)
     report = validate_dataset(corrupted, progress=False)
-    assert report.violations >= 2
+    assert report.violations == 2 if row != 10 else 1
     assert report.by_check["reward"] == 1
     assert report.by_check["next_state_per_action"] == 1
     assert main(["validate", str(corrupted), "--no-progress"]) == 1
-    assert "violations" in capsys.readouterr().out
+    assert capsys.readouterr().out.startswith(f"{report.violations} violations in 7200 rows")
+
+
+def _data_files(folder: Path) -> dict[str, bytes]:
+    return {file.name: file.read_bytes() for file in sorted((folder / "data").iterdir())}
 
 
 def test_same_arguments_same_bytes_whatever_num_proc(tmp_path):
     assert _build(tmp_path / "one", "--num-proc", "1") == 0
     assert _build(tmp_path / "two", "--num-proc", "2") == 0
-    for name in ("train", "validation", "test"):
-        file = f"data/{name}-00000-of-00001.parquet"
-        assert (tmp_path / "one" / file).read_bytes() == (tmp_path / "two" / file).read_bytes()
+    assert _data_files(tmp_path / "one") == _data_files(tmp_path / "two")
     fingerprints = [DatasetCard.load(tmp_path / n / "README.md").data.snake_world_eqm["fingerprint"] for n in ("one", "two")]
     assert fingerprints[0] == fingerprints[1]
+    assert _build(tmp_path / "other", "--seed", "6") == 0
+    assert _data_files(tmp_path / "other") != _data_files(tmp_path / "one")
 
 
-def test_shards_copied_together_load_as_the_whole_dataset(tmp_path):
+def test_seed_range_shards_write_exactly_the_whole_build(tmp_path):
     assert _build(tmp_path / "whole") == 0
+    merged: dict[str, bytes] = {}
     for index in range(2):
         assert _build(tmp_path / f"shard{index}", "--shard-index", str(index), "--num-shards", "2") == 0
-    merged = tmp_path / "merged"
-    shutil.copytree(tmp_path / "shard0", merged)
+        merged.update(_data_files(tmp_path / f"shard{index}"))
+    assert merged == _data_files(tmp_path / "whole")
+    combined = tmp_path / "combined"
+    shutil.copytree(tmp_path / "shard0", combined)
     for file in (tmp_path / "shard1" / "data").iterdir():
-        shutil.copy(file, merged / "data" / file.name)
-    assert content_fingerprint(load_dataset(str(merged))) == content_fingerprint(load_dataset(str(tmp_path / "whole")))
+        shutil.copy(file, combined / "data" / file.name)
+    assert content_fingerprint(load_dataset(str(combined))) == content_fingerprint(load_dataset(str(tmp_path / "whole")))
 
 
 def test_existing_output_is_refused_unless_overwrite(built, tmp_path, capsys):
@@ -150,7 +158,7 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, capsys, args, m
 def test_a_failure_while_writing_leaves_nothing_behind(tmp_path, monkeypatch):
     calls = []
 
-    def failing_table(*args, **kwargs):
+    def failing_table(*args, **kwargs):  # the second chunk fails after the first was written
         calls.append(1)
         if len(calls) > 1:
             raise RuntimeError("disk on fire")
