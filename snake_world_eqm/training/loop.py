@@ -212,7 +212,7 @@ def _loop(ctx: _Context, train_loader: Any, progress: Any) -> str:
     state, acc = ctx.state, ctx.accelerator
     ctx.model.train()
     if state.global_step >= ctx.total_steps:
-        return "max_steps"
+        return "max_steps" if ctx.args.max_steps else "epochs"
     while state.epoch < ctx.num_epochs:
         loader = acc.skip_first_batches(train_loader, state.batch_in_epoch) if state.batch_in_epoch else train_loader
         loader.set_epoch(state.epoch)  # the shuffle order is a function of (seed, epoch) only
@@ -270,7 +270,7 @@ def _after_step(ctx: _Context) -> str | None:
 
 def _stop_reason(ctx: _Context) -> str | None:
     if ctx.state.global_step >= ctx.total_steps:
-        return "max_steps"
+        return "max_steps" if ctx.args.max_steps else "epochs"
     if ctx.args.max_train_minutes is None:
         return None
     over = (time.monotonic() - ctx.invocation_start) / 60.0 >= ctx.args.max_train_minutes
