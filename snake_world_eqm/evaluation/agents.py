@@ -177,8 +177,11 @@ def bfs_from_head(boards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return distance, head.any(axis=(1, 2))
 
 
-def board_heuristic(boards: np.ndarray, food_weight: float, trap_penalty: float) -> np.ndarray:
-    """(N,) value of a predicted board: near reachable food is good; a tail cut off from the head is a trap."""
+def board_heuristic(boards: np.ndarray, food_weight: float, trap_penalty: float, space_weight: float = 0.0,
+                    tail_weight: float = 0.0) -> np.ndarray:
+    """(N,) value of a predicted board: near reachable food is good; a tail cut off from the head is a trap;
+    optionally, more room to move (`space_weight`) and a longer way round to the tail (`tail_weight`:
+    the classic way to stall safely while the food is out of reach) are good."""
     height, width = boards.shape[1], boards.shape[2]
     distance, has_head = bfs_from_head(boards)
     reach_food = np.where((boards == FOOD) & (distance >= 0), distance, np.iinfo(np.int64).max).min(axis=(1, 2))
@@ -187,8 +190,12 @@ def board_heuristic(boards: np.ndarray, food_weight: float, trap_penalty: float)
     has_tail = (boards == TAIL).any(axis=(1, 2))
     tail_reached = ((boards == TAIL) & (distance >= 0)).any(axis=(1, 2))
     trapped = has_tail & ~tail_reached
+    cells = height * width
+    space_term = space_weight * (distance >= 0).sum(axis=(1, 2)) / cells
+    tail_distance = np.where((boards == TAIL) & (distance >= 0), distance, 0).max(axis=(1, 2))
+    tail_term = tail_weight * tail_distance / cells
     # A board with no head is an illegal prediction: value it as a trap, the model cannot be trusted there.
-    return food_term + np.where(trapped | ~has_head, trap_penalty, 0.0)
+    return food_term + space_term + tail_term + np.where(trapped | ~has_head, trap_penalty, 0.0)
 
 
 class PlannerAgent(Agent):
@@ -206,6 +213,7 @@ class PlannerAgent(Agent):
     def __init__(self, model, depth: int = 2, num_steps: int | None = None,
                  adaptive_threshold: float | None = None, discount: float = 0.95, food_value: float = 1.0,
                  death_value: float = -10.0, food_weight: float = 0.5, trap_penalty: float = -5.0,
+                 space_weight: float = 0.0, tail_weight: float = 0.0,
                  prior_weight: float = 0.05, skip_reverse: bool = True, seed: int = 0,
                  max_batch: int = 4096) -> None:
         if depth < 1:
@@ -214,6 +222,7 @@ class PlannerAgent(Agent):
         self.depth, self.num_steps, self.adaptive_threshold = depth, num_steps, adaptive_threshold
         self.discount, self.food_value, self.death_value = discount, food_value, death_value
         self.food_weight, self.trap_penalty, self.prior_weight = food_weight, trap_penalty, prior_weight
+        self.space_weight, self.tail_weight = space_weight, tail_weight
         self.max_batch, self.skip_reverse = max_batch, skip_reverse
         self.generator = torch.Generator(device=_model_device(model)).manual_seed(seed)
         self.field_calls = 0  # boards sampled, for the cost report
@@ -268,7 +277,7 @@ class PlannerAgent(Agent):
             if last:
                 alive = ~died
                 child_value[alive] += self.discount ** (level + 1) * board_heuristic(
-                    children[alive], self.food_weight, self.trap_penalty)
+                    children[alive], self.food_weight, self.trap_penalty, self.space_weight, self.tail_weight)
             np.maximum.at(values, (child_root[leaf], child_first[leaf]), child_value[leaf])
             keep = ~leaf
             boards, root, first, collected = children[keep], child_root[keep], child_first[keep], child_value[keep]
