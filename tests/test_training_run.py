@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from snake_world_eqm import SnakePolicyBaseline, SnakeWorldEqM
+from snake_world_eqm import SnakePolicyBaseline, SnakeWorldEqM, cli
 from snake_world_eqm.data import collate, load_snake_dataset
 from snake_world_eqm.game.encoding import EMPTY, FOOD
 from snake_world_eqm.training import checkpoints, main
@@ -24,10 +24,10 @@ def dataset(tmp_path_factory):
     return build_tiny_dataset(tmp_path_factory.mktemp("data") / "snake")
 
 
-def _run(dataset, out, *extra):
+def _run(dataset, out, *extra, entry=main):
     argv = ["--dataset", str(dataset), "--output-dir", str(out), "--batch-size", "16", "--max-eval-samples", "16",
             "--warmup-steps", "2", *TINY_EQM, *QUIET, *extra]
-    assert main(argv) == 0
+    assert entry(argv) == 0
     return json.loads((out / "metrics.json").read_text())
 
 
@@ -75,7 +75,9 @@ def test_eqm_run_leaves_loadable_models_checkpoints_and_logs(dataset, tmp_path):
 
 def test_baseline_trains_on_the_same_pipeline_with_the_same_encoder(dataset, tmp_path):
     out = tmp_path / "baseline"
-    summary = _run(dataset, out, "--model", "baseline", "--max-steps", "4", "--eval-every", "2")
+    # Through `snake-eqm train` (the console script's main), as a user would call it.
+    summary = _run(dataset, out, "--model", "baseline", "--max-steps", "4", "--eval-every", "2",
+                   entry=lambda argv: cli.main(["train", *argv]))
     assert summary["model"] == "baseline" and summary["global_step"] == 4
     model = SnakePolicyBaseline.from_pretrained(out)
     assert (model.config.d_model, model.config.num_layers, model.config.num_heads) == (16, 1, 2)

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -112,6 +113,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
     output_dir = Path(args.output_dir)
     logging_dir = Path(args.logging_dir) if args.logging_dir else output_dir / "logs"
     accelerator = Accelerator(
+        cpu=_cpu_only_multi_process(),
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=setup.trackers or None,
@@ -176,6 +178,12 @@ def _reset_accelerate_state() -> None:
 
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
+
+
+def _cpu_only_multi_process() -> bool:
+    """Several launched processes but no GPU: Accelerate only sets up gloo DDP when told `cpu=True`;
+    otherwise each process would train alone, all writing to the same OUTPUT_DIR."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
 
 
 class _Context:
