@@ -37,6 +37,9 @@ from snake_world_eqm.data.generate import (
 from .card import DatasetStats, build_card
 
 ROW_GROUP_SIZE = 10_000  # small row groups keep random access and the Hub viewer cheap
+# Measured on 91k rows of 10x10: dictionary encoding cost 0.22 s and zstd level 1 without it
+# gave the smallest files (5.1 MB vs 6.7 MB with the snappy+dictionary default) at 0.72 s.
+PARQUET_OPTIONS = {"use_dictionary": False, "compression": "zstd", "compression_level": 1}
 
 
 @dataclass
@@ -80,7 +83,7 @@ def _write_chunk(folder: Path, config: GenerationConfig, chunk_index: int, on_ro
     stats = DatasetStats()
     for split, split_columns in split_rows(chunk_rows(config, chunk_index, on_rows)).items():
         table = rows_to_table(split_columns, dataset_features)
-        pq.write_table(table, folder / "data" / chunk_file_name(split, chunk_index, config.num_chunks), row_group_size=ROW_GROUP_SIZE)
+        pq.write_table(table, folder / "data" / chunk_file_name(split, chunk_index, config.num_chunks), row_group_size=ROW_GROUP_SIZE, **PARQUET_OPTIONS)
         stats.add(split, split_columns, table.nbytes)
     return stats
 
