@@ -152,23 +152,26 @@ def fixed_step_curve(model, rows: dict[str, np.ndarray], cfg: EvalConfig) -> lis
     return curve
 
 
-def choose_thresholds(curve: list[dict], configured: float | None) -> list[float]:
+def choose_thresholds(curve: list[dict], configured: float | None, max_points: int = 6) -> list[float]:
     """Thresholds spanning the gradient norms the sampler actually reaches (plus the configured one).
 
     Candidates are 0.5x, 1x and 2x the median final norm at each fixed step count; values within 10%
-    of a kept one are merged, so the curve has distinct points.
+    of a kept one are merged, and at most `max_points` evenly spread ones are kept (each costs a pass).
     """
     candidates = []
     for point in curve:
         norm = point["median_grad_norm"]
         if point["num_steps"] > 1 and math.isfinite(norm) and norm > 0:
             candidates += [norm * 0.5, norm, norm * 2.0]
-    if configured:
-        candidates.append(float(configured))
     kept: list[float] = []
     for value in sorted(candidates):
         if not kept or value > kept[-1] * 1.1:
             kept.append(float(f"{value:.4g}"))
+    if len(kept) > max_points:
+        picks = np.linspace(0, len(kept) - 1, max_points).round().astype(int)
+        kept = [kept[i] for i in sorted(set(picks.tolist()))]
+    if configured and float(configured) not in kept:
+        kept = sorted(kept + [float(configured)])
     return kept
 
 
