@@ -36,6 +36,23 @@ RESULT_KEYS = ("action_accuracy", "next_board_exact", "next_board_cell_accuracy"
                "whatif_cell_accuracy", "validity", "coherence", "play", "fixed_steps", "adaptive",
                "adaptive_summary", "uncertainty", "energy_auroc", "energy", "config")
 
+# What each headline number means, for model cards (eval_results) and readers of the JSON.
+METRIC_DESCRIPTIONS = {
+    "action_accuracy": "sampled action equals the expert's, held-out test rows",
+    "next_board_exact": "decoded next board for the expert's action (held) equals the true one; food "
+                        "placement ignored after eating",
+    "next_board_cell_accuracy": "fraction of cells right in that board (same food rule)",
+    "whatif_exact": "per held action (up/right/down/left) and mean: predicted successor equals the true one, "
+                    "deaths (all-empty board) included",
+    "validity": "freely sampled board equals the successor of some action (a legal transition)",
+    "coherence": "freely sampled board equals the successor of the action sampled with it",
+    "play.<agent>.mean_apples": "apples per game over the seeded games, step cap config.max_steps",
+    "adaptive_summary.evaluation_reduction": "fewer field evaluations than 10 fixed steps at the cheapest "
+                                             "threshold within 0.5 accuracy points",
+    "uncertainty.grad_norm.action_error_auroc": "AUROC of the final gradient norm for wrong actions",
+    "energy_auroc": "AUROC separating corrupted (illegal) boards from real ones by energy or gradient norm",
+}
+
 
 @dataclass
 class EvalConfig:
