@@ -207,3 +207,24 @@ def test_loading_by_repo_id_from_the_offline_hf_cache(built, tmp_path, monkeypat
     from_repo = load_snake_dataset("org/snake-world")
     assert content_fingerprint(from_repo) == content_fingerprint(load_snake_dataset(built))
     assert main(["validate", "org/snake-world", "--no-progress"]) == 0
+
+
+def test_push_subcommand_uploads_an_existing_folder_and_refuses_a_missing_one(built, tmp_path, monkeypatch, capsys):
+    committed: list[str] = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: None)
+    monkeypatch.setattr(
+        HfApi, "create_commit", lambda self, repo_id, operations, **kwargs: committed.extend(op.path_in_repo for op in operations)
+    )
+    assert main(["push", str(built), "--repo-id", "org/snake-world"]) == 0
+    assert "README.md" in committed and sum(name.startswith("data/") for name in committed) == 9
+    with pytest.raises(SystemExit) as exit_info:
+        main(["push", str(tmp_path / "nowhere"), "--repo-id", "org/snake-world"])
+    assert exit_info.value.code == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_validate_of_a_missing_dataset_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", str(tmp_path / "a" / "b" / "c"), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert "no dataset folder" in capsys.readouterr().err
