@@ -1,23 +1,25 @@
 """Experts that label the dataset: an A* expert and a cheaper heuristic expert, both batched.
 
 Boards are handled many at a time. Each board's free cells are kept as one bit mask per
-row (W <= 32 bits), so a breadth-first search step over a whole batch is a handful of
-array shifts on a (B, H) array instead of a Python loop per board.
+row (uint8/16/32 for W <= 8/16/32), so a breadth-first search step over a whole batch is a
+handful of array shifts on a (B, H) array instead of a Python loop per board.
 
 A* expert (``kind="astar"``), per board:
 
 1. Shortest path to the food by a *time-aware* breadth-first search: a body segment counts
    as an obstacle only until the tail has moved past it (segment i of a length-L snake is
-   free from step L - i on). On a grid with unit steps this is A* with an exact heuristic.
+   free from step L - i on). With unit steps, breadth-first search finds a path as short as
+   A*'s, and it runs over the whole batch at once without a priority queue.
 2. Take that path only if a virtual snake that has followed it and eaten can still catch up
    with its own tail: a second time-aware search from the food must enter a cell of the
    virtual body after that cell has been vacated. From such a cell the snake can chase its
    tail forever, so the check is sound (it ignores food eaten later).
-3. Otherwise follow the tail along the longest safe route: among moves whose cell is
-   connected to the tail through free cells, take the one farthest (breadth-first distance)
-   from the tail. Moves onto the food are not taken here, since eating stops the tail.
+3. Otherwise follow the tail along the longest safe route: among moves after which the same
+   time-aware search still catches the tail, take the one farthest (breadth-first distance
+   through free cells) from the tail. Moves onto the food are not taken here, since eating
+   stops the tail.
 4. Otherwise the move that keeps the most free cells reachable; a move into certain death
-   is made only when every move is one.
+   is made only when every move is one, and then into the body rather than a wall or the neck.
 
 The heuristic expert (``kind="heuristic"``) moves greedily toward the food among moves that
 are not certain death, preferring cells with more free neighbours and avoiding dead ends.
