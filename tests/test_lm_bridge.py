@@ -27,6 +27,15 @@ BOARD = 6
 ARCHS = ("llama", "gpt2")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # These models are tiny: with several threads on a shared 2-core CPU, thread hand-offs cost more than the math.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tokenizer():
     return build_tokenizer()

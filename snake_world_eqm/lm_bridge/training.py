@@ -336,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--feature-batch-size", type=int, default=512)
     train.add_argument("--log-every", type=int, default=50)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--num-threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (1 is fastest for tiny LMs on a busy CPU)",
+    )
     train.add_argument("--report-to", choices=("tensorboard", "wandb", "none"), default="tensorboard")
     train.add_argument("--output-dir", required=True)
     return parser
@@ -363,6 +369,8 @@ def _check_args(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _check_args(args)
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
