@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from game_helpers import random_state
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from snake_world_eqm.game import (
     DEATH_EVENTS,
@@ -15,7 +17,7 @@ from snake_world_eqm.game import (
     step,
     terminal_observation,
 )
-from snake_world_eqm.game.expert import astar_action, expert_actions, heuristic_action
+from snake_world_eqm.game.expert import astar_action, expert_actions, food_distances, heuristic_action
 
 
 def random_boards(seed: int, count: int, height: int, width: int) -> tuple[list, np.ndarray]:
@@ -125,3 +127,38 @@ def test_astar_plays_well_on_a_small_board():
 def test_heuristic_expert_eats():
     events, _ = play(8, 8, 8, 150, "heuristic")
     assert events.count(Event.EAT) >= 8 * 5
+
+
+def naive_food_distance(state) -> int:
+    """Breadth-first search over (cell, time) written plainly: segment i of a length-L body is
+    an obstacle until step L - i (a length-2 snake's neck until step 2); cells are never revisited."""
+    length = len(state.body)
+    free_from = {cell: length - i for i, cell in enumerate(state.body)}
+    if length == 2:
+        free_from[state.body[1]] = 2
+    frontier, seen = [state.head], {state.head}
+    for time in range(1, state.height * state.width + 1):
+        nxt = []
+        for r, c in frontier:
+            for dr, dc in ((-1, 0), (0, 1), (1, 0), (0, -1)):
+                cell = (r + dr, c + dc)
+                if not (0 <= cell[0] < state.height and 0 <= cell[1] < state.width) or cell in seen:
+                    continue
+                if free_from.get(cell, 0) > time:
+                    continue
+                if cell == state.food:
+                    return time
+                seen.add(cell)
+                nxt.append(cell)
+        frontier = nxt
+    return 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(4, 12), st.integers(4, 20), st.integers(0, 2**32 - 1))
+def test_batched_time_aware_search_matches_a_naive_one(height, width, seed):
+    states, boards = random_boards(seed, 6, height, width)
+    if not states:
+        return
+    expected = [naive_food_distance(s) for s in states]
+    assert food_distances(boards).tolist() == expected

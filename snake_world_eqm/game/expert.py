@@ -261,15 +261,30 @@ def _length_two_waits(schedule: np.ndarray, length: np.ndarray) -> np.ndarray:
     return schedule
 
 
-def _astar(boards: _Boards) -> np.ndarray:
-    actions = np.full(boards.batch, -1, dtype=np.int64)
-    # Now: segment L - t (the trail's entry t - 1) is vacated at step t; the head never needs to be.
+def food_distances(obs: np.ndarray) -> np.ndarray:
+    """(B,) moves the head needs to reach the food when body segments free up as the tail
+    moves on (the A* expert's first search); 0 where the food is out of reach or absent."""
+    obs = as_batch(obs)
+    distance = np.zeros(obs.shape[0], dtype=np.int64)
+    live = np.flatnonzero((obs >= HEAD_ALONE).any(axis=(1, 2)))
+    if live.size:
+        distance[live] = _food_search(_Boards(obs[live]))[0]
+    return distance
+
+
+def _food_search(boards: _Boards) -> tuple[np.ndarray, list[np.ndarray]]:
+    # Segment L - t (the trail's entry t - 1) is vacated at step t; the head never needs to be.
     steps = np.arange(boards.trail.shape[1])[None, :]
     schedule = np.where(steps < boards.length[:, None] - 1, boards.trail, -1)
     schedule = _length_two_waits(np.pad(schedule, ((0, 0), (0, 1)), constant_values=-1), boards.length)
     target = np.zeros((boards.batch, boards.height), dtype=boards.word)
     target[boards.rows, boards.row_of[boards.food]] = np.where(boards.has_food, boards.bit_of[boards.food], 0)
-    distance, layers = _timed_search(boards, boards.head, boards.free_bits, schedule, target, record=True)
+    return _timed_search(boards, boards.head, boards.free_bits, schedule, target, record=True)
+
+
+def _astar(boards: _Boards) -> np.ndarray:
+    actions = np.full(boards.batch, -1, dtype=np.int64)
+    distance, layers = _food_search(boards)
     found = np.flatnonzero(distance > 0)
     if found.size:
         path, virtual_bits = _backtrack(boards, layers, distance, found)
