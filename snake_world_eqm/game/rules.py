@@ -178,6 +178,7 @@ def pick_uniform(cells: list[Cell], rng: np.random.Generator) -> Cell:
 
 def step(state: SnakeState, action: int, rng: None | int | np.random.Generator = None) -> StepResult:
     """Advance one move. ``rng`` is only drawn from when the snake eats (to place the new food)."""
+    # Imported here because the encoding module imports this one.
     from snake_world_eqm.game.encoding import encode_observation, terminal_observation
 
     if not isinstance(state, SnakeState):
