@@ -7,7 +7,8 @@ For each board size ("10x10", ...): mean apples, mean board fill (snake length /
 the end), wins, and how games ended (wall, self, reverse, stall = no food for
 ``--stall-limit`` steps, cap = ``--max-steps`` reached). Then throughput on 10x10: the
 batched path on batches of boards drawn from the expert's own games, and the single-board
-path (``astar_action`` / ``heuristic_action``, one state at a time) measured in the same run.
+path (``astar_action`` / ``heuristic_action``, one state at a time) measured in the same run,
+and the engine's ``batched_step`` / ``batched_successors`` on the same boards.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import time
 
 import numpy as np
 
-from snake_world_eqm.game import Event, batched_step, decode_observation, encode_observation, new_game
+from snake_world_eqm.game import (
+    Event,
+    batched_step,
+    batched_successors,
+    decode_observation,
+    encode_observation,
+    new_game,
+)
 from snake_world_eqm.game.expert import astar_action, expert_actions, heuristic_action
 
 END_CAUSES = ("win", "wall", "self", "reverse", "stall", "cap")
@@ -105,6 +113,9 @@ def throughput(kind: str, boards: np.ndarray, batch: int, single: int, seed: int
         wall, cpu = _best_rate(lambda b, t=threads: expert_actions(b, kind, num_threads=t), sample, repeats)
         result[f"batched_{threads}_thread_decisions_per_s"] = wall
         result[f"batched_{threads}_thread_decisions_per_cpu_s"] = cpu
+    actions = expert_actions(sample, kind)
+    result["batched_step_boards_per_s"] = _best_rate(lambda b: batched_step(b, actions, rng), sample, repeats)[0]
+    result["batched_successors_boards_per_s"] = _best_rate(lambda b: batched_successors(b, rng), sample, repeats)[0]
     states = [decode_observation(board) for board in sample[:single]]
     one = astar_action if kind == "astar" else heuristic_action
     wall, cpu = _best_rate(lambda group: [one(state) for state in group], states, 2)
