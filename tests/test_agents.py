@@ -14,6 +14,7 @@ from snake_world_eqm.evaluation.agents import (
     board_heuristic,
 )
 from snake_world_eqm.evaluation.closed_loop import initial_boards, play_games
+from snake_world_eqm.evaluation.metrics import is_terminal
 from snake_world_eqm.evaluation.oracle import OracleWorldModel
 from snake_world_eqm.game import (
     BODY_RIGHT,
@@ -79,7 +80,7 @@ class AllDeathModel(torch.nn.Module):
     def sample(self, obs, action=None, generator=None, **kwargs):
         batch = obs.shape[0]
         logits = torch.tensor([[0.0, 0.5, 2.0, 0.1]]).repeat(batch, 1)
-        return SimpleNamespace(next_board=torch.zeros_like(obs), action_logits=logits)
+        return SimpleNamespace(next_board=torch.zeros_like(obs), action_logits=logits, action=logits.argmax(-1))
 
 
 def test_planner_prior_breaks_ties_when_every_action_is_predicted_fatal():
@@ -125,3 +126,32 @@ def test_skip_reverse_fills_the_neck_move_with_death_and_saves_samples():
     asked_three = PlannerAgent(OracleWorldModel(6, 6), depth=1, skip_reverse=True)
     assert asked_all.act_batch(boards).tolist() == asked_three.act_batch(boards).tolist()
     assert asked_all.field_calls == 10 + 40 and asked_three.field_calls == 10 + 30
+
+
+class SuicidalPolicyOracle(OracleWorldModel):
+    """A perfect what-if model whose own (free) action always reverses into the neck."""
+
+    def sample(self, obs, action=None, **kwargs):
+        from snake_world_eqm.evaluation.agents import neck_directions
+
+        if action is None:
+            action = torch.as_tensor(neck_directions(np.asarray(obs.cpu())))
+            out = super().sample(obs, action=action, **kwargs)
+            return SimpleNamespace(**{**vars(out), "action": action})
+        return super().sample(obs, action=action, **kwargs)
+
+
+def test_guarded_planner_overrides_a_fatal_policy_and_searches_only_there():
+    boards = _random_boards(12, seed=6)
+    guarded = PlannerAgent(SuicidalPolicyOracle(6, 6), depth=1, guard="trap")
+    chosen = guarded.act_batch(boards)
+    _, _, events, _ = batched_successors(boards)
+    assert not np.isin(events[np.arange(12), chosen], [int(e) for e in DEATH_EVENTS]).any()
+    assert guarded.searched_boards == 12  # every board was risky, so every board was searched
+    trusting = PlannerAgent(OracleWorldModel(6, 6), depth=1, guard="trap")
+    expert_moves = ExpertAgent().act_batch(boards)
+    after_expert = batched_step(boards, expert_moves, 0)[0]
+    risky = is_terminal(after_expert) | (board_heuristic(after_expert, 0.0, -1.0) < 0)
+    chosen = trusting.act_batch(boards)
+    assert trusting.searched_boards == risky.sum() < 12
+    assert (chosen[~risky] == expert_moves[~risky]).all()  # a safe policy move is kept as is
