@@ -92,6 +92,24 @@ def test_gradient_accumulation_counts_optimizer_steps(dataset, tmp_path):
     assert summary["samples_seen"] == 3 * 2 * 16
 
 
+def test_every_seed_flag_reaches_the_saved_config(dataset, tmp_path):
+    out = tmp_path / "seed_flags"
+    seed_flags = ["--epochs", "3", "--batch-size", "16", "--d-model", "16", "--num-layers", "1", "--num-heads", "4",
+                  "--use-cnn", "--cnn-mode", "append", "--latent-dim", "12", "--eqm-hidden-dim", "24",
+                  "--eqm-num-layers", "2", "--gradient-schedule", "truncated", "--gradient-multiplier", "2.5",
+                  "--eqm-sampling-steps", "4", "--eqm-step-size", "0.2", "--eqm-nag-momentum", "0.5",
+                  "--eqm-adaptive-threshold", "0.01", "--output-dir", str(out)]
+    argv = ["--dataset", str(dataset), *seed_flags, "--max-steps", "2", "--max-eval-samples", "8",
+            "--config-set", "decoder_channels=8", "--cnn-channels", "8", "--cnn-layers", "1", *QUIET]
+    assert main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    expected = {"d_model": 16, "num_layers": 1, "num_heads": 4, "use_cnn": True, "cnn_mode": "append",
+                "latent_dim": 12, "eqm_hidden_dim": 24, "eqm_num_layers": 2, "gradient_schedule": "truncated",
+                "gradient_multiplier": 2.5, "eqm_sampling_steps": 4, "eqm_step_size": 0.2, "eqm_nag_momentum": 0.5,
+                "eqm_adaptive_threshold": 0.01, "board_height": 6, "board_width": 6}
+    assert {key: config[key] for key in expected} == expected
+
+
 def test_time_budget_stops_cleanly_and_saves(dataset, tmp_path):
     out = tmp_path / "budget"
     summary = _run(dataset, out, "--max-steps", "100000", "--max-train-minutes", "0.0001", "--eval-every", "1000")
