@@ -16,7 +16,7 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from snake_world_eqm.data.features import COLUMNS
-from snake_world_eqm.data.loading import load_snake_dataset
+from snake_world_eqm.data.loading import load_snake_dataset, to_numpy_columns
 from snake_world_eqm.game import Event, batched_successors, mask_food
 from snake_world_eqm.game.encoding import FOOD
 
@@ -91,10 +91,9 @@ def _continuity_failures(batch: dict[str, np.ndarray], previous: dict[str, np.nd
 def validate_split(split: Dataset, name: str, report: ValidationReport, seed: int = 0, progress: bool = True) -> None:
     rng = np.random.default_rng(seed)
     previous = None
-    numpy_split = split.with_format("numpy")
     with tqdm(total=len(split), unit="row", desc=f"validating {name}", disable=not progress) as bar:
         for start in range(0, len(split), BATCH_SIZE):
-            batch = numpy_split[start : start + BATCH_SIZE]
+            batch = to_numpy_columns(split.select(range(start, min(start + BATCH_SIZE, len(split)))), COLUMNS)
             failures = check_batch(batch, rng)
             failures["continuity"] = _continuity_failures(batch, previous)
             any_failure = np.zeros(len(batch["state"]), dtype=bool)

@@ -18,6 +18,7 @@ from snake_world_eqm.data import (
     collate,
     features,
     load_snake_dataset,
+    to_numpy_columns,
 )
 from snake_world_eqm.data.generate import rows_to_table
 
@@ -124,3 +125,15 @@ def test_load_reads_save_to_disk_folders_and_checks_the_split(tmp_path):
 def test_load_of_a_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no dataset folder"):
         load_snake_dataset(tmp_path / "a" / "b" / "c")
+
+
+def test_to_numpy_columns_matches_the_numpy_format_and_keeps_int8_boards():
+    rows = _random_rows(40)
+    dataset = _dataset(rows)
+    view = dataset.shuffle(seed=1).select(range(25))  # an indices mapping, not a contiguous slice
+    fast = to_numpy_columns(view)
+    slow = view.with_format("numpy")[:]
+    for name in COLUMNS:
+        np.testing.assert_array_equal(fast[name], slow[name], err_msg=name)
+    assert fast["state"].dtype == np.int8 and fast["next_state_per_action"].shape == (25, 4, 5, 6)
+    assert fast["reward_per_action"].shape == (25, 4)

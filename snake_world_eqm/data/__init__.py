@@ -17,6 +17,7 @@ from .loading import (
     check_columns,
     collate,
     load_snake_dataset,
+    to_numpy_columns,
 )
 
 __all__ = [
@@ -39,4 +40,5 @@ __all__ = [
     "load_snake_dataset",
     "rows_to_table",
     "split_rows",
+    "to_numpy_columns",
 ]
