@@ -80,7 +80,7 @@ def test_evaluate_cli_writes_json_and_plots(tiny_dataset, tmp_path):
                  "--baseline", str(tmp_path / "baseline"), "--json", str(tmp_path / "out.json"),
                  "--plots", str(tmp_path / "plots"), "--max-rows", "40", "--games", "2", "--max-steps", "20",
                  "--fixed-steps", "1,2,10", "--adaptive-max-steps", "4", "--spread-seeds", "2",
-                 "--planner-depth", "2", "--no-progress"])
+                 "--planner-depth", "2", "--planner-mode", "search", "--no-progress"])
     assert code == 0
     result = json.loads((tmp_path / "out.json").read_text())
     assert set(RESULT_KEYS) <= set(result)

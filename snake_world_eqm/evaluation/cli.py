@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="sampling noise seed")
     parser.add_argument("--agents", default=",".join(AGENT_NAMES), help="comma-separated agents to play")
     parser.add_argument("--planner-depth", type=int, default=2)
+    parser.add_argument("--planner-mode", default="guard", choices=("guard", "trap", "search"),
+                        help="guard: take the EqM action unless its own predicted board is a death, then search; "
+                        "trap: also search when that board cuts the tail off; search: always search all actions")
     parser.add_argument("--fixed-steps", default=",".join(map(str, FIXED_STEP_COUNTS)))
     parser.add_argument("--thresholds", default=None, help="comma-separated adaptive thresholds (default: "
                         "half, one and two times the median gradient norms reached at fixed step counts)")
@@ -69,7 +72,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> EvalConfig:
             raise SystemExit(f"{flag} must be at least 1, got {value}")
     return EvalConfig(split=args.split, max_rows=args.max_rows, batch_size=args.batch_size, games=args.games,
                       play_seed=args.play_seed, max_steps=args.max_steps, sample_seed=args.seed, agents=agents,
-                      planner_depth=args.planner_depth, fixed_steps=_int_list(args.fixed_steps, "--fixed-steps"),
+                      planner_depth=args.planner_depth, planner_mode=args.planner_mode, fixed_steps=_int_list(args.fixed_steps, "--fixed-steps"),
                       thresholds=thresholds, adaptive_max_steps=args.adaptive_max_steps,
                       spread_seeds=args.spread_seeds,
                       command="snake-eqm evaluate " + " ".join(shlex.quote(a) for a in argv))

@@ -67,6 +67,7 @@ class EvalConfig:
     sample_seed: int = 0
     agents: tuple[str, ...] = ("eqm", "planner", "baseline", "expert", "random")
     planner_depth: int = 2
+    planner_mode: str = "guard"  # guard: search only where the EqM sample predicts death; trap; search: always
     fixed_steps: tuple[int, ...] = FIXED_STEP_COUNTS
     thresholds: tuple[float, ...] | None = None  # None: chosen from the measured gradient norms
     adaptive_max_steps: int = 20
@@ -347,10 +348,20 @@ def explicit_energy_auroc(model, real, corrupted, runs, fake, batch_size: int = 
     return {"explicit_energy_auroc": metrics.auroc(np.concatenate([real_energy, fake_energy]), labels)}
 
 
+PLANNER_MODES = {"guard": True, "trap": "trap", "search": False}
+
+
+def planner_guard(mode: str) -> bool | str:
+    if mode not in PLANNER_MODES:
+        raise ValueError(f"planner mode must be one of {sorted(PLANNER_MODES)}, got {mode!r}")
+    return PLANNER_MODES[mode]
+
+
 def build_agents(names, model, baseline, cfg: EvalConfig) -> dict:
     factories = {
         "eqm": lambda: EqMAgent(model, seed=cfg.sample_seed),
-        "planner": lambda: PlannerAgent(model, depth=cfg.planner_depth, seed=cfg.sample_seed),
+        "planner": lambda: PlannerAgent(model, depth=cfg.planner_depth, guard=planner_guard(cfg.planner_mode),
+                                        seed=cfg.sample_seed),
         "baseline": lambda: BaselineAgent(baseline) if baseline is not None else None,
         "expert": lambda: ExpertAgent(),
         "random": lambda: RandomAgent(seed=cfg.sample_seed),
@@ -391,6 +402,8 @@ def evaluate(model, dataset, baseline=None, cfg: EvalConfig | None = None, progr
         if isinstance(agent, PlannerAgent):
             result["play"][name]["depth"] = agent.depth
             result["play"][name]["skip_reverse"] = agent.skip_reverse
+            result["play"][name]["mode"] = cfg.planner_mode
+            result["play"][name]["searched_boards"] = agent.searched_boards
             result["play"][name]["boards_sampled"] = agent.field_calls
     config = asdict(cfg)
     config.update({"board_height": int(height), "board_width": int(width),

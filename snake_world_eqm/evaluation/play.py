@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--height", type=int, default=10, help="board size when no model gives it")
     parser.add_argument("--width", type=int, default=10)
     parser.add_argument("--planner-depth", type=int, default=2)
+    parser.add_argument("--planner-mode", default="guard", choices=("guard", "trap", "search"))
     parser.add_argument("--show-prediction", action="store_true")
     parser.add_argument("--delay", type=float, default=0.1, help="seconds between terminal frames")
     parser.add_argument("--frame-ms", type=int, default=120, help="GIF frame duration")
@@ -89,13 +90,15 @@ def _ansi_or_codes(board: np.ndarray) -> str:
         return "\n".join(" ".join(f"{int(c):2d}" for c in row) for row in board) + "\n(illegal board)"
 
 
-def make_agent(name: str, model, planner_depth: int, seed: int) -> Agent:
+def make_agent(name: str, model, planner_depth: int, seed: int, planner_mode: str = "guard") -> Agent:
     if name in MODEL_AGENTS and model is None:
         raise SystemExit(f"--agent {name} needs --model")
     if name == "eqm":
         return EqMAgent(model, seed=seed)
     if name == "planner":
-        return PlannerAgent(model, depth=planner_depth, seed=seed)
+        from snake_world_eqm.evaluation.evaluate import planner_guard
+
+        return PlannerAgent(model, depth=planner_depth, guard=planner_guard(planner_mode), seed=seed)
     if name == "baseline":
         return BaselineAgent(model)
     return ExpertAgent() if name == "expert" else RandomAgent(seed)
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--show-prediction needs --model with a world model (agent eqm, planner, expert or random)")
     height = model.config.board_height if model is not None else args.height
     width = model.config.board_width if model is not None else args.width
-    agent = make_agent(args.agent, model, args.planner_depth, args.seed)
+    agent = make_agent(args.agent, model, args.planner_depth, args.seed, args.planner_mode)
     predictor = model if args.show_prediction else None
     frames, apples = [], 0
     for board, predicted, action, event, apples in play_one_game(agent, height, width, args.seed, args.max_steps,
