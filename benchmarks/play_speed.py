@@ -38,9 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--games", type=int, default=100)
     parser.add_argument("--ticks", type=int, default=5)
     parser.add_argument("--planner-depth", type=int, default=2)
+    parser.add_argument("--planner-mode", default="guard", choices=("guard", "trap", "search"))
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     from snake_world_eqm.configuration_snake_world_eqm import SnakePolicyBaselineConfig, SnakeWorldEqMConfig
     from snake_world_eqm.evaluation.agents import BaselineAgent, EqMAgent, ExpertAgent, PlannerAgent
+    from snake_world_eqm.evaluation.evaluate import planner_guard
     from snake_world_eqm.modeling_snake_world_eqm import SnakePolicyBaseline, SnakeWorldEqM
 
     if args.model:
@@ -52,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     baseline = SnakePolicyBaseline(SnakePolicyBaselineConfig.from_eqm_config(model.config)).eval()
     boards = midgame_boards(args.games, size, seed=0)
     agents = {"expert": ExpertAgent(), "baseline": BaselineAgent(baseline), "eqm": EqMAgent(model),
-              "planner": PlannerAgent(model, depth=args.planner_depth)}
+              "planner": PlannerAgent(model, depth=args.planner_depth, guard=planner_guard(args.planner_mode))}
     result = {"games": args.games, "board_size": size, "ticks": args.ticks, "torch_threads": torch.get_num_threads(),
-              "planner_depth": args.planner_depth, "seconds_per_tick": {}}
+              "planner_depth": args.planner_depth, "planner_mode": args.planner_mode, "seconds_per_tick": {}}
     for name, agent in agents.items():
         agent.act_batch(boards[:2])  # warm-up
         started = time.perf_counter()
