@@ -34,7 +34,14 @@ from functools import lru_cache, partial
 import numpy as np
 
 from snake_world_eqm.game.batched import as_batch, find_heads
-from snake_world_eqm.game.encoding import BODY_LEFT, FOOD, HEAD_ALONE, HEAD_UP, encode_observation
+from snake_world_eqm.game.encoding import (
+    BODY_LEFT,
+    FOOD,
+    HEAD_ALONE,
+    HEAD_UP,
+    NUM_CELL_CLASSES,
+    encode_observation,
+)
 from snake_world_eqm.game.rules import DELTAS, NUM_ACTIONS, SnakeState
 
 EXPERT_KINDS = ("astar", "heuristic")
@@ -147,17 +154,19 @@ class _Boards:
 
     def _trace_bodies(self, flat: np.ndarray) -> np.ndarray:
         """(B, max length) flat cell of each segment, head first; padded with the tail."""
-        offsets = np.array([-self.width, 1, self.width, -1], dtype=np.int64)
-        max_length = int(self.length.max())
-        body = np.empty((self.batch, max_length), dtype=np.int64)
-        position = self.head.copy()
-        body[:, 0] = position
-        for index in range(1, max_length):
-            code = flat[self.rows, position]
-            points_on = (code >= HEAD_UP) & (code <= BODY_LEFT)
-            position = np.where(points_on, position + offsets[(code.astype(np.int64) - HEAD_UP) % 4], position)
-            body[:, index] = position
-        return body
+        # Each cell's successor along the body (itself for a tail, an empty cell or food),
+        # so that following the chain is one gather per segment.
+        offset_of_code = np.zeros(NUM_CELL_CLASSES, dtype=np.int64)
+        for code in range(HEAD_UP, BODY_LEFT + 1):
+            direction = (code - HEAD_UP) % 4
+            offset_of_code[code] = _DR[direction] * self.width + _DC[direction]
+        # Indices into the whole batch flattened, so that each step is a cheap 1-D take.
+        base = self.rows * self.num_cells
+        successor = (np.arange(flat.size) + offset_of_code[flat].ravel()).astype(np.int64)
+        columns = [self.head + base]
+        for _ in range(1, int(self.length.max())):
+            columns.append(successor.take(columns[-1]))
+        return np.stack(columns, axis=1) - base[:, None]
 
     def _neighbours(self) -> None:
         """Cells next to the head and whether moving there is not certain death."""
