@@ -135,6 +135,10 @@ def validate_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from .validate import validate_dataset
 
+    if args.no_progress:
+        import datasets
+
+        datasets.disable_progress_bars()  # also the "Generating split" bars of the first load
     try:
         report = validate_dataset(args.path_or_repo, progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as error:

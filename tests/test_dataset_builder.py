@@ -228,3 +228,13 @@ def test_validate_of_a_missing_dataset_is_a_clear_error(tmp_path, capsys):
         main(["validate", str(tmp_path / "a" / "b" / "c"), "--no-progress"])
     assert exit_info.value.code == 2
     assert "no dataset folder" in capsys.readouterr().err
+
+
+def test_a_folder_rebuilt_in_place_is_not_served_from_a_stale_cache(tmp_path):
+    """`load_dataset` keys its processed cache on the card's metadata; the card's download_size changes with the files."""
+    output = tmp_path / "out"
+    assert _build(output, "--seed", "1") == 0
+    first = content_fingerprint(load_snake_dataset(output))
+    assert _build(output, "--seed", "2", "--overwrite") == 0
+    assert content_fingerprint(load_snake_dataset(output)) != first
+    assert content_fingerprint(load_dataset(str(output))) != first
