@@ -73,6 +73,8 @@ class SnakeWorldEqMConfig(PreTrainedConfig):
         decoder_noise_std (0.1): the decoder is trained on target latents plus this much Gaussian noise, so sampled
             (slightly off) latents still decode.
         recon_changed_weight (4.0): extra cross-entropy weight on cells that change between the boards.
+        whatif_recon_fraction (0.5): with `next_state_per_action`, the share of rows whose decoder target is a
+            random non-expert successor (deaths included) instead of the expert's (one decoder pass per row).
     EqM field and objective:
         eqm_hidden_dim (128), eqm_num_layers (3): shared MLP of the gradient field f(h, z, a); separate state and
             action heads that both see h again.
@@ -122,6 +124,7 @@ class SnakeWorldEqMConfig(PreTrainedConfig):
     decoder_layers: int = 3
     decoder_noise_std: float = 0.1
     recon_changed_weight: float = 4.0
+    whatif_recon_fraction: float = 0.5
     # EqM field + objective
     eqm_hidden_dim: int = 128
     eqm_num_layers: int = 3
@@ -151,6 +154,8 @@ class SnakeWorldEqMConfig(PreTrainedConfig):
             raise ValueError("latent_dim, eqm_hidden_dim and eqm_num_layers must be >= 1")
         if self.decoder_channels < 1 or self.decoder_layers < 0:
             raise ValueError("decoder_channels must be >= 1 and decoder_layers >= 0")
+        if not 0.0 <= self.whatif_recon_fraction <= 1.0:
+            raise ValueError(f"whatif_recon_fraction must be in [0, 1], got {self.whatif_recon_fraction}")
         if self.gradient_schedule not in _SCHEDULES:
             raise ValueError(f"gradient_schedule must be one of {_SCHEDULES}, got {self.gradient_schedule!r}")
         if not 0.0 < self.schedule_a < 1.0:
@@ -187,7 +192,7 @@ class SnakeWorldEqMConfig(PreTrainedConfig):
         """
         preset = dict(
             d_model=64, use_cnn=True, cnn_mode="replace", cnn_channels=64, cnn_layers=4, dropout=0.0,
-            latent_dim=32, latent_hidden_dim=64, decoder_channels=48, decoder_layers=2,
+            latent_dim=32, latent_hidden_dim=64, decoder_channels=32, decoder_layers=2,
             eqm_hidden_dim=128, eqm_num_layers=3, gradient_multiplier=4.0, eqm_step_size=0.125,
             eqm_nag_momentum=0.2,
         )

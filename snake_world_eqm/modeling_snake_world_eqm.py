@@ -43,8 +43,8 @@ class SnakeWorldEqMOutput(ModelOutput):
 
     loss: weighted sum of the four terms.
     loss_state / loss_action: EqM field MSE on the latent block / the action block (expert transition).
-    loss_recon: cross-entropy of the decoder on the next board (and on one non-expert successor when
-        `next_state_per_action` is given), from slightly noised target latents.
+    loss_recon: cross-entropy of the decoder on the next board from slightly noised target latents; with
+        `next_state_per_action`, a `whatif_recon_fraction` share of rows use a random non-expert successor.
     loss_whatif: EqM field MSE on the latent block for all four successors with the action held clean.
     action_logits (B, 4): one-evaluation estimate of the clean action block from pure noise
         (x̂ = ε - f(ε)/c(0)); a cheap training-time accuracy probe, not the sampler's answer.
@@ -303,15 +303,18 @@ class SnakeLatentEncoder(nn.Module):
         self.norm = nn.LayerNorm(config.latent_dim, elementwise_affine=False)
 
     def forward(self, boards: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-        height, width = boards.shape[-2:]
-        head_row, head_col = _head_position(current)  # (B,), 0 when there is no head
-        rows = torch.arange(height, device=boards.device)[None, :] - head_row[:, None] + _MAX_BOARD_SIZE - 1
-        cols = torch.arange(width, device=boards.device)[None, :] - head_col[:, None] + _MAX_BOARD_SIZE - 1
-        tokens = (self.pair(current * self.num_codes + boards) + self.offset_row(rows)[:, :, None]
-                  + self.offset_col(cols)[:, None, :])  # (B, H, W, dim)
+        width = boards.shape[-1]
         kept = (boards != current) & (boards >= _FOOD) & (boards <= _HEAD_CODES[-1])
-        feats = self.cell_mlp(tokens) * kept[..., None].to(tokens.dtype)
-        return self.norm(self.proj(feats.sum((1, 2))))
+        # At most two cells per board qualify, so embed only those (gather, MLP, scatter-add), not every cell.
+        index, cell = kept.flatten(1).nonzero(as_tuple=True)
+        head_row, head_col = _head_position(current)  # (B,), 0 when there is no head
+        pair = current.flatten(1)[index, cell] * self.num_codes + boards.flatten(1)[index, cell]
+        offset = _MAX_BOARD_SIZE - 1
+        tokens = (self.pair(pair) + self.offset_row(cell // width - head_row[index] + offset)
+                  + self.offset_col(cell % width - head_col[index] + offset))
+        feats = self.cell_mlp(tokens)
+        pooled = feats.new_zeros(boards.shape[0], feats.shape[-1]).index_add(0, index, feats)
+        return self.norm(self.proj(pooled))
 
 
 def _head_position(boards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -550,14 +553,15 @@ class SnakeWorldEqM(SnakePreTrainedModel):
         loss_state = F.mse_loss(f[:, :lat], target[:, :lat])
         loss_action = F.mse_loss(f[:, lat:], target[:, lat:])
 
-        recon_latents, recon_targets = [latent], [next_state]
+        recon_latent, recon_target = latent, next_state
         loss_whatif = torch.zeros((), device=x.device, dtype=x.dtype)
         if next_state_per_action is not None:
             loss_whatif, alt_latent, alt_board = self._whatif_terms(h, state, action, next_state, next_state_per_action)
-            recon_latents.append(alt_latent)
-            recon_targets.append(alt_board)
-        loss_recon = self._recon_loss(torch.cat(recon_latents), torch.cat(recon_targets),
-                                      board_feats.repeat(len(recon_latents), 1, 1, 1), state.repeat(len(recon_latents), 1, 1))
+            # The decoder runs once per row: a share of rows practise a non-expert successor instead.
+            swap = torch.rand(batch, device=x.device) < cfg.whatif_recon_fraction
+            recon_latent = torch.where(swap[:, None], alt_latent, latent)
+            recon_target = torch.where(swap[:, None, None], alt_board, next_state)
+        loss_recon = self._recon_loss(recon_latent, recon_target, board_feats, state)
 
         # One field evaluation at pure noise gives the denoised action estimate x̂ = ε - f(ε)/c(0).
         with torch.no_grad():
