@@ -29,7 +29,7 @@ Both are deterministic functions of the board.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache, partial
+from functools import partial
 
 import numpy as np
 
@@ -49,17 +49,6 @@ _DR = np.array([d[0] for d in DELTAS], dtype=np.int64)
 _DC = np.array([d[1] for d in DELTAS], dtype=np.int64)
 # Keep the layers of one search below this many bytes by splitting large batches.
 _LAYER_BYTES_BUDGET = 64 * 2**20
-
-
-@lru_cache(maxsize=64)
-def _neighbour_tables(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per flat cell and direction: neighbour row, column, flat index (clipped) and whether it is on the board."""
-    cells = np.arange(height * width)
-    nr = (cells // width)[:, None] + _DR[None, :]
-    nc = (cells % width)[:, None] + _DC[None, :]
-    inside = (nr >= 0) & (nr < height) & (nc >= 0) & (nc < width)
-    nr, nc = np.clip(nr, 0, height - 1), np.clip(nc, 0, width - 1)
-    return nr, nc, nr * width + nc, inside
 
 
 def expert_actions(obs: np.ndarray, kind: str = "astar", num_threads: int = 1) -> np.ndarray:
@@ -316,7 +305,8 @@ def _backtrack(
     Also returns the bits of the body after following the path and eating: the path's last
     L + 1 cells and the segments the tail has not yet passed.
     """
-    nb_r, nb_c, nb_flat, nb_inside = _neighbour_tables(boards.height, boards.width)
+    height, width = boards.height, boards.width
+    offsets = np.array([-width, 1, width, -1], dtype=np.int64)
     # Longest paths first, so the boards still being traced at each step are a prefix.
     order = np.argsort(-distance[found], kind="stable")
     boards_sorted, dist = found[order], distance[found][order]
@@ -331,10 +321,7 @@ def _backtrack(
         count = int(np.searchsorted(-dist, -index, side="left"))  # boards with dist > index
         rows = _arange(count)
         cell = path[:count, index]
-        layer = layers[index - 1][boards_sorted[:count]]
-        on_layer = nb_inside[cell] & _Boards.test(layer, nb_r[cell], nb_c[cell])
-        # argmax takes the first direction in DELTAS order among the predecessors.
-        step = nb_flat[cell, np.argmax(on_layer, axis=1)]
+        step = cell + offsets[_predecessor_direction(layers[index - 1], boards_sorted[:count], cell, height, width)]
         path[:count, index - 1] = step
         # p_index stays in the grown body when index >= D - L; trail[index - 1] has been vacated.
         in_body = index >= dist[:count] - length[:count]
@@ -345,6 +332,26 @@ def _backtrack(
     unsorted_path, unsorted_bits = np.empty_like(path), np.empty_like(kept)
     unsorted_path[order], unsorted_bits[order] = path, kept | added
     return unsorted_path, unsorted_bits
+
+
+def _predecessor_direction(
+    layer: np.ndarray, board: np.ndarray, cell: np.ndarray, height: int, width: int
+) -> np.ndarray:
+    """Direction from ``cell`` to a neighbour in ``layer`` (first of up, right, down, left).
+
+    Reads the rows above, at and below the cell with 1-D takes and tests single bits.
+    """
+    r, c = cell // width, cell % width
+    flat = layer.reshape(-1)  # layers are created contiguous
+    start = board * height
+    middle = flat.take(start + r)
+    above = np.where(r > 0, flat.take(start + np.maximum(r - 1, 0)), 0)
+    below = np.where(r < height - 1, flat.take(start + np.minimum(r + 1, height - 1)), 0)
+    shift = c.astype(layer.dtype)
+    up = (above >> shift) & 1
+    right = (middle >> (shift + 1)) & 1  # bit W is never set, so the right edge reads 0
+    down = (below >> shift) & 1
+    return np.where(up > 0, 0, np.where(right > 0, 1, np.where(down > 0, 2, 3)))
 
 
 def _eaten_snake_is_safe(
