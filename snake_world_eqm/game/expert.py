@@ -136,7 +136,7 @@ class _Boards:
         # The trail: body from the tail to the head (trail[k] is vacated at step k + 1), -1 padded.
         steps = np.arange(self.body.shape[1])[None, :]
         self.trail = np.where(steps < self.length[:, None],
-                              self.body[self.rows[:, None], np.maximum(self.length[:, None] - 1 - steps, 0)], -1)
+                              _take_rows(self.body, self.rows, np.maximum(self.length[:, None] - 1 - steps, 0)), -1)
         self.body_bits = self.pack(flat >= HEAD_ALONE)
         self.free_bits = ~self.body_bits & self.row_mask  # empty and food cells
         self._neighbours()
@@ -250,6 +250,18 @@ def _timed_search(
     return hit_time, layers
 
 
+def _take_rows(array: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``array[rows[:, None], columns]`` for a C-contiguous 2-D array, as one 1-D take (faster)."""
+    return np.ascontiguousarray(array).reshape(-1).take(rows[:, None] * array.shape[1] + columns)
+
+
+def _with_spare_column(schedule: np.ndarray) -> np.ndarray:
+    """The schedule with one more (empty, -1) step, so that step 2 always exists."""
+    out = np.full((schedule.shape[0], schedule.shape[1] + 1), -1, dtype=np.int64)
+    out[:, :-1] = schedule
+    return out
+
+
 def _length_two_waits(schedule: np.ndarray, length: np.ndarray) -> np.ndarray:
     """A length-2 snake may not enter its neck at step 1 (a reversal): free it one step later."""
     pair = np.flatnonzero(length == 2)
@@ -274,7 +286,7 @@ def _food_search(boards: _Boards) -> tuple[np.ndarray, list[np.ndarray]]:
     # Segment L - t (the trail's entry t - 1) is vacated at step t; the head never needs to be.
     steps = np.arange(boards.trail.shape[1])[None, :]
     schedule = np.where(steps < boards.length[:, None] - 1, boards.trail, -1)
-    schedule = _length_two_waits(np.pad(schedule, ((0, 0), (0, 1)), constant_values=-1), boards.length)
+    schedule = _length_two_waits(_with_spare_column(schedule), boards.length)
     target = np.zeros((boards.batch, boards.height), dtype=boards.word)
     target[boards.rows, boards.row_of[boards.food]] = np.where(boards.has_food, boards.bit_of[boards.food], 0)
     return _timed_search(boards, boards.head, boards.free_bits, schedule, target, record=True)
@@ -368,11 +380,11 @@ def _eaten_snake_is_safe(
     trail = boards.trail[found]
     cells = np.where(
         from_trail,
-        trail[_arange(found.size)[:, None], np.minimum(entry, trail.shape[1] - 1)],
-        path[_arange(found.size)[:, None], np.clip(entry - length[:, None], 0, path.shape[1] - 1)],
+        _take_rows(trail, _arange(found.size), np.minimum(entry, trail.shape[1] - 1)),
+        _take_rows(path, _arange(found.size), np.clip(entry - length[:, None], 0, path.shape[1] - 1)),
     )
     schedule = np.where(steps < length[:, None], cells, -1)
-    schedule = _length_two_waits(np.pad(schedule, ((0, 0), (0, 1)), constant_values=-1), length + 1)
+    schedule = _length_two_waits(_with_spare_column(schedule), length + 1)
     sub = _Subset(boards, found)
     passable = ~virtual_bits & sub.row_mask
     hit, _ = _timed_search(sub, boards.food[found], passable, schedule, virtual_bits)
@@ -395,7 +407,7 @@ def _safe_moves(boards: _Boards, index: np.ndarray) -> np.ndarray:
     sub_rows = _arange(rows.size)
     bits[sub_rows, boards.row_of[tail]] &= ~boards.bit_of[tail]
     bits[sub_rows, boards.row_of[cell]] |= boards.bit_of[cell]
-    schedule = np.pad(boards.trail[board, 1:], ((0, 0), (0, 1)), constant_values=-1)
+    schedule = _with_spare_column(boards.trail[board, 1:])
     schedule = _length_two_waits(schedule, length)
     sub = _Subset(boards, board)
     hit, _ = _timed_search(sub, cell, ~bits & sub.row_mask, schedule, bits)
