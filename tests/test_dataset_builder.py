@@ -238,3 +238,15 @@ def test_a_folder_rebuilt_in_place_is_not_served_from_a_stale_cache(tmp_path):
     assert _build(output, "--seed", "2", "--overwrite") == 0
     assert content_fingerprint(load_snake_dataset(output)) != first
     assert content_fingerprint(load_dataset(str(output))) != first
+
+
+def test_non_square_boards_and_the_heuristic_expert_build_and_validate(tmp_path, capsys):
+    output = tmp_path / "wide"
+    args = ["--num-samples", "400", "--height", "5", "--width", "8", "--no-astar", "--rows-per-chunk", "400",
+            "--parallel-games", "4", "--max-episode-steps", "50", "--no-progress", "--output", str(output)]
+    assert main(args) == 0
+    card = DatasetCard.load(output / "README.md").data.snake_world_eqm
+    assert card["generation"]["expert"] == "heuristic" and card["generation"]["width"] == 8
+    assert load_snake_dataset(output, split="train").features["state"].shape == (5, 8)
+    assert main(["validate", str(output), "--no-progress"]) == 0
+    assert "0 violations in 400 rows" in capsys.readouterr().out
