@@ -504,11 +504,12 @@ class SnakeWorldEqM(SnakePreTrainedModel):
         """The board (B, H, W) long a latent names (argmax of `from_latent`)."""
         return self.from_latent(latent, current_board).argmax(-1)
 
-    def energy(self, obs, latent: torch.Tensor, action_vec: torch.Tensor) -> torch.Tensor:
-        """Explicit energy E(h, [latent, action_vec]) (B,); needs `use_explicit_energy=True`."""
+    def energy(self, obs, latent: torch.Tensor, action_vec: torch.Tensor, validate: bool = True) -> torch.Tensor:
+        """Explicit energy E(h, [latent, action_vec]) (B,); needs `use_explicit_energy=True`.
+        validate=False scores boards without the legality check (e.g. corrupted boards for an AUROC)."""
         if not self.config.use_explicit_energy:
             raise ValueError("energy() needs a model configured with use_explicit_energy=True")
-        h = self.encode(obs)
+        h = self.encode(obs, validate)
         latent = self._check_latent(latent, h.shape[0])
         if action_vec.shape != (h.shape[0], self.config.num_actions):
             raise ValueError(f"action_vec must have shape ({h.shape[0]}, {self.config.num_actions})")
