@@ -160,6 +160,7 @@ def train(setup: RunSetup) -> dict[str, Any]:
     context = _Context(accelerator, model, optimizer, scheduler, eval_loader, columns, args, setup, state, log,
                        total_steps, num_epochs, root)
     context.batches_per_epoch = len(train_loader)
+    context.start_samples = state.samples_seen
     progress = tqdm(total=total_steps, initial=state.global_step, desc=f"train {args.model}",
                     disable=args.disable_progress_bar or not accelerator.is_local_main_process, dynamic_ncols=True)
     stopped_because = _loop(context, train_loader, progress)
@@ -197,6 +198,7 @@ class _Context:
         self.invocation_start = time.monotonic()
         self.window = _Window()
         self.batches_per_epoch = 1
+        self.start_samples = 0  # samples_seen when this invocation started (a resume starts above 0)
 
 
 class _Window:
@@ -358,7 +360,9 @@ def _summary(ctx: _Context, stopped_because: str) -> dict[str, Any]:
         "samples_seen": state.samples_seen,
         "train_seconds": round(state.train_seconds, 3),
         "wall_seconds_this_invocation": round(_wall(ctx), 3),
-        "samples_per_second": round(state.samples_seen / max(state.train_seconds, 1e-9), 2),
+        "samples_per_second": round(state.samples_seen / max(state.train_seconds, 1e-9), 2),  # forward+backward+step
+        # Everything included (data, validation, checkpoints), this invocation only.
+        "samples_per_second_wall": round((state.samples_seen - ctx.start_samples) / max(_wall(ctx), 1e-9), 2),
         "num_processes": acc.num_processes,
         "mixed_precision": acc.mixed_precision,
         "num_parameters": sum(p.numel() for p in unwrapped.parameters()),
