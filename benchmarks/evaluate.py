@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from_args(args, argv)
     cfg.command = "python benchmarks/evaluate.py " + " ".join(argv)
     started = time.perf_counter()
-    from snake_world_eqm.evaluation.evaluate import evaluate
+    from snake_world_eqm.evaluation.evaluate import evaluate, json_ready
 
     if known.random_model:
         model, baseline, split = random_model_and_dataset(known.board_size, known.random_rows, args.seed)
@@ -69,10 +69,11 @@ def main(argv: list[str] | None = None) -> int:
                              "setup_seconds": round(setup_seconds, 1),
                              "seconds": round(time.perf_counter() - started - setup_seconds, 1),
                              "torch_threads": __import__("torch").get_num_threads()})
+    result = json_ready(result)
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump(result, handle, indent=2)
-    print(json.dumps(result, indent=2))
+            json.dump(result, handle, indent=2, allow_nan=False)
+    print(json.dumps(result, indent=2, allow_nan=False))
     return 0
 
 

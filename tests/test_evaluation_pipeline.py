@@ -92,6 +92,7 @@ def test_evaluate_cli_writes_json_and_plots(tiny_dataset, tmp_path):
         assert 0.0 <= result[key] <= 1.0
     assert result["config"]["max_steps"] == 20 and result["config"]["games"] == 2
     assert "grad_norm_values" not in result["uncertainty"]
+    assert "NaN" not in (tmp_path / "out.json").read_text()  # strict JSON: undefined AUROCs are null
     pngs = sorted(path.name for path in (tmp_path / "plots").iterdir())
     assert pngs == ["accuracy_vs_steps.png", "adaptive_tradeoff.png", "apples_per_agent.png",
                     "grad_norm_histograms.png"]

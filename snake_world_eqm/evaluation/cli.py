@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from snake_world_eqm.evaluation.evaluate import FIXED_STEP_COUNTS, EvalConfig, evaluate
+from snake_world_eqm.evaluation.evaluate import FIXED_STEP_COUNTS, EvalConfig, evaluate, json_ready
 
 AGENT_NAMES = ("eqm", "planner", "baseline", "expert", "random")
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}", file=sys.stderr)
     # The raw per-row norms feed the histogram only; the JSON keeps the summary numbers.
     result["uncertainty"].pop("grad_norm_values", None)
-    text = json.dumps(result, indent=2, allow_nan=True)
+    text = json.dumps(json_ready(result), indent=2, allow_nan=False)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(text + "\n")

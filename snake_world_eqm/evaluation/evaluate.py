@@ -414,6 +414,19 @@ def evaluate(model, dataset, baseline=None, cfg: EvalConfig | None = None, progr
     return result
 
 
+def json_ready(value):
+    """Strict-JSON copy of a result: NaN/inf (e.g. an AUROC with one class absent) become null."""
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 class _PartTimer:
     """Wall-clock seconds of each part of an evaluation (reported, never asserted)."""
 
