@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         rest = ["--model", "random", "--dataset", "generated", "--baseline", "random"] + rest
     args = evaluate_parser().parse_args(rest)
     cfg = config_from_args(args, argv)
+    __import__("torch").set_flush_denormal(True)  # as the evaluate CLI does: subnormals slow CPU convs
     cfg.command = "python benchmarks/evaluate.py " + " ".join(argv)
     started = time.perf_counter()
     from snake_world_eqm.evaluation.evaluate import evaluate, json_ready

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--planner-depth", type=int, default=2)
     parser.add_argument("--planner-mode", default="guard", choices=("guard", "trap", "search"))
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    torch.set_flush_denormal(True)  # as the evaluate CLI does: subnormals slow CPU convs
     from snake_world_eqm.configuration_snake_world_eqm import SnakePolicyBaselineConfig, SnakeWorldEqMConfig
     from snake_world_eqm.evaluation.agents import BaselineAgent, EqMAgent, ExpertAgent, PlannerAgent
     from snake_world_eqm.evaluation.evaluate import planner_guard

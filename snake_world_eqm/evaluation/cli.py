@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from snake_world_eqm.evaluation.evaluate import FIXED_STEP_COUNTS, EvalConfig, evaluate, json_ready
 
 AGENT_NAMES = ("eqm", "planner", "baseline", "expert", "random")
@@ -93,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args, argv)
     from snake_world_eqm.data import load_snake_dataset
+    # Trained weights produce subnormal floats that make CPU convolutions several times slower.
+    torch.set_flush_denormal(True)
 
     model, baseline = load_models(args.model, args.baseline, args.device)
     dataset = load_snake_dataset(args.dataset, split=args.split)

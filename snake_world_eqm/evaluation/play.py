@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from snake_world_eqm.evaluation.agents import (
@@ -138,6 +139,8 @@ def play_one_game(agent: Agent, height: int, width: int, seed: int, max_steps: i
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    # Trained weights produce subnormal floats that make CPU convolutions several times slower.
+    torch.set_flush_denormal(True)
     model = load_model(args.model, args.agent)
     if args.show_prediction and (model is None or args.agent == "baseline"):
         raise SystemExit("--show-prediction needs --model with a world model (agent eqm, planner, expert or random)")
