@@ -21,6 +21,12 @@ SMALL_ARGS = ["--num-samples", "900", "--height", "6", "--width", "6", "--seed",
               "--rows-per-chunk", "300", "--parallel-games", "6", "--no-progress"]
 
 
+@pytest.fixture(autouse=True)
+def _private_datasets_cache(tmp_path_factory, monkeypatch):
+    """`load_dataset(folder)` writes a processed copy to the datasets cache: keep it out of the user's."""
+    monkeypatch.setattr("datasets.config.HF_DATASETS_CACHE", tmp_path_factory.mktemp("datasets_cache"))
+
+
 def _build(output: Path, *extra: str) -> int:
     return main([*SMALL_ARGS, "--output", str(output), *extra])
 
