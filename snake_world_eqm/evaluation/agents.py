@@ -207,8 +207,8 @@ class PlannerAgent(Agent):
     logits breaks ties.
 
     With `guard=True` the search runs only where it is needed: the EqM sample (action and its own
-    predicted next board) is taken as is unless that predicted board is a death (`guard="trap"`: or
-    the tail is cut off from the head); those boards get the full search. Same number of model
+    predicted next board) is taken as is unless that predicted board is a death or has no single head
+    (`guard="trap"`: or the tail is cut off from the head); those boards get the full search. Same number of model
     calls, far fewer boards.
     """
 
@@ -298,7 +298,10 @@ class PlannerAgent(Agent):
         if not self.guard:
             return self.action_values(obs).argmax(axis=1).astype(np.int64)
         predicted, logits, actions = self._sample(obs, None)
-        risky = is_terminal(predicted)
+        heads = ((predicted >= HEAD_ALONE) & (predicted <= HEAD_LEFT)).sum(axis=(1, 2))
+        # A predicted death, or a prediction that is not a board at all (not exactly one head), is not
+        # trusted: those boards get the search.
+        risky = is_terminal(predicted) | (heads != 1)
         if self.guard == "trap":  # stricter: also search when the predicted board cuts the tail off
             risky |= board_heuristic(predicted, 0.0, -1.0) < 0
         if risky.any():

@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", default=None, help="write the result here (printed to stdout as well)")
     parser.add_argument("--plots", default=None, help="write PNG plots into this folder")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--max-rows", type=int, default=2000, help="held-out rows measured (episode order)")
+    parser.add_argument("--max-rows", type=int, default=1000, help="held-out rows measured (episode order)")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--games", type=int, default=100, help="seeded closed-loop games per agent")
     parser.add_argument("--play-seed", type=int, default=1000, help="game i uses seed play_seed + i")

@@ -59,7 +59,7 @@ class EvalConfig:
     """Every knob of an evaluation; stored in the JSON under "config" so numbers are reproducible."""
 
     split: str = "test"
-    max_rows: int = 2000
+    max_rows: int = 1000
     batch_size: int = 512
     games: int = 100
     play_seed: int = 1000
