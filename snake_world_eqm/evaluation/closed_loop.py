@@ -3,6 +3,10 @@
 A game ends by death (wall, self, reverse), a win, a stall (no apple for 2*H*W steps), a loop (a
 deterministic agent revisits a board without eating in between: it would repeat forever), or the
 step cap. Each ending is counted, so circling forever is visible rather than hidden in "steps".
+
+Start boards are per-game seeds (every agent meets the same games); food respawns draw from one
+generator seeded by `seed` in lock-step order, so a run is reproducible for a given agent and game
+count, but the food after the first apple differs between agents (their games diverge anyway).
 """
 
 from __future__ import annotations
