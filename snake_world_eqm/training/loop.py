@@ -98,7 +98,7 @@ def _smoke_test(args: argparse.Namespace, config: Any, train: Any) -> None:
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         try:
             model(**{name: batch[name] for name in columns})
-        except (ValueError, KeyError, NotImplementedError) as error:
+        except (ValueError, KeyError, TypeError, RuntimeError, NotImplementedError) as error:
             raise TrainingSetupError(f"the model cannot train with these settings: {error}") from error
 
 
