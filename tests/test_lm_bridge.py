@@ -149,6 +149,32 @@ def test_loss_is_only_on_answer_text(tokenizer, arch):
     assert out.prefix_embeds.shape == (4, k, 32)
 
 
+def _assert_causal(bridge: SnakeLMBridge, tokenizer) -> None:
+    """Changing the last text token must not change any earlier position's logits."""
+    features = feature_kwargs(random_features(2, bridge.config))
+    ids = batch_texts(tokenizer, 2)["input_ids"][:, :8]
+    changed = ids.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % len(tokenizer)
+    before = bridge(input_ids=ids, **features).logits
+    after = bridge(input_ids=changed, **features).logits
+    torch.testing.assert_close(before[:, :-1], after[:, :-1], msg="the LM attends to future tokens")
+    assert not torch.allclose(before[:, -1], after[:, -1])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_language_model_stays_causal_however_the_bridge_is_built(tokenizer, arch, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    _assert_causal(make_bridge(tokenizer, arch, with_world_model=False), tokenizer)
+    lm = AutoModelForCausalLM.from_config(tiny_text_config(arch, tokenizer, hidden_size=32, num_layers=1, num_heads=2))
+    # Regression: building the composite config once reset the LM's attention implementation to None, which
+    # ran it without a causal mask (training loss near 0, answers garbage at generation).
+    bridge = SnakeLMBridge.from_parts(lm, latent_dim=8, encoder_hidden_dim=16, num_prefix_tokens=2)
+    _assert_causal(bridge.eval(), tokenizer)
+    bridge.save_pretrained(tmp_path)
+    _assert_causal(SnakeLMBridge.from_pretrained(tmp_path).eval(), tokenizer)
+
+
 def test_padding_does_not_change_a_rows_loss_terms(tokenizer):
     bridge = make_bridge(tokenizer, "llama", with_world_model=False)
     features = random_features(2, bridge.config)

@@ -119,6 +119,9 @@ class SnakeLMBridge(SnakeLMBridgePreTrainedModel):
             language_model = AutoModelForCausalLM.from_config(config.text_config)
         else:
             _mark_initialized(language_model)
+            if getattr(language_model.config, "_attn_implementation", None) is None:
+                # None would dispatch to attention without the causal mask (the LM would see the answer).
+                language_model.config._attn_implementation = self.config._attn_implementation or "eager"
         embeddings = _input_embeddings(language_model)
         self.language_model = language_model
         self.projector = SnakeLMBridgeProjector(config, embeddings.weight.shape[1])
@@ -152,11 +155,16 @@ class SnakeLMBridge(SnakeLMBridgePreTrainedModel):
         **config_kwargs,
     ) -> SnakeLMBridge:
         """Build a bridge around an existing LM (and world model); the projector starts fresh."""
+        # Building a composite config resets the sub-configs' attention implementation to None, and an LM
+        # whose config says None runs *non-causal* attention: keep the implementation the LM was loaded with.
+        attn_implementation = getattr(language_model.config, "_attn_implementation", None)
         config = SnakeLMBridgeConfig(
             text_config=language_model.config,
             eqm_config=world_model.config if world_model is not None else None,
             **config_kwargs,
         )
+        if attn_implementation is not None:
+            config.text_config._attn_implementation = attn_implementation
         bridge = cls(config, language_model=language_model, world_model=world_model)
         bridge.tokenizer = tokenizer
         return bridge
