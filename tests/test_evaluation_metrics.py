@@ -12,7 +12,7 @@ from snake_world_eqm.evaluation.metrics import (
     snake_lengths,
     validity,
 )
-from snake_world_eqm.game.encoding import BODY_RIGHT, EMPTY, FOOD, HEAD_LEFT, TAIL
+from snake_world_eqm.game.encoding import BODY_RIGHT, FOOD, HEAD_LEFT, TAIL
 
 EAT, NONE, WALL = 1, 0, 2
 
