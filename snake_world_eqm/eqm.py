@@ -80,6 +80,7 @@ class NAGResult:
     x: torch.Tensor
     num_steps: torch.Tensor
     grad_norm: torch.Tensor
+    last_field: torch.Tensor | None = None  # (B, D): f at each sample's last evaluation (masked)
     trajectory: torch.Tensor | None = None
 
 
@@ -107,12 +108,26 @@ def nag_descent(
     if num_steps < 1 or step_size <= 0 or not 0.0 <= momentum < 1.0:
         raise ValueError("need num_steps >= 1, step_size > 0 and momentum in [0, 1)")
     batch = x0.shape[0]
-    mask = torch.ones_like(x0) if update_mask is None else torch.broadcast_to(update_mask.to(x0.dtype), x0.shape)
+    mask = None if update_mask is None else torch.broadcast_to(update_mask.to(x0.dtype), x0.shape)
     x, x_prev = x0.clone(), x0.clone()
+    trajectory = [x.clone()] if return_trajectory else None
+    if adaptive_threshold is None:
+        # Every sample runs every step: no per-step gathers (they dominate at batch size 1).
+        everyone = torch.arange(batch, device=x0.device)
+        for _ in range(num_steps):
+            f = field(x + momentum * (x - x_prev), everyone)
+            f = f if mask is None else f * mask
+            x_prev, x = x, x - step_size * f
+            if trajectory is not None:
+                trajectory.append(x.clone())
+        steps = torch.full((batch,), num_steps, dtype=torch.long, device=x0.device)
+        return _finish(x, steps, f.norm(dim=-1), f, trajectory, num_steps)
+
+    mask = torch.ones_like(x0) if mask is None else mask
     steps = torch.zeros(batch, dtype=torch.long, device=x0.device)
     grad_norm = torch.zeros(batch, dtype=x0.dtype, device=x0.device)
+    last_field = torch.zeros_like(x0)
     active = torch.ones(batch, dtype=torch.bool, device=x0.device)
-    trajectory = [x.clone()] if return_trajectory else None
     for _ in range(num_steps):
         index = active.nonzero(as_tuple=True)[0]
         if index.numel() == 0:
@@ -123,21 +138,25 @@ def nag_descent(
         norm = f.norm(dim=-1)
         steps[index] += 1
         grad_norm[index] = norm.detach()
-        moving = torch.ones_like(norm, dtype=torch.bool)
-        if adaptive_threshold is not None:
-            moving = norm >= adaptive_threshold
-            active[index[~moving]] = False
+        last_field[index] = f.detach()
+        moving = norm >= adaptive_threshold
+        active[index[~moving]] = False
         idx = index[moving]
         x_prev[idx] = xa[moving]
         x[idx] = xa[moving] - step_size * f[moving]
         if trajectory is not None:
             trajectory.append(x.clone())
+    return _finish(x, steps, grad_norm, last_field, trajectory, num_steps)
+
+
+def _finish(x, steps, grad_norm, last_field, trajectory, num_steps) -> NAGResult:
     traj = None
     if trajectory is not None:
         # Pad to num_steps + 1 so the shape does not depend on when samples stopped.
         trajectory += [trajectory[-1]] * (num_steps + 1 - len(trajectory))
         traj = torch.stack(trajectory)
-    return NAGResult(x=x, num_steps=steps, grad_norm=grad_norm, trajectory=traj)
+    return NAGResult(x=x, num_steps=steps, grad_norm=grad_norm.detach(), last_field=last_field.detach(),
+                     trajectory=traj)
 
 
 __all__ = ["SCHEDULES", "gradient_scale", "interpolate", "target_gradient", "NAGResult", "nag_descent"]

@@ -350,12 +350,21 @@ class SnakeLatentDecoder(nn.Module):
         super().__init__()
         c = config.decoder_channels
         self.embed = SnakeCellEmbedding(config.num_cell_classes, c)
+        # Each cell's offset from the current head: the latent names the new head and food by such offsets,
+        # so a cell recognises itself with one multiplicative (FiLM) match instead of a long-range search.
+        self.offset_row = nn.Embedding(2 * _MAX_BOARD_SIZE - 1, c)
+        self.offset_col = nn.Embedding(2 * _MAX_BOARD_SIZE - 1, c)
         self.blocks = nn.ModuleList(SnakeFiLMConv(c, config.latent_dim) for _ in range(max(1, config.decoder_layers)))
         self.head = nn.Conv2d(c, config.num_cell_classes, 1)
 
     def board_features(self, current: torch.Tensor) -> torch.Tensor:
         """Embedding of the current board (B, C, H, W); computed once and reusable for several latents."""
-        return self.embed(current).permute(0, 3, 1, 2)
+        height, width = current.shape[-2:]
+        head_row, head_col = _head_position(current)
+        rows = torch.arange(height, device=current.device)[None, :] - head_row[:, None] + _MAX_BOARD_SIZE - 1
+        cols = torch.arange(width, device=current.device)[None, :] - head_col[:, None] + _MAX_BOARD_SIZE - 1
+        x = self.embed(current) + self.offset_row(rows)[:, :, None] + self.offset_col(cols)[:, None, :]
+        return x.permute(0, 3, 1, 2)
 
     def forward(self, latent: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         x = features
@@ -656,17 +665,13 @@ class SnakeWorldEqM(SnakePreTrainedModel):
             x0[:, lat:] = self._action_vector(held)
             mask = torch.cat([torch.ones(lat), torch.zeros(cfg.num_actions)]).to(x0)
 
-        last_f = torch.zeros_like(x0)
-
         def field_fn(p, index):
-            f = self.field(h[index], p)
-            last_f[index] = f
-            return f
+            return self.field(h if index.numel() == batch else h[index], p)
 
         result = nag_descent(field_fn, x0, num_steps, step_size, momentum, threshold, mask, return_trajectory)
         latent, action_block = result.x[:, :lat], result.x[:, lat:]
         chosen = held if action is not None else action_block.argmax(-1)
-        action_grad_norm = torch.zeros(batch, device=self.device) if action is not None else last_f[:, lat:].norm(dim=-1)
+        action_grad_norm = torch.zeros(batch, device=self.device) if action is not None else result.last_field[:, lat:].norm(dim=-1)
         next_board = self.decoder(latent, self.decoder.board_features(boards)).argmax(-1)
         return SnakeWorldEqMSampleOutput(
             action=chosen, action_logits=action_block, latent_next=latent, next_board=next_board,

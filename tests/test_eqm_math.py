@@ -121,3 +121,16 @@ def test_nag_rejects_bad_arguments():
         nag_descent(lambda p, i: p, torch.zeros(3), 2, 0.1)
     with pytest.raises(ValueError, match="momentum"):
         nag_descent(lambda p, i: p, torch.zeros(1, 3), 2, 0.1, momentum=1.0)
+
+
+def test_nag_paths_agree_when_nobody_stops():
+    # The gather-free path (no threshold) and the per-sample path must compute the same iterates.
+    torch.manual_seed(0)
+    weight = torch.randn(4, 4) * 0.3 + torch.eye(4)
+    x0 = torch.randn(3, 4)
+    plain = nag_descent(lambda p, i: p @ weight, x0, 6, 0.3, 0.4)
+    gated = nag_descent(lambda p, i: p @ weight, x0, 6, 0.3, 0.4, adaptive_threshold=1e-12)
+    torch.testing.assert_close(plain.x, gated.x)
+    torch.testing.assert_close(plain.grad_norm, gated.grad_norm)
+    torch.testing.assert_close(plain.last_field, gated.last_field)
+    assert plain.num_steps.tolist() == gated.num_steps.tolist() == [6, 6, 6]
