@@ -179,6 +179,9 @@ class SnakeWorldEqMConfig(PreTrainedConfig):
         With the linear schedule the ideal field is λ·(x - E[x | x_γ]), so one descent step contracts the
         error by |1 - ηλ|. The seed's λ=1, η=0.1 contracts by 0.9 per step (10 steps leave 35% of the error);
         λ=4, η=0.125 (ηλ=0.5) with light momentum leaves < 0.1% after 10 steps.
+        Measured on a cpu_small model after ~7 CPU-minutes of training (A* data, 10x10, 2,000 held-out rows):
+        this sampler, η=0.25/μ=0/4 steps and η=0.1/μ=0.9 all gave the same accuracy within 0.7 points, and
+        `eqm_adaptive_threshold=2.0` cut the mean steps from 10 to 6.2 at no cost in accuracy.
         """
         preset = dict(gradient_multiplier=4.0, eqm_step_size=0.125, eqm_nag_momentum=0.2)
         preset.update(overrides)
