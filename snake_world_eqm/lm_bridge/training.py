@@ -274,6 +274,8 @@ def train_bridge(
             )
             break
     bar.close()
+    if history and history[-1]["step"] != step:  # stopped by the time limit between two log points
+        history.append({"step": step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0]})
     return history
 
 
