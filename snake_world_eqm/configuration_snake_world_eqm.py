@@ -192,6 +192,10 @@ class SnakeWorldEqMConfig(PreTrainedConfig):
         """Small, fast config for a ≤ 30-minute training on a 2-core CPU (CNN encoder, recommended sampler).
 
         A d_model 128 × 3 transformer trains at ~120 samples/s on such a CPU, a small CNN at ~1300 (DESIGN.md).
+        Trained with AdamW (lr 2e-3, weight decay 0.01, grad-norm clip 1), batch 256, with
+        `next_state_per_action`: after 751 steps (192k samples, 10x10 A* data, one contended CPU thread) it
+        scored on 2,000 held-out rows: action accuracy 95.8% (same-encoder baseline 97.7% after 915 steps),
+        next board exact (food respawn masked) 94.9%, coherent with its own action 99.0%, what-if exact 99.5%.
         """
         preset = dict(
             d_model=64, use_cnn=True, cnn_mode="replace", cnn_channels=64, cnn_layers=4, dropout=0.0,
