@@ -7,8 +7,12 @@ Importing the model classes also registers them with AutoConfig / AutoModel.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 __version__ = "0.1.0"
+
+# The trained 10x10 checkpoint shipped with the package: `SnakeWorldEqM.from_pretrained(PRETRAINED_10X10)`.
+PRETRAINED_10X10 = Path(__file__).resolve().parent / "checkpoints" / "snake-eqm-10x10"
 
 _LAZY = {
     "SnakeWorldEqMConfig": "configuration_snake_world_eqm",
@@ -20,7 +24,7 @@ _LAZY = {
     "SnakePolicyBaselineOutput": "modeling_snake_world_eqm",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["PRETRAINED_10X10", "__version__", *_LAZY]
 
 
 def __getattr__(name: str):

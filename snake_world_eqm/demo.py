@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-samples", type=int, default=40_000, help="dataset rows before augmentation")
     parser.add_argument("--train-minutes", type=float, default=4.0, help="EqM training budget")
     parser.add_argument("--baseline-minutes", type=float, default=1.5, help="baseline training budget")
-    parser.add_argument("--games", type=int, default=50, help="seeded games per agent in the evaluation")
+    parser.add_argument("--games", type=int, default=20, help="seeded games per agent in the evaluation")
+    parser.add_argument("--max-steps", type=int, default=300, help="step cap per evaluation game")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -42,8 +43,9 @@ def _run_step(title: str, module_main, argv: list[str], command: str, log: list[
 def _build_dataset(out: Path, args: argparse.Namespace, log: list[str]) -> Path:
     path = out / "dataset"
     config = GenerationConfig(num_samples=args.num_samples, seed=args.seed, augment=True)
-    log.append(f"python -m dataset_builder --num-samples {args.num_samples} --seed {args.seed} --augment "
-               f"--use-astar --output {path}")
+    # The library call behind `python -m dataset_builder` (the demo keeps the datasets save_to_disk format).
+    log.append(f"# same rows as: python -m dataset_builder --num-samples {args.num_samples} --seed {args.seed} "
+               f"--augment --use-astar --output {path}")
     print(f"=== dataset\n$ {log[-1]}", flush=True)
     generate_dataset_dict(config).save_to_disk(str(path))
     return path
@@ -81,7 +83,8 @@ def run_demo(args: argparse.Namespace) -> Path:
               "snake-eqm train", log)
     _run_step("evaluate against the expert and the baseline", evaluate_cli.main,
               ["--model", str(out / "eqm"), "--baseline", str(out / "baseline"), "--dataset", str(dataset),
-               "--games", str(args.games), "--max-rows", "1000", "--json", str(out / "report.json"),
+               "--games", str(args.games), "--max-steps", str(args.max_steps), "--max-rows", "500",
+               "--json", str(out / "report.json"),
                "--plots", str(out / "plots")],
               "snake-eqm evaluate", log)
     _run_step("record a game", play.main,
@@ -97,7 +100,7 @@ def run_demo(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    for name in ("num_samples", "games"):
+    for name in ("num_samples", "games", "max_steps"):
         if getattr(args, name) < 1:
             raise SystemExit(f"snake-eqm demo: --{name.replace('_', '-')} must be at least 1")
     for name in ("train_minutes", "baseline_minutes"):

@@ -195,10 +195,10 @@ def push_folder(
     api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
     if revision:
         api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
-    operations = [
-        CommitOperationAdd(path_in_repo=relative, path_or_fileobj=str(path / relative))
-        for relative in _files_to_upload(path)
-    ]
+    files = _files_to_upload(path)
+    if repo_type == "model":
+        files.update(_remote_code_files(path, files))
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(local)) for name, local in sorted(files.items())]
     return api.create_commit(
         repo_id=repo_id,
         operations=operations,
@@ -208,14 +208,30 @@ def push_folder(
     )
 
 
-def _files_to_upload(folder: Path) -> list[str]:
+def _files_to_upload(folder: Path) -> dict[str, Path]:
     """Every file under the folder except training leftovers (checkpoints, tracker logs, temp files)."""
-    files = []
+    files = {}
     for file in sorted(folder.rglob("*")):
         relative = file.relative_to(folder).as_posix()
         if file.is_file() and not any(fnmatch.fnmatch(relative, pattern) for pattern in UPLOAD_IGNORE):
-            files.append(relative)
+            files[relative] = file
     return files
+
+
+def _remote_code_files(folder: Path, present: Mapping[str, Path]) -> dict[str, Path]:
+    """The library's own source for every module the config's `auto_map` names but the folder lacks,
+    so `AutoModel.from_pretrained(repo, trust_remote_code=True)` works from the pushed repo."""
+    auto_map = json.loads((folder / "config.json").read_text()).get("auto_map", {})
+    package_dir = Path(__file__).resolve().parent
+    modules = {reference.split(".")[0] for reference in auto_map.values()}
+    if modules:
+        modules.add("eqm")  # imported by the modeling file
+    missing = {}
+    for module in sorted(modules):
+        name = f"{module}.py"
+        if name not in present and (package_dir / name).is_file():
+            missing[name] = package_dir / name
+    return missing
 
 
 def write_model_card(model_dir: str | Path, metrics_json: str | Path | None, repo_id: str, dataset_id: str) -> Path:
