@@ -94,3 +94,33 @@ def write_all_plots(result: dict, directory: str | Path) -> list[Path]:
     if result.get("play"):
         written.append(plot_apples_per_agent(result, directory / "apples_per_agent.png"))
     return written
+
+
+def plot_training_curves(train_log: str | Path, path: str | Path) -> Path:
+    """Loss terms against steps, and the periodic validation metrics, from a run's train_log.jsonl."""
+    import json
+
+    rows = [json.loads(line) for line in Path(train_log).read_text().splitlines() if line.strip()]
+    train = [r for r in rows if r.get("kind") == "train"]
+    evals = [r for r in rows if r.get("kind") == "eval"]
+    figure, (loss_axis, eval_axis) = plt.subplots(1, 2, figsize=(10, 3.5))
+    loss_keys = sorted({k for r in train for k in r if k.startswith("train/loss")})
+    for key in loss_keys:
+        points = [(r["step"], r[key]) for r in train if key in r]
+        loss_axis.plot(*zip(*points), label=key.removeprefix("train/"))
+    loss_axis.set_yscale("log")
+    loss_axis.set_xlabel("optimizer step")
+    loss_axis.set_title("training losses")
+    eval_keys = [k for k in ("action_accuracy", "next_board_exact", "whatif_exact.mean", "validity", "coherence")
+                 if any(k in r for r in evals)]
+    for key in eval_keys:
+        points = [(r["step"], 100 * r[key]) for r in evals if key in r]
+        eval_axis.plot(*zip(*points), "o-", label=key)
+    eval_axis.set_xlabel("optimizer step")
+    eval_axis.set_ylabel("%")
+    eval_axis.set_title("validation")
+    for axis in (loss_axis, eval_axis):
+        axis.grid(alpha=0.3)
+        if axis.lines:
+            axis.legend(fontsize=7)
+    return _save(figure, Path(path))

@@ -397,10 +397,21 @@ def _finish(ctx: _Context, stopped_because: str) -> dict[str, Any]:
     if acc.is_main_process:
         save_final_model(acc.unwrap_model(ctx.model), ctx.args.output_dir, summary, _card_info(ctx))
         Path(ctx.args.output_dir, "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
+        _plot_curves(Path(ctx.args.output_dir))
     acc.wait_for_everyone()
     acc.print(f"done ({stopped_because}) at step {state.global_step}: {summary['samples_per_second']} samples/s; "
               f"model saved to {ctx.args.output_dir}")
     return summary
+
+
+def _plot_curves(output_dir: Path) -> None:
+    """training_curves.png beside the model; a plotting failure must never lose a finished run."""
+    from snake_world_eqm.evaluation.plots import plot_training_curves
+
+    try:
+        plot_training_curves(output_dir / "train_log.jsonl", output_dir / "training_curves.png")
+    except Exception as error:  # noqa: BLE001
+        logger.warning("could not plot training curves: %s", error)
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
