@@ -93,6 +93,64 @@ def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, f
     return flat
 
 
+def _check(value: float | None, target: float | None, higher: bool = True) -> str:
+    if value is None:
+        return "not measured"
+    if target is None:
+        return "reported"
+    met = value >= target if higher else value <= target
+    return "met" if met else "**missed**"
+
+
+def claims_table(metrics: Mapping[str, Any]) -> str:
+    """The seed's claims and our targets, each with its measured number and whether it was met.
+
+    Nothing is left out because it looks bad: a missing number says "not measured".
+    """
+    flat = flatten_metrics(metrics)
+    get = flat.get
+    expert_apples = get("play.expert.mean_apples")
+    rows = [
+        ("EqM action accuracy vs expert", get("action_accuracy"), 0.95),
+        ("next-board exact (sampled action, food respawn excluded)", get("next_board_exact"), 0.98),
+        ("what-if exact match, mean of 4 held actions", get("whatif_exact.mean"), 0.97),
+        ("validity (decoded board is a legal successor)", get("validity"), 0.99),
+        ("coherence (board follows the model's own action)", get("coherence"), 0.99),
+        ("EqM agent apples / expert apples", None if not expert_apples else get("play.eqm.mean_apples", 0) / expert_apples, 0.85),
+        ("planner apples / expert apples", None if not expert_apples else get("play.planner.mean_apples", 0) / expert_apples, 1.0),
+        ("adaptive compute: fewer field evaluations than 10 steps (≤0.5 pt loss)", get("adaptive_summary.evaluation_reduction"), 0.40),
+        ("grad-norm AUROC for action errors", get("uncertainty.grad_norm.action_error_auroc"), 0.8),
+        ("action-block field norm AUROC for action errors", get("uncertainty.action_grad_norm.action_error_auroc"), 0.8),
+        ("noise-seed disagreement AUROC for action errors", get("uncertainty.seed_disagreement.action_error_auroc"), 0.8),
+        ("softmax uncertainty AUROC for action errors", get("uncertainty.softmax_uncertainty.action_error_auroc"), 0.8),
+        ("grad-norm AUROC for next-board errors", get("uncertainty.grad_norm.next_board_error_auroc"), None),
+        ("grad norm separates illegal from real boards (AUROC)", get("energy_auroc"), None),
+    ]
+    lines = ["| claim / target | measured | target | verdict |", "|---|---|---|---|"]
+    for name, value, target in rows:
+        shown = "–" if value is None else f"{value:.3f}"
+        lines.append(f"| {name} | {shown} | {'–' if target is None else target} | {_check(value, target)} |")
+    baseline, planner = get("play.baseline.mean_apples"), get("play.planner.mean_apples")
+    if baseline is not None and planner is not None:
+        verdict = "met" if planner > baseline else "**missed**"
+        lines.append(f"| planner apples > baseline apples | {planner:.2f} vs {baseline:.2f} | strictly more | {verdict} |")
+    return "\n".join(lines)
+
+
+def play_table(metrics: Mapping[str, Any]) -> str:
+    play = metrics.get("play") or {}
+    if not play:
+        return ""
+    lines = ["| agent | mean apples | median | mean fill | mean steps | wins | deaths | stalls/loops | capped |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for agent, stats in play.items():
+        lines.append(
+            f"| {agent} | {stats.get('mean_apples', float('nan')):.2f} | {stats.get('median_apples', float('nan')):.1f} | "
+            f"{stats.get('mean_fill', float('nan')):.3f} | {stats.get('mean_steps', float('nan')):.0f} | {stats.get('wins', 0)} | "
+            f"{stats.get('deaths', 0)} | {stats.get('stalls', 0)}/{stats.get('loops', 0)} | {stats.get('capped', 0)} |")
+    return "\n".join(lines)
+
+
 def _results_table(flat: Mapping[str, float]) -> str:
     rows = [(label, flat[key]) for key, label in HEADLINE_METRICS.items() if key in flat]
     if not rows:
@@ -240,8 +298,20 @@ def write_model_card(model_dir: str | Path, metrics_json: str | Path | None, rep
     metrics = json.loads(Path(metrics_json).read_text()) if metrics_json else None
     config = json.loads((path / "config.json").read_text())
     board = f"{config.get('board_height', '?')}x{config.get('board_width', '?')}"
-    commands = (metrics or {}).get("config", {}).get("commands") if isinstance(metrics, dict) else None
-    card = build_model_card(metrics, repo_id=repo_id, dataset_id=dataset_id, board_size=board, commands=commands)
+    commands, extra = [], ""
+    training = path / "metrics.json"
+    if training.is_file():
+        train_metrics = json.loads(training.read_text())
+        commands.append(train_metrics.get("command", "# training command not recorded"))
+        extra += (f"### Training\n\n{train_metrics.get('global_step')} optimizer steps, "
+                  f"{train_metrics.get('samples_seen')} samples, {train_metrics.get('train_seconds')} s at "
+                  f"{train_metrics.get('samples_per_second')} samples/s ({train_metrics.get('mixed_precision')}, "
+                  f"{train_metrics.get('num_processes')} process(es)).\n\n")
+    if metrics:
+        commands.append((metrics.get("config") or {}).get("command") or "# evaluation command not recorded")
+        extra += "### Claims, measured\n\n" + claims_table(metrics) + "\n\n### Closed-loop play\n\n" + play_table(metrics)
+    card = build_model_card(metrics, repo_id=repo_id, dataset_id=dataset_id, board_size=board,
+                            commands=commands or None, extra_markdown=extra)
     card.save(path / "README.md")
     return path / "README.md"
 
