@@ -327,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", default=None, help="defaults to the cached login / HF_TOKEN")
     parser.add_argument("--metrics-json", default=None, help="evaluation JSON to put in the model card")
     parser.add_argument("--dataset-id", default="org/snake-world", help="dataset named in the model card")
+    parser.add_argument("--card-only", action="store_true",
+                        help="only (re)write the model folder's README.md card, push nothing")
     return parser
 
 
@@ -334,8 +336,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if bool(args.model_dir) == bool(args.dataset_dir):
         raise SystemExit("snake-eqm push: give exactly one of --model-dir or --dataset-dir")
+    if args.card_only and not args.model_dir:
+        raise SystemExit("snake-eqm push: --card-only needs --model-dir")
     if args.model_dir:
-        write_model_card(args.model_dir, args.metrics_json, args.repo_id, args.dataset_id)
+        card = write_model_card(args.model_dir, args.metrics_json, args.repo_id, args.dataset_id)
+        if args.card_only:
+            print(f"wrote {card}")
+            return 0
         folder, repo_type = args.model_dir, "model"
     else:
         folder, repo_type = args.dataset_dir, "dataset"

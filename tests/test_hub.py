@@ -83,3 +83,16 @@ def test_flatten_metrics_keeps_numbers_only():
 
 def test_card_without_metrics_says_so():
     assert "No evaluation was run" in str(build_model_card(None))
+
+
+def test_card_only_writes_the_card_and_pushes_nothing(tmp_path, intercepted_hub, capsys):
+    from snake_world_eqm.hub import main
+
+    folder = _fake_model_folder(tmp_path / "model")
+    (tmp_path / "eval.json").write_text(json.dumps({"action_accuracy": 0.5, "coherence": 0.99}))
+    assert main(["--model-dir", str(folder), "--repo-id", "org/m", "--metrics-json", str(tmp_path / "eval.json"),
+                 "--card-only"]) == 0
+    card = (folder / "README.md").read_text()
+    assert "| EqM action accuracy vs expert | 0.500 | 0.95 | **missed** |" in card
+    assert "| coherence (board follows the model's own action) | 0.990 | 0.99 | met |" in card
+    assert intercepted_hub["commits"] == [] and intercepted_hub["create_repo"] == []
