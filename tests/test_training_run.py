@@ -172,7 +172,8 @@ def _batch_with_eating(dataset):
 def test_validation_metrics_of_an_oracle_are_one(dataset):
     batch = _batch_with_eating(dataset)
     rows = eqm_row_metrics(_ScriptedModel(batch, truthful=True), batch, torch.Generator())
-    for name in ("action_accuracy", "next_board_exact", "validity", "coherence", "whatif_exact.mean"):
+    for name in ("action_accuracy", "next_board_exact", "free_next_board_exact", "validity", "coherence",
+                 "whatif_exact.mean"):
         assert rows[name].min().item() == 1.0, name
 
 
@@ -180,6 +181,6 @@ def test_validation_metrics_of_a_model_that_predicts_no_change_are_zero(dataset)
     batch = _batch_with_eating(dataset)
     rows = eqm_row_metrics(_ScriptedModel(batch, truthful=False), batch, torch.Generator())
     assert rows["action_accuracy"].min().item() == 1.0  # it copies the expert's action...
-    for name in ("next_board_exact", "validity", "coherence", "whatif_exact.mean"):
+    for name in ("next_board_exact", "free_next_board_exact", "validity", "coherence", "whatif_exact.mean"):
         assert rows[name].max().item() == 0.0, name  # ...but a board never stays the same after a step
     assert 0.0 < rows["next_board_cell_accuracy"].mean().item() < 1.0

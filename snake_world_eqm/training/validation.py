@@ -17,7 +17,8 @@ from snake_world_eqm.evaluation import metrics
 from snake_world_eqm.game.rules import ACTION_NAMES
 
 # What --best-metric may name, besides the validation losses (loss, loss_*).
-EQM_METRICS = ("action_accuracy", "next_board_exact", "next_board_cell_accuracy", "validity", "coherence",
+EQM_METRICS = ("action_accuracy", "next_board_exact", "free_next_board_exact", "next_board_cell_accuracy",
+               "validity", "coherence",
                "whatif_exact.mean", "sample_steps", "grad_norm")
 BASELINE_METRICS = ("action_accuracy",)
 
@@ -52,7 +53,7 @@ def eqm_row_metrics(model: Any, batch: dict[str, torch.Tensor], generator: torch
     values = {
         "action_accuracy": pred_action == action,
         # The free sample's board against the expert's successor: right only when the action is right too.
-        "next_board_exact": metrics.exact_match(pred_board, target, target_event),
+        "free_next_board_exact": metrics.exact_match(pred_board, target, target_event),
         "next_board_cell_accuracy": metrics.cell_accuracy(pred_board, target, target_event),
         "validity": metrics.validity(pred_board, succ, succ_event),
         "coherence": metrics.coherence(pred_board, pred_action, succ, succ_event),
@@ -67,6 +68,8 @@ def eqm_row_metrics(model: Any, batch: dict[str, torch.Tensor], generator: torch
         hits.append(metrics.exact_match(board, succ[:, a], succ_event[:, a]))
         values[f"whatif_exact.{name}"] = hits[-1]
     values["whatif_exact.mean"] = np.stack(hits, 1).mean(1)
+    # As in `snake-eqm evaluate`: the next board with the expert's action held (its what-if row).
+    values["next_board_exact"] = np.stack(hits, 1)[rows_index, action]
     return {name: _rows(value, device) for name, value in values.items()}
 
 
