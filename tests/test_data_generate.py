@@ -132,6 +132,19 @@ def test_augmentation_transforms_boards_actions_and_what_if_columns(chunk_rows):
             np.testing.assert_array_equal(copy["event_per_action"][:, moved], chunk_rows["event_per_action"][:, action])
 
 
+def test_augmented_labels_are_the_experts_own_decision_on_each_transformed_board(chunk_rows):
+    augmented = augment_rows(chunk_rows, expert="astar")
+    np.testing.assert_array_equal(augmented["action"], expert_actions(augmented["state"], kind="astar"))
+    rows = np.arange(len(augmented["action"]))
+    for name in ("next_state", "reward", "terminated", "event"):
+        per_action = augmented[f"{name}_per_action"]
+        np.testing.assert_array_equal(augmented[name], per_action[rows, augmented["action"]])
+    # The plain remap differs from the expert's own choice on some boards: relabelling is not a no-op.
+    remapped = augment_rows(chunk_rows)
+    assert (remapped["action"] != augmented["action"]).any()
+    np.testing.assert_array_equal(remapped["taken_action"], augmented["taken_action"])
+
+
 def test_a_rotated_state_has_the_rotated_successors(chunk_rows):
     """The symmetry invariant the augmentation relies on, checked against the engine."""
     augmented = augment_rows(chunk_rows)
