@@ -94,12 +94,13 @@ def test_pushed_repo_loads_by_id_offline_both_ways(tmp_path, monkeypatch, shippe
     script = textwrap.dedent(f"""
         import numpy as np, torch
         from transformers import AutoModel
-        from snake_world_eqm import SnakeWorldEqM
         board = np.load({str(tmp_path / 'board.npy')!r})
         expected = torch.load({str(tmp_path / 'expected.pt')!r})
-        direct = SnakeWorldEqM.from_pretrained("org/snake-eqm").eval()
+        # Remote code first: importing the library's model registers its classes with AutoModel locally.
         remote = AutoModel.from_pretrained("org/snake-eqm", trust_remote_code=True).eval()
         assert type(remote).__module__.startswith("transformers_modules"), type(remote).__module__
+        from snake_world_eqm import SnakeWorldEqM
+        direct = SnakeWorldEqM.from_pretrained("org/snake-eqm").eval()
         for model in (direct, remote):
             out = model.sample(board, generator=torch.Generator().manual_seed(0))
             assert torch.equal(out.latent_next, expected)
