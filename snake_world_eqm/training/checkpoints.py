@@ -68,7 +68,7 @@ def save_checkpoint(accelerator: Any, root: str | Path, step: int, state: dict[s
     if accelerator.is_main_process:
         _write_json_durably(tmp / STATE_FILE, state)
         _fsync_tree(tmp)
-        _replace_dir(tmp, final)
+        replace_dir(tmp, final)
         _fsync_dir(root)
         if total_limit is not None:
             prune(root, total_limit)
@@ -88,7 +88,8 @@ def prune(root: str | Path, total_limit: int) -> list[Path]:
     return doomed
 
 
-def _replace_dir(src: Path, dst: Path) -> None:
+def replace_dir(src: Path, dst: Path) -> None:
+    """Put `src` at `dst` by renames, so a reader never sees a half-written `dst`."""
     if dst.exists():  # the same step written again (e.g. a rerun): move the old one aside first
         old = dst.with_name(f".old-{dst.name}")
         shutil.rmtree(old, ignore_errors=True)

@@ -9,14 +9,13 @@ OUTPUT_DIR/train_log.jsonl  one JSON object per training log and per validation
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import _fsync_tree
+from .checkpoints import _fsync_tree, replace_dir
 
 
 class JsonlLog:
@@ -64,14 +63,7 @@ def save_model_folder(model: Any, folder: str | Path, metrics: dict[str, Any], c
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
     write_card(tmp, metrics, card_info)
     _fsync_tree(tmp)
-    if folder.exists():
-        old = folder.with_name(f".old-{folder.name}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, folder)
+    replace_dir(tmp, folder)
     return folder
 
 
