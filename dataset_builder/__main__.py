@@ -12,41 +12,14 @@ import argparse
 import shlex
 import sys
 
+from snake_world_eqm.argtypes import non_negative_int as _non_negative_int
+from snake_world_eqm.argtypes import positive_int as _positive_int
+from snake_world_eqm.argtypes import probability as _probability
 from snake_world_eqm.data.generate import GenerationConfig
 
 from .builder import build_dataset
 
 COMMANDS = ("build", "validate", "push")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,10 +9,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
+
+from snake_world_eqm.argtypes import non_negative_float as _non_negative_float
+from snake_world_eqm.argtypes import non_negative_int as _non_negative_int
+from snake_world_eqm.argtypes import positive_float as _positive_float
+from snake_world_eqm.argtypes import positive_int as _positive_int
 
 
 class TrainingSetupError(ValueError):
@@ -48,34 +52,6 @@ MODEL_FLAGS = (
 
 # Trackers Accelerate knows; the availability check is accelerate.utils.is_<name>_available.
 KNOWN_TRACKERS = ("tensorboard", "wandb", "comet_ml", "aim", "mlflow", "clearml", "dvclive", "swanlab", "trackio")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
 
 
 def _optional_threshold(text: str) -> float | None:
