@@ -142,14 +142,24 @@ def play_table(metrics: Mapping[str, Any]) -> str:
     play = metrics.get("play") or {}
     if not play:
         return ""
-    lines = ["| agent | mean apples | median | mean fill | mean steps | wins | deaths | stalls/loops | capped |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| agent | start | mean apples (95% CI) | median | mean fill | steps/apple | wins | deaths | "
+             "stalls/loops | capped |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for agent, stats in play.items():
-        lines.append(
-            f"| {agent} | {stats.get('mean_apples', float('nan')):.2f} | {stats.get('median_apples', float('nan')):.1f} | "
-            f"{stats.get('mean_fill', float('nan')):.3f} | {stats.get('mean_steps', float('nan')):.0f} | {stats.get('wins', 0)} | "
-            f"{stats.get('deaths', 0)} | {stats.get('stalls', 0)}/{stats.get('loops', 0)} | {stats.get('capped', 0)} |")
+        runs = [("both", stats)] + [(f"{length}-cell", run) for length, run in (stats.get("by_start") or {}).items()]
+        for start, run in runs:
+            lines.append(_play_row(agent, start, run))
     return "\n".join(lines)
+
+
+def _play_row(agent: str, start: str, stats: Mapping[str, Any]) -> str:
+    low, high = stats.get("mean_apples_ci95") or (float("nan"), float("nan"))
+    low, high = (float("nan") if low is None else low), (float("nan") if high is None else high)
+    per_apple = stats.get("steps_per_apple")
+    return (f"| {agent} | {start} | {stats.get('mean_apples', float('nan')):.2f} ({low:.1f}-{high:.1f}) | "
+            f"{stats.get('median_apples', float('nan')):.1f} | {stats.get('mean_fill', float('nan')):.3f} | "
+            f"{'-' if per_apple is None else f'{per_apple:.1f}'} | {stats.get('wins', 0)} | {stats.get('deaths', 0)} | "
+            f"{stats.get('stalls', 0)}/{stats.get('loops', 0)} | {stats.get('capped', 0)} |")
 
 
 def _results_table(flat: Mapping[str, float]) -> str:

@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--games", type=int, default=100, help="seeded closed-loop games per agent")
     parser.add_argument("--play-seed", type=int, default=1000, help="game i uses seed play_seed + i")
-    parser.add_argument("--max-steps", type=int, default=1000, help="step cap per game")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="step cap per game (default: 20 x cells, 2,000 on 10x10: enough to fill the board)")
     parser.add_argument("--seed", type=int, default=0, help="sampling noise seed")
     parser.add_argument("--agents", default=",".join(AGENT_NAMES), help="comma-separated agents to play")
     parser.add_argument("--planner-depth", type=int, default=2)
@@ -70,7 +71,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> EvalConfig:
             raise SystemExit(f"--thresholds must be comma-separated numbers, got {args.thresholds!r}") from None
     for flag, value in (("--games", args.games), ("--max-steps", args.max_steps), ("--max-rows", args.max_rows),
                         ("--batch-size", args.batch_size), ("--planner-depth", args.planner_depth)):
-        if value < 1:
+        if value is not None and value < 1:
             raise SystemExit(f"{flag} must be at least 1, got {value}")
     return EvalConfig(split=args.split, max_rows=args.max_rows, batch_size=args.batch_size, games=args.games,
                       play_seed=args.play_seed, max_steps=args.max_steps, sample_seed=args.seed, agents=agents,

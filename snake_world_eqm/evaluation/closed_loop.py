@@ -1,8 +1,12 @@
 """Closed-loop play: every game of an agent advances in lock-step, one batched step per tick.
 
-A game ends by death (wall, self, reverse), a win, a stall (no apple for 2*H*W steps), a loop (a
-deterministic agent revisits a board without eating in between: it would repeat forever), or the
-step cap. Each ending is counted, so circling forever is visible rather than hidden in "steps".
+A game ends by death (wall, self, reverse), a win, a stall (no apple for `stall_limit` steps, 2*H*W
+by default), a loop (a deterministic agent revisits a board without eating in between: it would
+repeat forever), or the step cap (20*H*W by default: enough to fill the board, 2,000 on 10x10). Each
+ending is counted, so circling forever is visible rather than hidden in "steps".
+
+Games start from the usual three-cell snake or from a one-cell snake (`start_length=1`, where
+reversing is legal); `play_both_starts` runs both on the same seeds and reports each and the pool.
 
 Start boards are per-game seeds (every agent meets the same games); food respawns draw from one
 generator seeded by `seed` in lock-step order, so a run is reproducible for a given agent and game
@@ -23,11 +27,21 @@ DEATH_NAMES = {WALL: "wall", SELF: "self", REVERSE: "reverse"}
 END_CAUSES = ("wall", "self", "reverse", "win", "stall", "loop", "cap")
 
 
-def initial_boards(num_games: int, height: int, width: int, seed: int) -> np.ndarray:
+START_LENGTHS = (3, 1)  # the usual start and the one-cell start (reversal legal), both reported
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def default_max_steps(height: int, width: int) -> int:
+    """A cap high enough to fill the board: 20 steps per cell (2,000 on 10x10)."""
+    return 20 * height * width
+
+
+def initial_boards(num_games: int, height: int, width: int, seed: int, start_length: int = 3) -> np.ndarray:
     """(G, H, W) int8 start boards; game i uses seed `seed + i`, so every agent meets the same games."""
     from snake_world_eqm.game import encode_observation, new_game
 
-    return np.stack([encode_observation(new_game(height, width, rng=seed + i)) for i in range(num_games)])
+    return np.stack([encode_observation(new_game(height, width, rng=seed + i, initial_length=start_length))
+                     for i in range(num_games)])
 
 
 class _GameBook:
@@ -35,6 +49,7 @@ class _GameBook:
 
     def __init__(self, boards: np.ndarray) -> None:
         count = boards.shape[0]
+        self.start_length = snake_lengths(boards)
         self.apples = np.zeros(count, dtype=np.int64)
         self.steps = np.zeros(count, dtype=np.int64)
         self.since_food = np.zeros(count, dtype=np.int64)
@@ -47,15 +62,22 @@ class _GameBook:
 
 
 def play_games(agent: Agent, height: int, width: int, num_games: int = 100, seed: int = 0,
-               max_steps: int = 1000, progress: bool = True) -> dict:
-    """Play `num_games` seeded games in lock-step and summarise apples, fill, steps and end causes."""
+               max_steps: int | None = None, progress: bool = True, start_length: int = 3,
+               stall_limit: int | None = None) -> dict:
+    """Play `num_games` seeded games in lock-step and summarise apples, fill, steps and end causes.
+
+    `max_steps` defaults to `default_max_steps` (20 x cells), `stall_limit` (steps without an apple) to
+    2 x cells.
+    """
     from snake_world_eqm.game import batched_step
 
-    if num_games < 1 or max_steps < 1:
-        raise ValueError(f"need at least one game and one step, got games={num_games}, max_steps={max_steps}")
-    boards = initial_boards(num_games, height, width, seed)
+    max_steps = default_max_steps(height, width) if max_steps is None else max_steps
+    stall_limit = 2 * height * width if stall_limit is None else stall_limit
+    if num_games < 1 or max_steps < 1 or stall_limit < 1:
+        raise ValueError(f"need at least one game, one step and a positive stall limit, got games={num_games}, "
+                         f"max_steps={max_steps}, stall_limit={stall_limit}")
+    boards = initial_boards(num_games, height, width, seed, start_length)
     book = _GameBook(boards)
-    stall_limit = 2 * height * width
     food_rng = np.random.default_rng(seed)
     active = np.arange(num_games)
     bar = tqdm(total=max_steps, desc=f"play {agent.name}", disable=not progress, leave=False)
@@ -73,7 +95,45 @@ def play_games(agent: Agent, height: int, width: int, num_games: int = 100, seed
     bar.close()
     for game in active:
         book.end(int(game), "cap")
-    return summarise(book, height * width, max_steps)
+    summary = summarise(book, height * width, max_steps)
+    summary.update(start_length=int(start_length), stall_limit=int(stall_limit), seeds=[seed, seed + num_games - 1])
+    return summary
+
+
+def play_both_starts(agent: Agent, height: int, width: int, num_games: int = 100, seed: int = 0,
+                     max_steps: int | None = None, progress: bool = True,
+                     start_lengths: tuple[int, ...] = START_LENGTHS) -> dict:
+    """`play_games` from each start length on the same seeds: the pooled summary, plus each start kind
+    under `by_start` ({"3": ..., "1": ...})."""
+    runs = {str(length): play_games(agent, height, width, num_games, seed, max_steps, progress, start_length=length)
+            for length in start_lengths}
+    pooled = pool_summaries(list(runs.values()), height * width)
+    pooled["by_start"] = runs
+    return pooled
+
+
+def pool_summaries(summaries: list[dict], cells: int) -> dict:
+    """One summary over the games of several runs (same cap), recomputed from the per-game records."""
+    book = _GameBook(np.zeros((0, 1, 1), dtype=np.int8))
+    book.apples = np.concatenate([np.asarray(s["apples_per_game"]) for s in summaries])
+    book.steps = np.concatenate([np.asarray(s["steps_per_game"]) for s in summaries])
+    book.final_length = np.concatenate([np.asarray(s["final_length_per_game"]) for s in summaries])
+    book.cause = np.concatenate([np.asarray(s["end_cause_per_game"], dtype=object) for s in summaries])
+    pooled = summarise(book, cells, summaries[0]["max_steps"])
+    pooled["start_lengths"] = [s.get("start_length") for s in summaries]
+    return pooled
+
+
+def bootstrap_mean_interval(values: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES,
+                            level: float = 0.95, seed: int = 0) -> list[float]:
+    """Percentile bootstrap interval of the mean (seeded, so a report is reproducible)."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(resamples, values.size))].mean(axis=1)
+    tail = (1.0 - level) / 2
+    return [float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))]
 
 
 def _record_step(book: _GameBook, active: np.ndarray, next_boards: np.ndarray, events: np.ndarray,
@@ -110,13 +170,16 @@ def _record_step(book: _GameBook, active: np.ndarray, next_boards: np.ndarray, e
 
 def summarise(book: _GameBook, cells: int, max_steps: int) -> dict:
     causes = {cause: int((book.cause == cause).sum()) for cause in END_CAUSES}
+    total_apples = int(book.apples.sum())
     return {
         "games": int(book.apples.size),
         "mean_apples": float(book.apples.mean()),
+        "mean_apples_ci95": bootstrap_mean_interval(book.apples),
         "median_apples": float(np.median(book.apples)),
         "max_apples": int(book.apples.max()),
         "mean_fill": float((book.final_length / cells).mean()),
         "mean_steps": float(book.steps.mean()),
+        "steps_per_apple": float(book.steps.sum() / total_apples) if total_apples else None,
         "wins": causes["win"],
         "deaths": causes["wall"] + causes["self"] + causes["reverse"],
         "end_causes": causes,
@@ -125,4 +188,7 @@ def summarise(book: _GameBook, cells: int, max_steps: int) -> dict:
         "capped": causes["cap"],
         "max_steps": max_steps,
         "apples_per_game": book.apples.tolist(),
+        "steps_per_game": book.steps.tolist(),
+        "final_length_per_game": np.asarray(book.final_length).tolist(),
+        "end_cause_per_game": [str(cause) for cause in book.cause],
     }

@@ -26,7 +26,7 @@ from snake_world_eqm.evaluation.agents import (
     RandomAgent,
     sample_model,
 )
-from snake_world_eqm.evaluation.closed_loop import play_games
+from snake_world_eqm.evaluation.closed_loop import START_LENGTHS, default_max_steps, play_both_starts
 from snake_world_eqm.game.encoding import BODY_LEFT, BODY_UP, EMPTY, FOOD, HEAD_ALONE
 
 ACTION_NAMES = ("up", "right", "down", "left")
@@ -46,7 +46,9 @@ METRIC_DESCRIPTIONS = {
                     "deaths (all-empty board) included",
     "validity": "freely sampled board equals the successor of some action (a legal transition)",
     "coherence": "freely sampled board equals the successor of the action sampled with it",
-    "play.<agent>.mean_apples": "apples per game over the seeded games, step cap config.max_steps",
+    "play.<agent>.mean_apples": "apples per game over the seeded games from both start kinds (three-cell and "
+                                "one-cell snakes, same seeds), step cap config.max_steps (20 x cells by default); "
+                                "each start kind under play.<agent>.by_start",
     "adaptive_summary.evaluation_reduction": "fewer field evaluations than 10 fixed steps at the cheapest "
                                              "threshold within 0.5 accuracy points",
     "uncertainty.grad_norm.action_error_auroc": "AUROC of the final gradient norm for wrong actions",
@@ -63,7 +65,8 @@ class EvalConfig:
     batch_size: int = 512
     games: int = 100
     play_seed: int = 1000
-    max_steps: int = 1000
+    max_steps: int | None = None  # None: 20 x cells (2,000 on 10x10), enough to fill the board
+    start_lengths: tuple[int, ...] = START_LENGTHS
     sample_seed: int = 0
     agents: tuple[str, ...] = ("eqm", "planner", "baseline", "expert", "random")
     planner_depth: int = 2
@@ -397,8 +400,9 @@ def evaluate(model, dataset, baseline=None, cfg: EvalConfig | None = None, progr
     result["play"] = {}
     for name, agent in build_agents(cfg.agents, model, baseline, cfg).items():
         with timer(f"play_{name}"):
-            result["play"][name] = play_games(agent, int(height), int(width), cfg.games, cfg.play_seed,
-                                              cfg.max_steps, progress=progress)
+            result["play"][name] = play_both_starts(agent, int(height), int(width), cfg.games, cfg.play_seed,
+                                                    cfg.max_steps, progress=progress,
+                                                    start_lengths=tuple(cfg.start_lengths))
         if isinstance(agent, PlannerAgent):
             result["play"][name]["depth"] = agent.depth
             result["play"][name]["skip_reverse"] = agent.skip_reverse
@@ -407,6 +411,7 @@ def evaluate(model, dataset, baseline=None, cfg: EvalConfig | None = None, progr
             result["play"][name]["boards_sampled"] = agent.field_calls
     config = asdict(cfg)
     config.update({"board_height": int(height), "board_width": int(width),
+                   "max_steps": cfg.max_steps or default_max_steps(int(height), int(width)),
                    "play_seeds": [cfg.play_seed, cfg.play_seed + cfg.games - 1],
                    "default_num_steps": getattr(model.config, "eqm_sampling_steps", None),
                    "seconds_by_part": timer.seconds})
