@@ -1,11 +1,13 @@
 """A headless-Chromium screenshot of the running app (`snake-eqm app`), for the README and the issue.
 
     apt-get install -y chromium        # Debian's package; nothing is downloaded at run time
-    python benchmarks/app_screenshot.py [--output docs/results/app_screenshot.png] [--agent eqm --steps 12]
+    python benchmarks/app_screenshot.py [--output docs/results/app_screenshot.png] [--agent eqm --steps 25]
+    python benchmarks/app_screenshot.py --agent you --keys right,right,up --output /tmp/keys.png
 
 Starts the app on a free 127.0.0.1 port, opens it at `?seed=..&agent=..&steps=..` (the page plays that
-many moves on load, so the shot shows a prediction and its what-ifs), saves the PNG, stops the server,
-and prints JSON.
+many moves on load, so the shot shows a prediction and its what-ifs), optionally presses arrow keys
+(each must add one step: this checks the keyboard controls), saves the PNG, stops the server and the
+browser, and prints JSON. Chromium is driven over the DevTools protocol on a pipe (no extra packages).
 """
 
 from __future__ import annotations
@@ -82,12 +84,25 @@ class DevTools:
 
 
 # The page is ready when the on-load game has been drawn: its status line is there and every picture loaded.
-READY = ("document.body.innerText.includes('seed disagreement') && document.images.length >= 6 && "
-         "[...document.images].every(image => image.complete && image.naturalWidth > 0)")
+PICTURES_LOADED = ("document.images.length >= 6 && "
+                   "[...document.images].every(image => image.complete && image.naturalWidth > 0)")
+KEY_CODES = {"up": ("ArrowUp", 38), "right": ("ArrowRight", 39), "down": ("ArrowDown", 40), "left": ("ArrowLeft", 37)}
 
 
-def screenshot(chromium: str, url: str, output: Path, width: int, height: int, timeout_s: float) -> float:
-    """Open `url`, wait (bounded) until READY, save a PNG; returns the seconds the page took to be ready."""
+def wait_for(browser: DevTools, session: str, expression: str, deadline: float, what: str) -> None:
+    while True:
+        answer = browser.call("Runtime.evaluate", session, expression=expression, returnByValue=True)
+        if answer.get("result", {}).get("value") is True:
+            return
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"app_screenshot: timed out waiting for {what}")
+        time.sleep(0.25)
+
+
+def screenshot(chromium: str, url: str, output: Path, width: int, height: int, timeout_s: float,
+               steps: int = 0, keys: tuple[str, ...] = ()) -> dict:
+    """Open `url`, wait (bounded) until the game is drawn, press `keys` (arrow keys, each awaited: the page
+    must show one more step), save a PNG. Returns the seconds each phase took."""
     browser = DevTools(chromium, width, height)
     try:
         target = browser.call("Target.createTarget", url="about:blank")["targetId"]
@@ -95,19 +110,24 @@ def screenshot(chromium: str, url: str, output: Path, width: int, height: int, t
         browser.call("Emulation.setDeviceMetricsOverride", session, width=width, height=height,
                      deviceScaleFactor=1, mobile=False)
         started = time.perf_counter()
+        deadline = started + timeout_s
         browser.call("Page.navigate", session, url=url)
-        while True:
-            ready = browser.call("Runtime.evaluate", session, expression=READY, returnByValue=True)
-            if ready.get("result", {}).get("value") is True:
-                break
-            if time.perf_counter() - started > timeout_s:
-                raise SystemExit(f"app_screenshot: the page was not ready after {timeout_s:.0f} s")
-            time.sleep(0.25)
-        seconds = time.perf_counter() - started
+        wait_for(browser, session, f"document.body.innerText.includes('steps {steps} · last event') && {PICTURES_LOADED}",
+                 deadline, "the game drawn on load")
+        timings = {"page_ready_seconds": round(time.perf_counter() - started, 2), "key_seconds": []}
+        for count, key in enumerate(keys, start=steps + 1):
+            name, code = KEY_CODES[key]
+            pressed = time.perf_counter()
+            for kind in ("keyDown", "keyUp"):
+                browser.call("Input.dispatchKeyEvent", session, type=kind, key=name, code=name,
+                             windowsVirtualKeyCode=code)
+            wait_for(browser, session, f"document.body.innerText.includes('steps {count} · last event') && {PICTURES_LOADED}",
+                     deadline, f"the page to show step {count} after the {name} key")
+            timings["key_seconds"].append(round(time.perf_counter() - pressed, 2))
         time.sleep(0.5)  # let the last layout settle
         shot = browser.call("Page.captureScreenshot", session, format="png")["data"]
         output.write_bytes(base64.b64decode(shot))
-        return seconds
+        return timings
     finally:
         browser.close()
 
@@ -121,9 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=12, help="moves the page plays on load")
     parser.add_argument("--size", default="1400x1300", help="browser window WIDTHxHEIGHT")
     parser.add_argument("--timeout", type=float, default=120, help="seconds the page may take to be ready")
+    parser.add_argument("--keys", default="", help="arrow keys to press after loading, e.g. up,up,left "
+                        "(checks the keyboard controls: each must add one step)")
     parser.add_argument("--chromium", default=None)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     chromium = find_chromium(args.chromium)
+    keys = tuple(key for key in args.keys.split(",") if key)
+    if any(key not in KEY_CODES for key in keys):
+        raise SystemExit(f"app_screenshot: --keys takes {', '.join(KEY_CODES)}, got {args.keys!r}")
     width, height = (int(part) for part in args.size.split("x"))
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import torch
@@ -141,14 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     url = f"{demo.local_url}?seed={args.seed}&agent={args.agent}&steps={args.steps}"
     started = time.perf_counter()
     try:
-        ready_seconds = screenshot(chromium, url, output, width, height, args.timeout)
+        timings = screenshot(chromium, url, output, width, height, args.timeout,
+                             steps=0 if args.agent == "you" else args.steps, keys=keys)
     finally:
         demo.close()
     with Image.open(output) as image:
         size = image.size
     version = subprocess.run([chromium, "--version"], capture_output=True, text=True).stdout.strip()
     print(json.dumps({"output": str(output), "url": url, "image_size": size, "chromium": version,
-                      "page_ready_seconds": round(ready_seconds, 2),
+                      "keys": list(keys), **timings,
                       "seconds": round(time.perf_counter() - started, 1)}, indent=2))
     return 0
 

@@ -423,8 +423,9 @@ def build_app(model, title: str = "Snake world model (EqM)"):
         demo.load(open_link, [size, seed, controller], [*outputs, seed, controller], api_visibility="private")
         step_button.click(agent_step, [session_state, controller], outputs, api_name="step")
         for index, name in enumerate(ACTION_NAMES):
+            # "multiple": a key pressed while the last move is still drawing is queued, not dropped.
             arrows[name].click(lambda session, a=index: move(session, a), [session_state], outputs,
-                               api_name=f"move_{name}")
+                               api_name=f"move_{name}", trigger_mode="multiple")
         play_button.click(lambda: gr.Timer(active=True), None, timer, api_visibility="private")
         pause_button.click(lambda: gr.Timer(active=False), None, timer, api_visibility="private")
         speed.change(lambda s: gr.Timer(value=1.0 / s), speed, timer, api_visibility="private")

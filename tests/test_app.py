@@ -201,3 +201,15 @@ def test_space_folder_is_checked_and_bad_input_is_refused(tmp_path, intercepted_
     with pytest.raises(SystemExit, match="--repo-id is required"):
         main(["--model-dir", str(tmp_path)])
     assert intercepted_hub["commits"] == [] and intercepted_hub["create_repo"] == []
+
+
+def test_page_links_open_a_game_in_progress_or_say_what_is_wrong():
+    from snake_world_eqm.app import MAX_LINK_STEPS, link_settings
+
+    assert link_settings({}) == (0, "eqm", 0)
+    assert link_settings({"seed": "3", "agent": "planner", "steps": "20"}) == (3, "planner", 20)
+    assert link_settings({"agent": "you", "steps": "5"}, seed=2) == (2, "you", 0)  # a person's game starts fresh
+    for query, message in [({"seed": "x"}, "must be integers"), ({"agent": "robot"}, "agent in the link"),
+                           ({"steps": str(MAX_LINK_STEPS + 1)}, "steps in 0.."), ({"seed": "-1"}, "seed >= 0")]:
+        with pytest.raises(ValueError, match=message):
+            link_settings(query)
