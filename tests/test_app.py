@@ -213,3 +213,26 @@ def test_page_links_open_a_game_in_progress_or_say_what_is_wrong():
                            ({"steps": str(MAX_LINK_STEPS + 1)}, "steps in 0.."), ({"seed": "-1"}, "seed >= 0")]:
         with pytest.raises(ValueError, match=message):
             link_settings(query)
+
+
+def test_a_predicted_board_without_food_is_drawn_by_the_game_renderer():
+    from snake_world_eqm.game import (
+        EMPTY,
+        FOOD,
+        TAIL,
+        IllegalObservationError,
+        encode_observation,
+        new_game,
+        render_rgb,
+    )
+
+    board = encode_observation(new_game(6, 6, rng=0))
+    foodless = np.where(board == FOOD, EMPTY, board).astype(np.int8)  # as the model predicts after eating
+    food_cell = np.argwhere(board == FOOD)[0]
+    differs = (render_rgb(board, cell_size=4) != render_rgb(foodless, cell_size=4)).any(axis=2)
+    rows, cols = np.nonzero(differs)
+    assert set(rows // 4) == {food_cell[0]} and set(cols // 4) == {food_cell[1]}
+    broken = foodless.copy()
+    broken[tuple(np.argwhere(broken == TAIL)[0])] = EMPTY  # the tail removed: the chain points at nothing
+    with pytest.raises(IllegalObservationError, match="broken chain"):
+        render_rgb(broken)
