@@ -99,8 +99,31 @@ def wait_for(browser: DevTools, session: str, expression: str, deadline: float, 
         time.sleep(0.25)
 
 
+STEP_COUNT = "Number((document.body.innerText.match(/steps (\\d+) · last event/) || [0, -1])[1])"
+
+
+def click(browser: DevTools, session: str, label: str) -> None:
+    script = f"[...document.querySelectorAll('button')].find(b => b.innerText.trim() === '{label}').click()"
+    browser.call("Runtime.evaluate", session, expression=script)
+
+
+def autoplay(browser: DevTools, session: str, seconds: float) -> dict:
+    count = lambda: browser.call("Runtime.evaluate", session, expression=STEP_COUNT,  # noqa: E731
+                                 returnByValue=True)["result"]["value"]
+    before = count()
+    click(browser, session, "Play")
+    time.sleep(seconds)
+    click(browser, session, "Pause")
+    time.sleep(1.0)  # a tick already under way may still land
+    after = count()
+    time.sleep(1.5)
+    if count() != after:
+        raise SystemExit("app_screenshot: the game kept playing after Pause")
+    return {"autoplay_seconds": seconds, "autoplay_steps": after - before}
+
+
 def screenshot(chromium: str, url: str, output: Path, width: int, height: int, timeout_s: float,
-               steps: int = 0, keys: tuple[str, ...] = ()) -> dict:
+               steps: int = 0, keys: tuple[str, ...] = (), autoplay_seconds: float = 0.0) -> dict:
     """Open `url`, wait (bounded) until the game is drawn, press `keys` (arrow keys, each awaited: the page
     must show one more step), save a PNG. Returns the seconds each phase took."""
     browser = DevTools(chromium, width, height)
@@ -124,6 +147,8 @@ def screenshot(chromium: str, url: str, output: Path, width: int, height: int, t
             wait_for(browser, session, f"document.body.innerText.includes('steps {count} · last event') && {PICTURES_LOADED}",
                      deadline, f"the page to show step {count} after the {name} key")
             timings["key_seconds"].append(round(time.perf_counter() - pressed, 2))
+        if autoplay_seconds > 0:  # the Play button's clock: how many steps it made, then Pause
+            timings.update(autoplay(browser, session, autoplay_seconds))
         time.sleep(0.5)  # let the last layout settle
         shot = browser.call("Page.captureScreenshot", session, format="png")["data"]
         output.write_bytes(base64.b64decode(shot))
@@ -143,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120, help="seconds the page may take to be ready")
     parser.add_argument("--keys", default="", help="arrow keys to press after loading, e.g. up,up,left "
                         "(checks the keyboard controls: each must add one step)")
+    parser.add_argument("--autoplay-seconds", type=float, default=0.0,
+                        help="press Play for this long (default speed 2 steps/s), then Pause, and count the steps")
     parser.add_argument("--chromium", default=None)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     chromium = find_chromium(args.chromium)
@@ -167,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         timings = screenshot(chromium, url, output, width, height, args.timeout,
-                             steps=0 if args.agent == "you" else args.steps, keys=keys)
+                             steps=0 if args.agent == "you" else args.steps, keys=keys,
+                             autoplay_seconds=args.autoplay_seconds)
     finally:
         demo.close()
     with Image.open(output) as image:

@@ -417,7 +417,8 @@ def build_app(model, title: str = "Snake world model (EqM)"):
             if session is None or session.done or controller == "you":
                 return (gr.Timer(active=False), *(gr.skip() for _ in outputs))
             session.play(controller)
-            return (gr.Timer(active=not session.done), *view(session))
+            # Only ever switch the clock off here: switching it on would undo a Pause pressed meanwhile.
+            return (gr.Timer(active=False) if session.done else gr.skip(), *view(session))
 
         new_game_button.click(new_game, [size, seed, controller], outputs, api_name="new_game")
         demo.load(open_link, [size, seed, controller], [*outputs, seed, controller], api_visibility="private")
