@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from snake_world_eqm.argtypes import positive_int
 from snake_world_eqm.evaluation.agents import ExpertAgent, PlannerAgent, sample_model
 from snake_world_eqm.evaluation.metrics import comparable_boards, is_terminal
 from snake_world_eqm.game import (
@@ -551,16 +552,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "10x10 checkpoint)")
     parser.add_argument("--port", type=_port, default=None, help="default: gradio's (7860, or the next free)")
     parser.add_argument("--host", default=None, help="default: gradio's (127.0.0.1 unless GRADIO_SERVER_NAME is set)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     import_gradio()  # fail with the install hint before loading anything
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # trained weights give subnormal floats that slow CPU convolutions
-    launch(load_model(args.model), host=args.host, port=args.port)
+    try:
+        model = load_model(args.model)
+    except (OSError, ValueError) as error:  # a missing folder, an unknown repo, a config that is not ours
+        raise SystemExit(f"snake-eqm app: cannot load the model {args.model!r}: {str(error).splitlines()[0]}") from None
+    launch(model, host=args.host, port=args.port)
     return 0
 
 

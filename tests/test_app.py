@@ -236,3 +236,12 @@ def test_a_predicted_board_without_food_is_drawn_by_the_game_renderer():
     broken[tuple(np.argwhere(broken == TAIL)[0])] = EMPTY  # the tail removed: the chain points at nothing
     with pytest.raises(IllegalObservationError, match="broken chain"):
         render_rgb(broken)
+
+
+def test_app_command_refuses_a_model_it_cannot_load(tmp_path, monkeypatch):
+    pytest.importorskip("gradio")
+    from snake_world_eqm.app import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SystemExit, match="snake-eqm app: cannot load the model"):
+        main(["--model", str(tmp_path / "missing")])
