@@ -3,7 +3,6 @@ gradio_client. Skipped when the `app` extra (gradio) is not installed; `pip inst
 
 from __future__ import annotations
 
-import os
 import socket
 
 import numpy as np
@@ -21,8 +20,6 @@ from snake_world_eqm.game import (  # noqa: E402
     validate_observation,
 )
 
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # tests never reach the network
-
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -37,7 +34,9 @@ def server():
     from snake_world_eqm.app import launch, load_model
 
     torch.set_flush_denormal(True)
-    demo = launch(load_model(), host="127.0.0.1", port=_free_port(), block=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_ANALYTICS_ENABLED", "False")  # tests never reach the network
+        demo = launch(load_model(), host="127.0.0.1", port=_free_port(), block=False)
     try:
         yield demo
     finally:
@@ -46,7 +45,11 @@ def server():
 
 @pytest.fixture
 def client(server):
-    return gradio_client.Client(server.local_url, verbose=False, download_files=False, analytics_enabled=False)
+    client = gradio_client.Client(server.local_url, verbose=False, download_files=False, analytics_enabled=False)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def _legal(board) -> np.ndarray:
