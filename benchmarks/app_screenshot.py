@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -197,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                              steps=0 if args.agent == "you" else args.steps, keys=keys,
                              autoplay_seconds=args.autoplay_seconds)
     finally:
-        demo.close()
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is for the JSON only
+            demo.close()
     with Image.open(output) as image:
         size = image.size
     version = subprocess.run([chromium, "--version"], capture_output=True, text=True).stdout.strip()
