@@ -519,7 +519,8 @@ def _gradio_version() -> str:
 
 
 def push_space(space_id: str, model_id: str, folder: str | Path | None = None, package_spec: str | None = None,
-               private: bool = False, token: str | None = None, commit_message: str | None = None, api=None):
+               private: bool = False, token: str | None = None, commit_message: str | None = None,
+               revision: str | None = None, api=None):
     """Build the Space folder (in `folder`, or a temporary one) and upload it like models and datasets."""
     import tempfile
 
@@ -527,7 +528,7 @@ def push_space(space_id: str, model_id: str, folder: str | Path | None = None, p
 
     with tempfile.TemporaryDirectory() as scratch:
         built = build_space_folder(folder or Path(scratch) / "space", model_id, package_spec)
-        return push_folder(built, space_id, repo_type="space", private=private, token=token,
+        return push_folder(built, space_id, repo_type="space", private=private, token=token, revision=revision,
                            commit_message=commit_message or f"Space for {model_id}", api=api)
 
 

@@ -395,13 +395,15 @@ def main(argv: list[str] | None = None) -> int:
 def _push_space(args: argparse.Namespace) -> int:
     from snake_world_eqm.app import push_space
 
-    if args.model_dir or args.dataset_dir or args.repo_id:
-        raise SystemExit("snake-eqm push: --space-id takes --model-id, not --model-dir/--dataset-dir/--repo-id")
+    if args.model_dir or args.dataset_dir or args.repo_id or args.card_only:
+        raise SystemExit("snake-eqm push: --space-id takes --model-id, not --model-dir/--dataset-dir/--repo-id/"
+                         "--card-only")
     if not args.model_id:
         raise SystemExit("snake-eqm push: --space-id needs --model-id (the Hub model the Space runs)")
     try:
         info = push_space(args.space_id, args.model_id, folder=args.space_dir, package_spec=args.package_spec,
-                          private=args.private, token=args.token, commit_message=args.commit_message)
+                          private=args.private, token=args.token, commit_message=args.commit_message,
+                          revision=args.revision)
     except ValueError as error:
         raise SystemExit(f"snake-eqm push: {error}") from None
     print(f"pushed the Space for {args.model_id} to {args.space_id}: {getattr(info, 'commit_url', info)}")
