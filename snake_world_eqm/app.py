@@ -179,7 +179,7 @@ class GameSession:
         return self.step(self.agent_action(controller))
 
     def as_dict(self) -> dict:
-        """Everything the page shows, as JSON-ready data (the API's `boards` output)."""
+        """Everything the page shows, as JSON-ready data (the last output of every API endpoint)."""
         data = {"height": self.height, "width": self.width, "seed": self.seed, "steps": self.steps,
                 "score": self.score, "event": self.event, "done": self.done, "board": self.board.tolist(),
                 "last_step": None, "model": None}
