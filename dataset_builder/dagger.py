@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-args", default="", help="extra `snake-eqm train` flags, quoted (e.g. \"--eqm-sampling-steps 3\")")
     parser.add_argument("--eval-games", type=positive_int, default=20, help="seeded games per start kind after each round")
     parser.add_argument("--eval-max-steps", type=positive_int, default=None, help="default: 20 x cells")
+    parser.add_argument("--fatal-repeat", type=non_negative_int, default=0,
+                        help="also train on each round's fatal deviations (a policy step that differs from the expert's "
+                             "label within --fatal-window steps before the policy's game died), repeated this many "
+                             "times; 0 disables")
+    parser.add_argument("--fatal-window", type=positive_int, default=20)
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--no-progress", action="store_true")
     return parser
@@ -120,7 +125,14 @@ def _run_round(args: argparse.Namespace, folder: Path, round_index: int, model: 
         folder.mkdir(parents=True, exist_ok=True)
         collect(model, data, args.samples_per_round, beta, height, width, seed=args.seed + 1000 * round_index,
                 agent=args.policy_agent, one_cell_fraction=args.one_cell_fraction, progress=not args.no_progress)
-    summary = finetune(model, [*datasets, str(data)], folder / "model", args)
+    train_on = [*datasets, str(data)]
+    if args.fatal_repeat:
+        hard = folder / "fatal"
+        if not hard.is_dir():
+            fatal = [*_round_data(datasets), data]
+            save_fatal_deviations(fatal, hard, args.fatal_window, args.fatal_repeat)
+        train_on.append(str(hard))
+    summary = finetune(model, train_on, folder / "model", args)
     validation = summary.get("validation") or {}
     return {
         "round": round_index,
@@ -130,6 +142,7 @@ def _run_round(args: argparse.Namespace, folder: Path, round_index: int, model: 
         "held_out_action_accuracy": validation.get("action_accuracy"),
         "held_out_rows": validation.get("num_rows"),
         "finetune_steps": summary.get("global_step"),
+        "fatal_repeat": args.fatal_repeat,
         **score_model(str(folder / "model"), height, width, args.eval_games, args.eval_max_steps, args.no_progress),
     }
 
@@ -147,6 +160,61 @@ def collect(model: str, output: Path, num_samples: int, beta: float, height: int
     command = (f"python -m dataset_builder --policy {model} --beta {beta} --num-samples {num_samples} --seed {seed} "
                f"--perturb-prob 0 --parallel-games 256 --one-cell-fraction {one_cell_fraction}")
     build_dataset(config, output, progress=progress, command=command, overwrite=True)
+
+
+def _round_data(datasets: list[str]) -> list[Path]:
+    """The on-policy folders among the datasets (those with a `source` column in their train split)."""
+    import pyarrow.parquet as pq
+
+    found = []
+    for name in datasets:
+        files = sorted(Path(name).glob("data/train-*.parquet"))
+        if files and "source" in pq.read_schema(files[0]).names:
+            found.append(Path(name))
+    return found
+
+
+def fatal_deviation_rows(split: Any, window: int) -> Any:
+    """Indices of rows where the policy played another action than the expert's label and its game died within
+    `window` steps: the decisions that most likely lost the game. Rows are in episode/step order."""
+    import numpy as np
+
+    from snake_world_eqm.data.features import SOURCE_NAMES
+
+    columns = split.select_columns(["episode_id", "source", "taken_action", "action", "terminated_per_action"])
+    table = columns.with_format("numpy")[:]
+    episode, taken = np.asarray(table["episode_id"]), np.asarray(table["taken_action"])
+    terminated = np.asarray(table["terminated_per_action"])
+    died = terminated[np.arange(len(taken)), taken]
+    deviated = (np.asarray(table["source"]) == SOURCE_NAMES.index("policy")) & (taken != np.asarray(table["action"]))
+    fatal = np.zeros(len(taken), dtype=bool)
+    for death in np.flatnonzero(died):
+        rows = np.arange(max(0, death - window), death + 1)
+        rows = rows[episode[rows] == episode[death]]
+        fatal[rows[deviated[rows]]] = True
+    return np.flatnonzero(fatal)
+
+
+def save_fatal_deviations(round_folders: list[Path], output: Path, window: int, repeat: int) -> int:
+    """A train-only dataset (`save_to_disk`) of the rounds' fatal deviations, each row `repeat` times."""
+    import numpy as np
+    from datasets import DatasetDict, concatenate_datasets
+
+    from snake_world_eqm.data import load_snake_dataset
+
+    picked = []
+    for folder in round_folders:
+        split = load_snake_dataset(folder, split="train")
+        rows = fatal_deviation_rows(split, window)
+        if rows.size:
+            picked.append(split.select(rows.tolist()))
+    if not picked:
+        raise ValueError("no fatal deviations found in the on-policy data (did the policy never die?)")
+    hard = concatenate_datasets(picked)
+    repeated = hard.select(np.tile(np.arange(len(hard)), repeat).tolist())
+    DatasetDict({"train": repeated.flatten_indices()}).save_to_disk(str(output))
+    print(f"fatal deviations: {len(hard)} rows x {repeat} -> {output}", flush=True)
+    return len(hard)
 
 
 def finetune(model: str, datasets: list[str], output: Path, args: argparse.Namespace) -> dict[str, Any]:

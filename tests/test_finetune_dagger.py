@@ -271,3 +271,28 @@ def test_dagger_loop_runs_rounds_and_resumes_without_redoing_them(tiny_models, d
     assert marker.stat().st_mtime_ns == before
     log = json.loads((tmp_path / "dagger" / "dagger.json").read_text())
     assert [r["round"] for r in log["rounds"]] == [0, 1, 2] and log["rounds"][2]["beta"] == 0.25
+
+
+def test_fatal_deviations_are_policy_mistakes_shortly_before_the_policy_died(tmp_path):
+    from dataset_builder.dagger import fatal_deviation_rows, save_fatal_deviations
+
+    config = GenerationConfig(num_samples=400, height=6, width=6, seed=8, perturb_prob=0.0, beta=0.3,
+                              policy_name="fixed-up", policy=FixedPolicy())
+    folder = build_dataset(config, tmp_path / "d", progress=False).path
+    split = load_snake_dataset(folder, split="train")
+    rows = fatal_deviation_rows(split, window=5)
+    table = split.with_format("numpy")[:]
+    died = table["terminated_per_action"][np.arange(len(split)), table["taken_action"]]
+    assert rows.size > 0
+    for row in rows:
+        assert table["source"][row] == SOURCE_NAMES.index("policy") and table["taken_action"][row] != table["action"][row]
+        later = np.arange(row, min(row + 6, len(split)))
+        later = later[table["episode_id"][later] == table["episode_id"][row]]
+        assert died[later].any()  # the same game ended in a death within the window
+    # Every policy deviation followed by a death within the window is found.
+    deviations = np.flatnonzero((table["source"] == 1) & (table["taken_action"] != table["action"]))
+    expected = [r for r in deviations
+                if any(died[k] and table["episode_id"][k] == table["episode_id"][r] for k in range(r, min(r + 6, len(split))))]
+    assert rows.tolist() == expected
+    count = save_fatal_deviations([folder], tmp_path / "hard", window=5, repeat=3)
+    assert count == rows.size and len(load_snake_dataset(tmp_path / "hard", split="train")) == 3 * rows.size
