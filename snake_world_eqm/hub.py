@@ -514,8 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def print_upload_plan(folder: str | Path, files: Mapping[str, Any], out=sys.stdout) -> None:
+def print_upload_plan(folder: str | Path, files: Mapping[str, Any], out=None) -> None:
     """What a push sends, one file a line, then what it leaves behind."""
+    out = out or sys.stdout
     print(f"would upload {len(files)} file(s) from {folder}:", file=out)
     for name, source in sorted(files.items()):
         size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size

@@ -114,6 +114,7 @@ def _resolve_resume(args: argparse.Namespace) -> Path | None:
 def _check_output_dir(args: argparse.Namespace, resume_from: Path | None) -> None:
     """A new run never mixes with another one's outputs: a folder holding a run is refused unless the run is
     resumed (same run id) or --overwrite-output-dir is given (the old outputs are removed when training starts)."""
+    _check_writable(Path(args.output_dir))
     if getattr(args, "overwrite_output_dir", False):
         args.run_id = getattr(args, "run_id", None) or new_run_id()
         return
@@ -132,6 +133,15 @@ def _check_output_dir(args: argparse.Namespace, resume_from: Path | None) -> Non
             f"--output-dir {args.output_dir} holds run {owner}, but checkpoint {resume_from} is of run "
             f"{args.run_id}; resume into its own output dir or pass --overwrite-output-dir")
     args.run_id = getattr(args, "run_id", None) or new_run_id()
+
+
+def _check_writable(output_dir: Path) -> None:
+    """The run could save there: the nearest existing folder on the path is a writable folder (nothing created)."""
+    existing = next((p for p in (output_dir, *output_dir.absolute().parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise TrainingSetupError(f"--output-dir {output_dir}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise TrainingSetupError(f"--output-dir {output_dir}: {existing} is not writable")
 
 
 def _smoke_test(args: argparse.Namespace, config: Any, train: Any) -> None:
