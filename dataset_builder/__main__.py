@@ -184,9 +184,8 @@ def push_main(argv: list[str]) -> int:
 
 
 def _fail(parser: argparse.ArgumentParser, error: Exception) -> int:
-    """A bad input found after parsing: one line naming it, exit status 2."""
-    print(f"{parser.prog}: error: {error}", file=sys.stderr)
-    return 2
+    """A bad input found after parsing: one line naming it (no usage block), SystemExit(2) as argparse's own."""
+    parser.exit(2, f"{parser.prog}: error: {error}\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,7 +79,7 @@ def _self_consistent_rows(board: np.ndarray) -> dict[str, np.ndarray]:
         "next_state_per_action": successors, "reward_per_action": rewards, "terminated_per_action": terminated,
         "event_per_action": events, "reward": rewards[:, 1], "terminated": terminated[:, 1], "event": events[:, 1],
         "step": np.array([0]), "snake_length": (boards >= 2).sum(axis=(1, 2)).astype(np.int32),
-        "episode_id": np.array([0]), "symmetry": np.array([0], dtype=np.int8),
+        "episode_id": np.array([0]), "symmetry": np.array([0], dtype=np.int8), "source": np.array([0]),
     }
 
 
@@ -100,20 +100,24 @@ def test_validate_flags_a_disconnected_body_even_when_the_row_agrees_with_the_en
     assert report.violations == 1 and report.by_check["illegal_state"] == 1
 
 
-def test_validate_cli_gives_one_line_for_a_missing_or_wrong_path(tmp_path, capsys):
-    assert builder_main(["validate", str(tmp_path / "nowhere"), "--no-progress"]) == 2
+def _exit_2(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        builder_main(argv)
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "nowhere" in err
+    assert exit_.value.code == 2 and err.count("\n") == 0 and "Traceback" not in err, err
+    return err
+
+
+def test_validate_cli_gives_one_line_for_a_missing_or_wrong_path(tmp_path, capsys):
+    assert "nowhere" in _exit_2(["validate", str(tmp_path / "nowhere"), "--no-progress"], capsys)
     (tmp_path / "file.txt").write_text("x")
-    assert builder_main(["validate", str(tmp_path / "file.txt"), "--no-progress"]) == 2
-    assert "is a file" in capsys.readouterr().err
+    assert "is a file" in _exit_2(["validate", str(tmp_path / "file.txt"), "--no-progress"], capsys)
 
 
 def test_build_cli_gives_one_line_for_an_output_under_a_file(tmp_path, capsys):
     (tmp_path / "file.txt").write_text("x")
-    assert builder_main(["--num-samples", "20", "--output", str(tmp_path / "file.txt" / "ds"), "--no-progress"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "does not exist" in err
+    err = _exit_2(["--num-samples", "20", "--output", str(tmp_path / "file.txt" / "ds"), "--no-progress"], capsys)
+    assert "does not exist" in err
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -202,7 +202,8 @@ def test_builder_push_to_hub_with_a_bad_repo_id_builds_nothing(tmp_path, hub, ca
     from dataset_builder.__main__ import main as builder_main
 
     out = tmp_path / "ds"
-    code = builder_main(["--num-samples", "50", "--height", "5", "--width", "5", "--output", str(out),
-                         "--no-progress", "--push-to-hub", "not a repo"])
-    assert code == 2 and "repo_id" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        builder_main(["--num-samples", "50", "--height", "5", "--width", "5", "--output", str(out),
+                      "--no-progress", "--push-to-hub", "not a repo"])
+    assert exit_.value.code == 2 and "repo_id" in capsys.readouterr().err
     assert not out.exists()

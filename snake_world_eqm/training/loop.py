@@ -117,6 +117,12 @@ def _check_output_dir(args: argparse.Namespace, resume_from: Path | None) -> Non
     """A new run never mixes with another one's outputs: a folder holding a run is refused unless the run is
     resumed (same run id) or --overwrite-output-dir is given (the old outputs are removed when training starts)."""
     _check_writable(Path(args.output_dir))
+    source = getattr(args, "model_name_or_path", None)
+    if source is not None and Path(source).exists() and resume_from is None:
+        output, model = Path(args.output_dir).resolve(), Path(source).resolve()
+        if model == output or output in model.parents:
+            raise TrainingSetupError(f"--model-name-or-path {source} lies in --output-dir {args.output_dir}: a new "
+                                     "run there would replace the model it starts from; choose another --output-dir")
     if getattr(args, "overwrite_output_dir", False):
         args.run_id = getattr(args, "run_id", None) or new_run_id()
         return
