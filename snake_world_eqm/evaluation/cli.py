@@ -32,15 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", default=None, help="write the result here (printed to stdout as well)")
     parser.add_argument("--plots", default=None, help="write PNG plots into this folder")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--max-rows", type=positive_int, default=1000, help="held-out rows measured (episode order)")
-    parser.add_argument("--batch-size", type=positive_int, default=512)
-    parser.add_argument("--games", type=positive_int, default=100, help="seeded closed-loop games per agent")
+    parser.add_argument("--max-rows", type=int, default=1000, help="held-out rows measured (episode order)")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--games", type=int, default=100, help="seeded closed-loop games per agent")
     parser.add_argument("--play-seed", type=non_negative_int, default=1000, help="game i uses seed play_seed + i")
-    parser.add_argument("--max-steps", type=positive_int, default=None,
+    parser.add_argument("--max-steps", type=int, default=None,
                         help="step cap per game (default: 20 x cells, 2,000 on 10x10: enough to fill the board)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="sampling noise seed")
     parser.add_argument("--agents", default=",".join(AGENT_NAMES), help="comma-separated agents to play")
-    parser.add_argument("--planner-depth", type=planner_depth, default=2, help=f"1..{MAX_PLANNER_DEPTH}")
+    parser.add_argument("--planner-depth", type=int, default=2, help=f"1..{MAX_PLANNER_DEPTH}")
     parser.add_argument("--planner-mode", default="guard", choices=("guard", "trap", "search"),
                         help="guard: take the EqM action unless its own predicted board is a death, then search; "
                         "trap: also search when that board cuts the tail off; search: always search all actions")
@@ -89,6 +89,9 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> EvalConfig:
                         ("--batch-size", args.batch_size), ("--planner-depth", args.planner_depth)):
         if value is not None and value < 1:
             raise SystemExit(f"{flag} must be at least 1, got {value}")
+    if args.planner_depth > MAX_PLANNER_DEPTH:
+        raise SystemExit(f"--planner-depth {args.planner_depth}: the planner searches 3^depth boards per step; "
+                         f"the ceiling is {MAX_PLANNER_DEPTH}")
     return EvalConfig(split=args.split, max_rows=args.max_rows, batch_size=args.batch_size, games=args.games,
                       play_seed=args.play_seed, max_steps=args.max_steps, sample_seed=args.seed, agents=agents,
                       planner_depth=args.planner_depth, planner_mode=args.planner_mode, fixed_steps=_int_list(args.fixed_steps, "--fixed-steps"),
