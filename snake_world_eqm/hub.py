@@ -21,7 +21,6 @@ from typing import Any
 
 from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData
 
-
 # The metrics a card quotes first, when the evaluation JSON has them (flattened key → human name).
 HEADLINE_METRICS = {
     "action_accuracy": "Action accuracy vs expert",
@@ -228,8 +227,8 @@ def check_model_folder(model_dir: str | Path) -> Path:
     if not path.is_dir():
         raise FileNotFoundError(f"model folder {path} does not exist")
     has_weights = (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file()
-    missing = [name for name in ("config.json", "model.safetensors") if name == "config.json" and not
-               (path / name).is_file() or name == "model.safetensors" and not has_weights]
+    missing = [name for name, present in (("config.json", (path / "config.json").is_file()),
+                                          ("model.safetensors", has_weights)) if not present]
     if missing:
         raise ValueError(f"model folder {path} lacks {', '.join(missing)}: save it with save_pretrained first")
     try:

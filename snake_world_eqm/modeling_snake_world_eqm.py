@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
-
-from safetensors import SafetensorError
 
 from snake_world_eqm.game import SnakeState, encode_observation, validate_observation
 

@@ -21,7 +21,6 @@ from typing import Any
 
 from .checkpoints import _fsync_tree, replace_dir
 
-
 RUN_FILE = "run.json"
 # What a run writes at the root of OUTPUT_DIR; a folder holding any of these belongs to a run.
 RUN_ARTIFACTS = ("checkpoints", "best", "logs", RUN_FILE, "config.json", "model.safetensors",
