@@ -123,13 +123,13 @@ def leaky_model_folder(p: dict, name: str) -> Path:
 
 def probe_push_allow_list(p):
     folder = leaky_model_folder(p, "leaky_push")
-    result = py(INTERCEPT + f"""
+    result = py(textwrap.dedent(INTERCEPT) + textwrap.dedent(f"""
         from snake_world_eqm.hub import main
         try:
             main(["--model-dir", {str(folder)!r}, "--repo-id", "org/m"])
         finally:
             print(json.dumps(sorted(committed)))
-    """, HF_HUB_OFFLINE="0")
+    """), HF_HUB_OFFLINE="0")
     return result | {"seen": "committed " + result["last_out"]}
 
 
@@ -148,13 +148,13 @@ def probe_dataset_push_allow_list(p):
     (folder / ".env").write_text("k\n")
     (folder / "notes.txt").write_text("n\n")
     (folder / "data" / "extra.csv").write_text("x\n")
-    result = py(INTERCEPT + f"""
+    result = py(textwrap.dedent(INTERCEPT) + textwrap.dedent(f"""
         from snake_world_eqm.hub import push_folder
         try:
             push_folder({str(folder)!r}, "org/ds", repo_type="dataset")
         finally:
             print(json.dumps(sorted(committed)))
-    """, HF_HUB_OFFLINE="0")
+    """), HF_HUB_OFFLINE="0")
     return result | {"seen": "committed " + result["last_out"]}
 
 

@@ -15,7 +15,7 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -339,19 +339,21 @@ def upload_folder_allowlisted(
     folder: str | Path,
     repo_id: str,
     repo_type: str,
-    allowed_paths: Mapping[str, str | Path | bytes],
+    allowed_paths: Mapping[str, str | Path | bytes] | Iterable[str],
     *,
     commit_message: str | None = None,
     revision: str | None = None,
     private: bool = False,
 ) -> Any:
     """Create the repo if needed and upload exactly `allowed_paths` ({path in repo: file under `folder`, or
-    bytes}) in one commit. Each local file is checked again to lie inside `folder` (symlinks resolved), so a
+    bytes}, or just relative paths, each uploaded under its own name) in one commit. Each local file is checked again to lie inside `folder` (symlinks resolved), so a
     caller's list cannot smuggle in a file from elsewhere. Reusable for model, dataset and Space repos."""
     if repo_type not in ("model", "dataset", "space"):
         raise ValueError(f"repo_type must be 'model', 'dataset' or 'space', got {repo_type!r}")
     check_repo_id(repo_id)
     folder = Path(folder)
+    if not isinstance(allowed_paths, Mapping):
+        allowed_paths = {str(name): str(name) for name in allowed_paths}
     operations = []
     for path_in_repo, source in sorted(allowed_paths.items()):
         if any(part in ("", ".", "..") or part.startswith(".") for part in path_in_repo.split("/")):

@@ -148,6 +148,8 @@ def test_upload_function_is_reusable_for_spaces(tmp_path, hub):
     (folder / "app.py").write_text("print('hi')\n")
     upload_folder_allowlisted(HfApi(), folder, "org/space", "space", {"app.py": "app.py", "README.md": b"# s\n"})
     assert set(hub["commits"][0]["files"]) == {"app.py", "README.md"}
+    upload_folder_allowlisted(HfApi(), folder, "org/space", "space", ["app.py"])  # plain relative paths
+    assert hub["commits"][1]["files"] == {"app.py": b"print('hi')\n"}
 
 
 def _fails_untouched(tmp_path, capsys, argv, fragment, hub):
