@@ -367,7 +367,8 @@ def upload_folder_allowlisted(
         operations.append(CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=source))
     if not operations:
         raise ValueError(f"nothing to upload from {folder}")
-    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+    space_sdk = {"space_sdk": "gradio"} if repo_type == "space" else {}
+    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **space_sdk)
     if revision:
         api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
     return api.create_commit(
@@ -389,7 +390,11 @@ def files_to_push(folder: str | Path, repo_type: str) -> dict[str, Path | bytes]
         return files
     if repo_type == "dataset":
         return allowed_files(check_dataset_folder(folder), DATASET_ALLOWED_PATTERNS)
-    raise ValueError(f"repo_type must be 'model' or 'dataset', got {repo_type!r}")
+    if repo_type == "space":  # the app's Space folder (snake_world_eqm.app.build_space_folder)
+        from snake_world_eqm.app import SPACE_FILES, check_space_folder
+
+        return allowed_files(check_space_folder(folder), SPACE_FILES)
+    raise ValueError(f"repo_type must be 'model', 'dataset' or 'space', got {repo_type!r}")
 
 
 def push_folder(
@@ -405,13 +410,13 @@ def push_folder(
     card: str | None = None,
     dry_run: bool = False,
 ) -> Any:
-    """Upload the allow-listed files of a model or dataset folder in one commit.
+    """Upload the allow-listed files of a model, dataset or Space folder in one commit.
 
     Order matters: the repo id, the folder and the Hub access are checked before anything is built or sent.
     `card` (markdown) replaces the folder's README.md in the upload without touching the folder. With
     `dry_run` nothing is sent and the {path in repo: source} mapping is returned."""
-    if repo_type not in ("model", "dataset"):
-        raise ValueError(f"repo_type must be 'model' or 'dataset', got {repo_type!r}")
+    if repo_type not in ("model", "dataset", "space"):
+        raise ValueError(f"repo_type must be 'model', 'dataset' or 'space', got {repo_type!r}")
     check_repo_id(repo_id)
     files: dict[str, Any] = dict(files_to_push(folder, repo_type))
     if card is not None:
@@ -502,7 +507,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snake-eqm push", description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", help="a folder written by save_pretrained")
     parser.add_argument("--dataset-dir", help="a folder written by `python -m dataset_builder`")
-    parser.add_argument("--repo-id", required=True, help="target repo, e.g. org/snake-eqm")
+    parser.add_argument("--repo-id", help="target repo, e.g. org/snake-eqm (not with --space-id)")
+    parser.add_argument("--space-id", default=None, help="build and push the demo Space (snake_world_eqm/app.py) "
+                        "here, e.g. org/snake-eqm-demo; --model-id names the model it runs")
+    parser.add_argument("--model-id", default=None, help="with --space-id: the Hub model the Space loads")
+    parser.add_argument("--space-dir", default=None, help="with --space-id: keep the built Space folder here")
+    parser.add_argument("--package-spec", default=None, help="with --space-id: the pip requirement that installs "
+                        "snake-world-eqm in the Space (default snake-world-eqm[app]==VERSION)")
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--commit-message", default=None)
     parser.add_argument("--revision", default=None, help="branch to push to (created if missing)")
@@ -535,6 +546,10 @@ def print_upload_plan(folder: str | Path, files: Mapping[str, Any], out=None) ->
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.space_id:
+        return _push_space(args)
+    if not args.repo_id:
+        parser.error("--repo-id is required (or --space-id for the demo Space)")
     if bool(args.model_dir) == bool(args.dataset_dir):
         parser.error("give exactly one of --model-dir or --dataset-dir")
     if args.card_only and not args.model_dir:
@@ -568,4 +583,22 @@ def _push_command(args: argparse.Namespace) -> int:
     if card is not None:  # the folder's card now matches the Hub's (written only after the upload succeeded)
         write_model_card(folder, args.metrics_json, args.repo_id, args.dataset_id, args.commands)
     print(f"pushed {folder} to {args.repo_id} ({repo_type}): {getattr(info, 'commit_url', info)}")
+    return 0
+
+
+def _push_space(args: argparse.Namespace) -> int:
+    from snake_world_eqm.app import push_space
+
+    if args.model_dir or args.dataset_dir or args.repo_id or args.card_only:
+        raise SystemExit("snake-eqm push: --space-id takes --model-id, not --model-dir/--dataset-dir/--repo-id/"
+                         "--card-only")
+    if not args.model_id:
+        raise SystemExit("snake-eqm push: --space-id needs --model-id (the Hub model the Space runs)")
+    try:
+        info = push_space(args.space_id, args.model_id, folder=args.space_dir, package_spec=args.package_spec,
+                          private=args.private, token=args.token, commit_message=args.commit_message,
+                          revision=args.revision)
+    except (ValueError, OSError) as error:  # OSError: no token, offline, no connection (check_hub_access)
+        raise SystemExit(f"snake-eqm push: {error}") from None
+    print(f"pushed the Space for {args.model_id} to {args.space_id}: {getattr(info, 'commit_url', info)}")
     return 0
