@@ -544,16 +544,15 @@ def print_upload_plan(folder: str | Path, files: Mapping[str, Any], out=None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.space_id:
         return _push_space(args)
     if not args.repo_id:
-        parser.error("--repo-id is required (or --space-id for the demo Space)")
+        raise SystemExit("snake-eqm push: --repo-id is required (or --space-id for the demo Space)")
     if bool(args.model_dir) == bool(args.dataset_dir):
-        parser.error("give exactly one of --model-dir or --dataset-dir")
+        raise SystemExit("snake-eqm push: give exactly one of --model-dir or --dataset-dir")
     if args.card_only and not args.model_dir:
-        parser.error("--card-only needs --model-dir")
+        raise SystemExit("snake-eqm push: --card-only needs --model-dir")
     try:
         return _push_command(args)
     except (ValueError, OSError) as error:  # OSError covers ConnectionError, PermissionError, FileNotFoundError
