@@ -358,6 +358,15 @@ def probe_num_workers(p):
     return result | {"seen": "train --num-workers 99999: " + check["last_out"] + " workers used"}
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time a process has used (utime + stime); a pool worker that has it is generating, not idle."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(c) for c in path.read_text().split()] if path.exists() else []
@@ -373,6 +382,8 @@ def probe_builder_kill9(p):
     deadline = time.monotonic() + 120
     while len(workers := _children(proc.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
+    while workers and min(_cpu_seconds(pid) for pid in workers) < 1.0 and time.monotonic() < deadline:
+        time.sleep(0.2)  # busy with a chunk: an idle pool worker exits on its own when the parent dies
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     staged = lambda: sorted(str(x.relative_to(root)) for x in root.glob(".big.tmp-*/data/*"))  # noqa: E731

@@ -156,6 +156,15 @@ def test_num_proc_is_capped_by_the_cpus_and_does_not_change_the_data(tmp_path, m
     assert files_fingerprint(one) == files_fingerprint(many)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time a process has used (utime + stime); a pool worker that has it is generating, not idle."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(child) for child in path.read_text().split()] if path.exists() else []
@@ -186,6 +195,9 @@ def test_kill_9_of_the_builder_takes_its_workers_down_and_the_next_run_cleans_up
             assert parent.poll() is None, "the build ended before its workers started"
             time.sleep(0.2)
         assert len(workers) >= 2, "the workers never started"
+        # Kill while the workers are busy with a chunk (an idle pool worker exits on its own when the parent dies).
+        while min(_cpu_seconds(pid) for pid in workers) < 1.0 and time.monotonic() < deadline:
+            time.sleep(0.2)
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
         at_death = _staged_files(tmp_path)
