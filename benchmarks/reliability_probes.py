@@ -113,7 +113,7 @@ def leaky_model_folder(p: dict, name: str) -> Path:
     outside = p["root"] / f"{name}_system_file.txt"
     outside.write_text("system secret\n")
     (folder / "eval_notes.txt").symlink_to(outside)
-    (folder / "metrics.json").symlink_to(outside)
+    (folder / "training_curves.png").symlink_to(outside)  # an allowed name, but a link out of the folder
     return folder
 
 
