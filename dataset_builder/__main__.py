@@ -107,26 +107,46 @@ def build_main(argv: list[str]) -> int:
     if args.private and not args.push_to_hub:
         parser.error("--private only makes sense with --push-to-hub")
     try:
+        if args.push_to_hub:
+            _check_push_target(args.push_to_hub)
         config = config_from_args(args)
         command = "python -m dataset_builder " + shlex.join(argv)
         result = build_dataset(
             config, args.output, num_proc=args.num_proc, shard_index=args.shard_index, num_shards=args.num_shards,
             overwrite=args.overwrite, progress=not args.no_progress, command=command,
         )
-    except (ValueError, FileExistsError, FileNotFoundError) as error:
-        parser.error(str(error))
+    except (ValueError, OSError) as error:
+        return _fail(parser, error)
     sizes = ", ".join(f"{split} {rows}" for split, rows in result.stats.rows.items())
     print(f"wrote {result.stats.total_rows} rows ({sizes}) to {result.path}")
     if args.push_to_hub:
-        _push(result.path, args.push_to_hub, args.private)
+        try:
+            _push(result.path, args.push_to_hub, args.private)
+        except (ValueError, OSError) as error:
+            return _fail(parser, error)
     return 0
 
 
-def _push(folder, repo_id: str, private: bool) -> None:
-    from snake_world_eqm.hub import push_folder
+def _push(folder, repo_id: str, private: bool, dry_run: bool = False, token: str | None = None) -> None:
+    """Card + data/*.parquet only (the allow-list of snake_world_eqm.hub), after the repo id and Hub access checks."""
+    from snake_world_eqm.hub import print_upload_plan, push_folder
 
-    push_folder(folder, repo_id, repo_type="dataset", private=private, commit_message="Upload Snake world-model dataset")
+    result = push_folder(folder, repo_id, repo_type="dataset", private=private, token=token, dry_run=dry_run,
+                         commit_message="Upload Snake world-model dataset")
+    if dry_run:
+        print_upload_plan(folder, result)
+        return
     print(f"pushed {folder} to https://huggingface.co/datasets/{repo_id}")
+
+
+def _check_push_target(repo_id: str) -> None:
+    """Before a build that ends in a push: a bad repo id, no token or no connection fail in seconds."""
+    from huggingface_hub import HfApi
+
+    from snake_world_eqm.hub import check_hub_access, check_repo_id
+
+    check_repo_id(repo_id)
+    check_hub_access(HfApi())
 
 
 def validate_main(argv: list[str]) -> int:
@@ -142,8 +162,8 @@ def validate_main(argv: list[str]) -> int:
         datasets.disable_progress_bars()  # also the "Generating split" bars of the first load
     try:
         report = validate_dataset(args.path_or_repo, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
+    except (ValueError, OSError) as error:
+        return _fail(parser, error)
     print(report.summary())
     return 1 if report.violations else 0
 
@@ -153,12 +173,19 @@ def push_main(argv: list[str]) -> int:
     parser.add_argument("path")
     parser.add_argument("--repo-id", required=True)
     parser.add_argument("--private", action="store_true")
+    parser.add_argument("--token", default=None, help="defaults to the cached login / HF_TOKEN")
+    parser.add_argument("--dry-run", action="store_true", help="list the files that would be uploaded, upload nothing")
     args = parser.parse_args(argv)
     try:
-        _push(args.path, args.repo_id, args.private)
-    except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
+        _push(args.path, args.repo_id, args.private, dry_run=args.dry_run, token=args.token)
+    except (ValueError, OSError) as error:
+        return _fail(parser, error)
     return 0
+
+
+def _fail(parser: argparse.ArgumentParser, error: Exception) -> int:
+    """A bad input found after parsing: one line naming it (no usage block), SystemExit(2) as argparse's own."""
+    parser.exit(2, f"{parser.prog}: error: {error}\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -104,6 +105,42 @@ def _current_umask() -> int:
     return mask
 
 
+def _staging_owner(path: Path, destination: Path) -> int | None:
+    """The pid in a `.NAME.tmp-PID-XXXX` / `.NAME.old-PID` leftover of `destination`, or None if not one."""
+    match = re.fullmatch(rf"\.{re.escape(destination.name)}\.(?:tmp|old)-(\d+)(?:-.*)?", path.name)
+    return int(match.group(1)) if match else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_stale_staging(destination: Path) -> list[Path]:
+    """Remove what killed builds of `destination` left beside it (their process is gone); return the removed.
+
+    A kill between the two renames of `_publish` leaves the old dataset only in its `.old-PID` backup: that
+    backup is put back in place instead of being removed."""
+    removed = []
+    if not destination.parent.is_dir():
+        return removed
+    for path in sorted(destination.parent.iterdir()):
+        pid = _staging_owner(path, destination)
+        if pid is None or _pid_alive(pid):
+            continue
+        if ".old-" in path.name and not destination.exists():
+            path.rename(destination)
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
 def _publish(staging: Path, destination: Path) -> None:
     """Move the finished staging folder into place; an old folder is only removed once replaced."""
     backup = None
@@ -131,9 +168,11 @@ def build_dataset(
     Everything is written to a hidden staging folder beside `output` and renamed into place at the
     end, so a failure or an interruption never leaves a half-written dataset at `output`.
     """
+    clean_stale_staging(Path(output).expanduser().resolve())
     destination = check_output_path(output, overwrite)
     shard_chunks(config, shard_index, num_shards)  # bad shard arguments fail before any work
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.tmp-", dir=destination.parent))
+    # The pid in the name lets a later run tell a dead build's leftovers from a live concurrent build.
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.tmp-{os.getpid()}-", dir=destination.parent))
     os.chmod(staging, 0o777 & ~_current_umask())  # mkdtemp makes it private; the dataset should not be
     try:
         (staging / "data").mkdir()

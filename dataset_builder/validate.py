@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from snake_world_eqm.data.features import COLUMNS, OPTIONAL_COLUMNS, SOURCE_NAMES
 from snake_world_eqm.data.loading import load_snake_dataset, to_numpy_columns
-from snake_world_eqm.game import Event, batched_successors, mask_food
+from snake_world_eqm.game import Event, batched_successors, legal_boards, mask_food
 from snake_world_eqm.game.encoding import FOOD
 
 BATCH_SIZE = 8192
@@ -48,14 +48,28 @@ def _successor_matches(recorded: np.ndarray, simulated: np.ndarray, event: np.nd
     return np.where(ate, same_without_food & food_ok, exact)
 
 
+def _illegal(boards: np.ndarray) -> np.ndarray:
+    """(N,) bool for (N, H, W) boards, or (N,) any-of for (N, K, H, W): not a legal board nor the terminal one."""
+    flat = boards.reshape(-1, *boards.shape[-2:])
+    return ~legal_boards(flat).reshape(boards.shape[:-2]).reshape(len(boards), -1).all(axis=1)
+
+
 def check_batch(batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Per check, a (N,) bool array of rows that fail it."""
+    """Per check, a (N,) bool array of rows that fail it.
+
+    The engine is unchecked for legality (an illegal board gives an unspecified successor that would then
+    "match" itself), so every board is first checked to be legal or the terminal board.
+    """
     state = batch["state"]
+    illegal_state = _illegal(state)
     simulated, reward, event, terminated = batched_successors(state, rng)
     per_action_ok = _successor_matches(batch["next_state_per_action"], simulated, event)
     rows = np.arange(len(state))
     action = batch["action"]
     return {
+        "illegal_state": illegal_state,
+        "illegal_next_state": _illegal(batch["next_state"]),
+        "illegal_successor": _illegal(batch["next_state_per_action"]),
         "next_state_per_action": ~per_action_ok.all(axis=1),
         "event_per_action": (batch["event_per_action"] != event).any(axis=1),
         "reward_per_action": (batch["reward_per_action"] != reward).any(axis=1),

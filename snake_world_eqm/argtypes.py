@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
+from pathlib import Path
 
 
 def _number(text: str, kind: type, what: str):
@@ -49,3 +51,36 @@ def probability(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
     return value
+
+
+def check_output_file(path: str | None, flag: str) -> None:
+    """Fail before the work, not after it: the file's folder can be created and written, and the path is not a
+    folder. Raises ValueError naming the flag (nothing is left behind but the folders it would need anyway)."""
+    if path is None:
+        return
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ValueError(f"{flag} {path} is a folder; give a file path")
+    _check_writable_folder(target.parent, flag, path)
+
+
+def check_output_folder(path: str | None, flag: str) -> None:
+    """As `check_output_file`, for a folder the command will write files into."""
+    if path is None:
+        return
+    target = Path(path).expanduser()
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"{flag} {path} exists and is not a folder")
+    _check_writable_folder(target, flag, path)
+
+
+def _check_writable_folder(folder: Path, flag: str, shown: str) -> None:
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ValueError(f"{flag} {shown}: {existing} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise ValueError(f"{flag} {shown}: cannot write there ({error.strerror or error})") from None

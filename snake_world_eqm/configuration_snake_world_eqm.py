@@ -6,6 +6,8 @@ so it can be copied next to a checkpoint and loaded with ``trust_remote_code=Tru
 
 from __future__ import annotations
 
+import math
+
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
@@ -19,36 +21,125 @@ _CNN_MODES = ("replace", "append")
 _ENERGY_TYPES = ("dot_product", "squared_l2")
 
 
+# Type and range of every field: (kind, low, high), bounds inclusive unless named in _OPEN_BELOW/_OPEN_ABOVE.
+# The ceilings keep a config.json from asking for absurd models (a million CNN layers hung a load at 10 GB);
+# they sit far above anything we train. `None` is allowed exactly for the fields whose default is None.
+_INT, _FLOAT, _BOOL = "int", "float", "bool"
+_ENCODER_FIELDS = {
+    "board_height": (_INT, _MIN_BOARD_SIZE, _MAX_BOARD_SIZE),
+    "board_width": (_INT, _MIN_BOARD_SIZE, _MAX_BOARD_SIZE),
+    "fixed_board_size": (_BOOL, None, None),
+    "num_cell_classes": (_INT, _NUM_CELL_CLASSES, _NUM_CELL_CLASSES),
+    "num_actions": (_INT, _NUM_ACTIONS, _NUM_ACTIONS),
+    "d_model": (_INT, 1, 4096),
+    "num_layers": (_INT, 0, 64),
+    "num_heads": (_INT, 1, 256),
+    "dropout": (_FLOAT, 0.0, 1.0),
+    "ffn_dim": (_INT, 1, 65536),
+    "use_cnn": (_BOOL, None, None),
+    "cnn_channels": (_INT, 1, 4096),
+    "cnn_layers": (_INT, 0, 64),
+    "initializer_range": (_FLOAT, 0.0, 10.0),
+}
+_EQM_FIELDS = {
+    **_ENCODER_FIELDS,
+    "latent_dim": (_INT, 1, 4096),
+    "latent_hidden_dim": (_INT, 1, 4096),
+    "decoder_channels": (_INT, 1, 4096),
+    "decoder_layers": (_INT, 0, 64),
+    "decoder_noise_std": (_FLOAT, 0.0, 100.0),
+    "recon_changed_weight": (_FLOAT, 0.0, 1e6),
+    "whatif_recon_fraction": (_FLOAT, 0.0, 1.0),
+    "eqm_hidden_dim": (_INT, 1, 8192),
+    "eqm_num_layers": (_INT, 1, 64),
+    "field_residual": (_BOOL, None, None),
+    "gradient_multiplier": (_FLOAT, 0.0, 1e3),
+    "schedule_a": (_FLOAT, 0.0, 1.0),
+    "schedule_b": (_FLOAT, -1e3, 1e3),
+    "action_scale": (_FLOAT, 0.0, 1e3),
+    "state_loss_weight": (_FLOAT, 0.0, 1e6),
+    "action_loss_weight": (_FLOAT, 0.0, 1e6),
+    "recon_loss_weight": (_FLOAT, 0.0, 1e6),
+    "whatif_loss_weight": (_FLOAT, 0.0, 1e6),
+    "eqm_sampling_steps": (_INT, 1, 10_000),
+    "eqm_step_size": (_FLOAT, 0.0, 100.0),
+    "eqm_nag_momentum": (_FLOAT, 0.0, 1.0),
+    "eqm_adaptive_threshold": (_FLOAT, 0.0, 1e6),
+    "use_explicit_energy": (_BOOL, None, None),
+}
+_BASELINE_FIELDS = {**_ENCODER_FIELDS, "head_hidden_dim": (_INT, 1, 8192)}
+_OPEN_BELOW = {"initializer_range", "gradient_multiplier", "schedule_a", "action_scale", "eqm_step_size",
+               "eqm_adaptive_threshold"}
+_OPEN_ABOVE = {"dropout", "schedule_a", "eqm_nag_momentum"}
+_CHOICES = {"cnn_mode": _CNN_MODES, "gradient_schedule": _SCHEDULES, "energy_type": _ENERGY_TYPES}
+
+
+def _check_field(cfg, name: str, spec: tuple) -> None:
+    """Raise ValueError naming the field when its value has the wrong type or lies outside its range."""
+    kind, low, high = spec
+    value = getattr(cfg, name)
+    if value is None and type(cfg).__dataclass_fields__[name].default is None:
+        return
+    if kind == _BOOL:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a{'n integer' if kind == _INT else ' number'}, got {value!r}")
+    if kind == _INT and not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    below = value <= low if name in _OPEN_BELOW else value < low
+    above = value >= high if name in _OPEN_ABOVE else value > high
+    if below or above:
+        left, right = "(" if name in _OPEN_BELOW else "[", ")" if name in _OPEN_ABOVE else "]"
+        raise ValueError(f"{name} must be in {left}{low}, {high}{right}, got {value!r}")
+
+
+def _check_fields(cfg, specs: dict) -> None:
+    for name, spec in specs.items():
+        _check_field(cfg, name, spec)
+    for name, choices in _CHOICES.items():
+        if hasattr(cfg, name) and getattr(cfg, name) not in choices:
+            raise ValueError(f"{name} must be one of {choices}, got {getattr(cfg, name)!r}")
+
+
 def _check_encoder_fields(cfg) -> None:
-    """Shared checks of the encoder fields (both configs own the same encoder)."""
-    for name in ("board_height", "board_width"):
-        value = getattr(cfg, name)
-        if not _MIN_BOARD_SIZE <= value <= _MAX_BOARD_SIZE:
-            raise ValueError(f"{name} must be in [{_MIN_BOARD_SIZE}, {_MAX_BOARD_SIZE}], got {value}")
-    if cfg.num_cell_classes != _NUM_CELL_CLASSES:
-        raise ValueError(f"num_cell_classes must be {_NUM_CELL_CLASSES} (the board encoding), "
-                         f"got {cfg.num_cell_classes}")
-    if cfg.num_actions != _NUM_ACTIONS:
-        raise ValueError(f"num_actions must be {_NUM_ACTIONS}, got {cfg.num_actions}")
-    for name in ("d_model", "num_heads"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    if cfg.num_layers < 0 or cfg.cnn_layers < 0:
-        raise ValueError("num_layers and cnn_layers must be >= 0")
+    """Cross-field checks of the encoder (both configs own the same encoder)."""
     if cfg.d_model % cfg.num_heads:
         raise ValueError(f"d_model ({cfg.d_model}) must be divisible by num_heads ({cfg.num_heads})")
-    if cfg.cnn_mode not in _CNN_MODES:
-        raise ValueError(f"cnn_mode must be one of {_CNN_MODES}, got {cfg.cnn_mode!r}")
     if cfg.use_cnn and cfg.cnn_layers < 1:
         raise ValueError("use_cnn=True needs cnn_layers >= 1")
     if not cfg.use_cnn and cfg.num_layers < 1:
         raise ValueError("a transformer encoder (use_cnn=False) needs num_layers >= 1")
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout}")
+
+
+def _coerce_floats(cfg, specs: dict) -> None:
+    """JSON writes 1.0 as 1: accept an int for a float field (the strict dataclass wants a float)."""
+    for name, (kind, _, _) in specs.items():
+        value = getattr(cfg, name)
+        if kind == _FLOAT and isinstance(value, int) and not isinstance(value, bool):
+            setattr(cfg, name, float(value))
+
+
+class _ModelTypeCheck:
+    """`from_pretrained` of a folder saved by another model class is refused, not silently converted."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        config_dict, _ = cls.get_config_dict(pretrained_model_name_or_path, **{
+            key: kwargs[key] for key in ("cache_dir", "force_download", "local_files_only", "token", "revision",
+                                         "subfolder") if key in kwargs})
+        found = config_dict.get("model_type")
+        if found is not None and found != cls.model_type:
+            raise ValueError(f"{pretrained_model_name_or_path} holds a {found!r} model, not {cls.model_type!r}: "
+                             f"load it with the class made for {found!r}")
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
 
 @strict
-class SnakeWorldEqMConfig(PreTrainedConfig):
+class SnakeWorldEqMConfig(_ModelTypeCheck, PreTrainedConfig):
     r"""
     Configuration of [`SnakeWorldEqM`], a Snake world model trained by Equilibrium Matching (EqM) that predicts
     the next board (as a latent) and the action jointly.
@@ -149,28 +240,14 @@ class SnakeWorldEqMConfig(PreTrainedConfig):
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
-        _check_encoder_fields(self)
-        if self.latent_dim < 1 or self.eqm_hidden_dim < 1 or self.eqm_num_layers < 1:
-            raise ValueError("latent_dim, eqm_hidden_dim and eqm_num_layers must be >= 1")
-        if self.decoder_channels < 1 or self.decoder_layers < 0:
-            raise ValueError("decoder_channels must be >= 1 and decoder_layers >= 0")
-        if not 0.0 <= self.whatif_recon_fraction <= 1.0:
-            raise ValueError(f"whatif_recon_fraction must be in [0, 1], got {self.whatif_recon_fraction}")
-        if self.gradient_schedule not in _SCHEDULES:
-            raise ValueError(f"gradient_schedule must be one of {_SCHEDULES}, got {self.gradient_schedule!r}")
-        if not 0.0 < self.schedule_a < 1.0:
-            raise ValueError(f"schedule_a must be in (0, 1), got {self.schedule_a}")
-        if self.gradient_multiplier <= 0 or self.action_scale <= 0:
-            raise ValueError("gradient_multiplier and action_scale must be > 0")
-        if self.eqm_sampling_steps < 1 or self.eqm_step_size <= 0:
-            raise ValueError("eqm_sampling_steps must be >= 1 and eqm_step_size > 0")
-        if not 0.0 <= self.eqm_nag_momentum < 1.0:
-            raise ValueError(f"eqm_nag_momentum must be in [0, 1), got {self.eqm_nag_momentum}")
-        if self.eqm_adaptive_threshold is not None and self.eqm_adaptive_threshold <= 0:
-            raise ValueError("eqm_adaptive_threshold must be > 0 or None")
-        if self.energy_type not in _ENERGY_TYPES:
-            raise ValueError(f"energy_type must be one of {_ENERGY_TYPES}, got {self.energy_type!r}")
+        self.validate_fields()
         super().__post_init__(**kwargs)
+
+    def validate_fields(self) -> None:
+        """Type and range of every field, then the cross-field rules; ValueError names the first bad field."""
+        _coerce_floats(self, _EQM_FIELDS)
+        _check_fields(self, _EQM_FIELDS)
+        _check_encoder_fields(self)
 
     @classmethod
     def recommended(cls, **overrides) -> SnakeWorldEqMConfig:
@@ -208,7 +285,7 @@ class SnakeWorldEqMConfig(PreTrainedConfig):
 
 
 @strict
-class SnakePolicyBaselineConfig(PreTrainedConfig):
+class SnakePolicyBaselineConfig(_ModelTypeCheck, PreTrainedConfig):
     r"""
     Configuration of [`SnakePolicyBaseline`]: the same encoder as [`SnakeWorldEqM`] with a plain classification
     head trained by cross-entropy (behaviour cloning). Encoder fields mean what they mean in
@@ -236,10 +313,14 @@ class SnakePolicyBaselineConfig(PreTrainedConfig):
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
-        _check_encoder_fields(self)
-        if self.head_hidden_dim < 1:
-            raise ValueError(f"head_hidden_dim must be >= 1, got {self.head_hidden_dim}")
+        self.validate_fields()
         super().__post_init__(**kwargs)
+
+    def validate_fields(self) -> None:
+        """Type and range of every field, then the cross-field rules; ValueError names the first bad field."""
+        _coerce_floats(self, _BASELINE_FIELDS)
+        _check_fields(self, _BASELINE_FIELDS)
+        _check_encoder_fields(self)
 
     @classmethod
     def from_eqm_config(cls, eqm_config: SnakeWorldEqMConfig, **overrides) -> SnakePolicyBaselineConfig:

@@ -2,23 +2,24 @@
 
 A card is generated with huggingface_hub's `ModelCard`/`ModelCardData`, so the YAML metadata
 (library, tags, datasets, model-index `eval_results`) is written by the library that reads it.
-Pushing uploads a folder as it is, after checking that it holds what a user will load from it.
+Pushing uploads an allow-list of a folder's files (config, weights, card, remote code and named results for a
+model; the card and data/*.parquet for a dataset), after checking the repo id, the folder and the Hub access.
+Symlinks that lead out of the folder and dotfiles are never uploaded; `--dry-run` prints the list.
 """
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import math
-from collections.abc import Mapping
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData
-
-MODEL_REQUIRED_FILES = ("config.json", "model.safetensors")
-UPLOAD_IGNORE = ("checkpoints/*", "runs/*", "logs/*", "*.tmp", ".*")
 
 # The metrics a card quotes first, when the evaluation JSON has them (flattened key → human name).
 HEADLINE_METRICS = {
@@ -225,13 +226,17 @@ def check_model_folder(model_dir: str | Path) -> Path:
     path = Path(model_dir)
     if not path.is_dir():
         raise FileNotFoundError(f"model folder {path} does not exist")
-    missing = [name for name in MODEL_REQUIRED_FILES if not (path / name).is_file()]
+    has_weights = (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file()
+    missing = [name for name, present in (("config.json", (path / "config.json").is_file()),
+                                          ("model.safetensors", has_weights)) if not present]
     if missing:
         raise ValueError(f"model folder {path} lacks {', '.join(missing)}: save it with save_pretrained first")
     try:
-        json.loads((path / "config.json").read_text())
-    except json.JSONDecodeError as error:
+        config = json.loads((path / "config.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path / 'config.json'} is not valid JSON: {error}") from error
+    if not isinstance(config, dict):
+        raise ValueError(f"{path / 'config.json'} is not a JSON object")
     return path
 
 
@@ -246,6 +251,152 @@ def check_dataset_folder(dataset_dir: str | Path) -> Path:
     return path
 
 
+# ----------------------------------------------------------------------------------------------------------
+# What a push may upload: an allow-list, never "everything in the folder"
+
+# A model folder: what from_pretrained reads, the card, and named results. Everything else (dotfiles such as
+# .env, keys, tracker folders like wandb/ or runs/, checkpoints/, best/, logs) stays home.
+MODEL_ALLOWED_PATTERNS = (
+    "config.json", "generation_config.json", "model.safetensors", "model-*-of-*.safetensors",
+    "model.safetensors.index.json", "README.md",
+    "metrics.json", "eval.json", "eval_*.json", "evaluation*.json", "training_curves.png", "plots/*.png",
+)
+DATASET_ALLOWED_PATTERNS = ("README.md", "data/*.parquet")
+
+
+def check_repo_id(repo_id: str) -> str:
+    """`org/name` with characters the Hub accepts; ValueError otherwise (checked before anything else)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ValueError(f"repo_id must look like 'org/name', got {repo_id!r}")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise ValueError(f"invalid repo_id {repo_id!r}: {str(error).splitlines()[0]}") from None
+    return repo_id
+
+
+def check_hub_access(api: HfApi, token: str | None = None) -> str:
+    """Fail fast, before the folder is touched: offline mode, no token, a rejected token or no connection.
+
+    Returns the user name the token belongs to."""
+    from huggingface_hub import constants, get_token
+
+    if constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise ConnectionError("HF_HUB_OFFLINE is set: pushing needs the network (unset it, or use --dry-run)")
+    if not (token or api.token or get_token()):
+        raise PermissionError("no Hugging Face token: run `hf auth login`, set HF_TOKEN or pass --token")
+    try:
+        user = api.whoami(token=token)
+    except Exception as error:  # noqa: BLE001  (HTTP 401, DNS, timeouts: all mean "cannot push")
+        raise ConnectionError(f"cannot reach the Hub with this token: {type(error).__name__}: "
+                              f"{str(error).splitlines()[0] if str(error) else ''}") from None
+    return str(user.get("name", "?")) if isinstance(user, Mapping) else "?"
+
+
+def _inside(folder: Path, file: Path) -> bool:
+    """The file (after following every symlink) lies inside the folder."""
+    try:
+        file.resolve(strict=True).relative_to(folder.resolve(strict=True))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def allowed_files(folder: str | Path, patterns: tuple[str, ...], extra: tuple[str, ...] = ()) -> dict[str, Path]:
+    """{path in repo: local file} of the folder's files matching an allowed pattern.
+
+    Patterns are relative paths (fnmatch per path segment); a file whose name or folder starts with a dot, or
+    that is a symlink leading outside the folder, is never included."""
+    folder = Path(folder)
+    found: dict[str, Path] = {}
+    for pattern in (*patterns, *extra):
+        for file in sorted(folder.glob(pattern)):
+            relative = file.relative_to(folder).as_posix()
+            if any(part.startswith(".") for part in relative.split("/")):
+                continue
+            if file.is_file() and _inside(folder, file):
+                found[relative] = file
+    return found
+
+
+def skipped_files(folder: str | Path, allowed: Mapping[str, Any]) -> list[str]:
+    """Everything under the folder that the allow-list leaves out (for the dry-run report); not followed into
+    symlinked folders."""
+    folder = Path(folder)
+    skipped = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in sorted(files) + sorted(d for d in dirs if (Path(root) / d).is_symlink()):
+            relative = (Path(root) / name).relative_to(folder).as_posix()
+            if relative not in allowed:
+                skipped.append(relative)
+    return sorted(skipped)
+
+
+def upload_folder_allowlisted(
+    api: HfApi,
+    folder: str | Path,
+    repo_id: str,
+    repo_type: str,
+    allowed_paths: Mapping[str, str | Path | bytes] | Iterable[str],
+    *,
+    commit_message: str | None = None,
+    revision: str | None = None,
+    private: bool = False,
+) -> Any:
+    """Create the repo if needed and upload exactly `allowed_paths` ({path in repo: file under `folder`, or
+    bytes}, or just relative paths, each uploaded under its own name) in one commit. Each local file is checked again to lie inside `folder` (symlinks resolved), so a
+    caller's list cannot smuggle in a file from elsewhere. Reusable for model, dataset and Space repos."""
+    if repo_type not in ("model", "dataset", "space"):
+        raise ValueError(f"repo_type must be 'model', 'dataset' or 'space', got {repo_type!r}")
+    check_repo_id(repo_id)
+    folder = Path(folder)
+    if not isinstance(allowed_paths, Mapping):
+        allowed_paths = {str(name): str(name) for name in allowed_paths}
+    operations = []
+    for path_in_repo, source in sorted(allowed_paths.items()):
+        if any(part in ("", ".", "..") or part.startswith(".") for part in path_in_repo.split("/")):
+            raise ValueError(f"refusing to upload {path_in_repo!r}: hidden or not a plain relative path")
+        if not isinstance(source, bytes):
+            local = Path(source)
+            local = local if local.is_absolute() else folder / local
+            if not _inside(folder, local) or not local.is_file():
+                raise ValueError(f"refusing to upload {local}: not a file inside {folder}")
+            source = str(local.resolve())
+        operations.append(CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=source))
+    if not operations:
+        raise ValueError(f"nothing to upload from {folder}")
+    space_sdk = {"space_sdk": "gradio"} if repo_type == "space" else {}
+    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **space_sdk)
+    if revision:
+        api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
+    return api.create_commit(
+        repo_id=repo_id,
+        operations=operations,
+        repo_type=repo_type,
+        revision=revision,
+        commit_message=commit_message or f"Upload {repo_type} with snake-world-eqm",
+    )
+
+
+def files_to_push(folder: str | Path, repo_type: str) -> dict[str, Path | bytes]:
+    """The allow-listed files of a checked model or dataset folder, remote-code files included for a model."""
+    if repo_type == "model":
+        path = check_model_folder(folder)
+        files = allowed_files(path, MODEL_ALLOWED_PATTERNS, _auto_map_files(path))
+        # The package's own source (outside the folder) travels as bytes: the upload only reads inside it.
+        files.update({name: source.read_bytes() for name, source in _remote_code_files(path, files).items()})
+        return files
+    if repo_type == "dataset":
+        return allowed_files(check_dataset_folder(folder), DATASET_ALLOWED_PATTERNS)
+    if repo_type == "space":  # the app's Space folder (snake_world_eqm.app.build_space_folder)
+        from snake_world_eqm.app import SPACE_FILES, check_space_folder
+
+        return allowed_files(check_space_folder(folder), SPACE_FILES)
+    raise ValueError(f"repo_type must be 'model', 'dataset' or 'space', got {repo_type!r}")
+
+
 def push_folder(
     folder: str | Path,
     repo_id: str,
@@ -256,76 +407,67 @@ def push_folder(
     revision: str | None = None,
     token: str | None = None,
     api: HfApi | None = None,
+    card: str | None = None,
+    dry_run: bool = False,
 ) -> Any:
-    """Create the repo if needed and upload the folder in one commit."""
+    """Upload the allow-listed files of a model, dataset or Space folder in one commit.
+
+    Order matters: the repo id, the folder and the Hub access are checked before anything is built or sent.
+    `card` (markdown) replaces the folder's README.md in the upload without touching the folder. With
+    `dry_run` nothing is sent and the {path in repo: source} mapping is returned."""
     if repo_type not in ("model", "dataset", "space"):
         raise ValueError(f"repo_type must be 'model', 'dataset' or 'space', got {repo_type!r}")
-    if "/" not in repo_id or repo_id.count("/") != 1:
-        raise ValueError(f"repo_id must look like 'org/name', got {repo_id!r}")
-    if repo_type == "space":  # the app's Space folder (snake_world_eqm.app.build_space_folder)
-        from snake_world_eqm.app import check_space_folder
-
-        path = check_space_folder(folder)
-    else:
-        path = check_model_folder(folder) if repo_type == "model" else check_dataset_folder(folder)
+    check_repo_id(repo_id)
+    files: dict[str, Any] = dict(files_to_push(folder, repo_type))
+    if card is not None:
+        files["README.md"] = card.encode()
+    if dry_run:
+        return files
     api = api or HfApi(token=token)
-    space_sdk = {"space_sdk": "gradio"} if repo_type == "space" else {}
-    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **space_sdk)
-    if revision:
-        api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
-    files = _files_to_upload(path)
-    if repo_type == "model":
-        files.update(_remote_code_files(path, files))
-    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(local)) for name, local in sorted(files.items())]
-    return api.create_commit(
-        repo_id=repo_id,
-        operations=operations,
-        repo_type=repo_type,
-        revision=revision,
-        commit_message=commit_message or f"Upload {repo_type} with snake-world-eqm",
-    )
+    check_hub_access(api, token)
+    return upload_folder_allowlisted(api, folder, repo_id, repo_type, files, commit_message=commit_message,
+                                     revision=revision, private=private)
 
 
-def _files_to_upload(folder: Path) -> dict[str, Path]:
-    """Every file under the folder except training leftovers (checkpoints, tracker logs, temp files)."""
-    files = {}
-    for file in sorted(folder.rglob("*")):
-        relative = file.relative_to(folder).as_posix()
-        if file.is_file() and not any(fnmatch.fnmatch(relative, pattern) for pattern in UPLOAD_IGNORE):
-            files[relative] = file
-    return files
+def _auto_map_modules(folder: Path) -> set[str]:
+    auto_map = json.loads((folder / "config.json").read_text()).get("auto_map", {}) or {}
+    references = [ref for value in auto_map.values() for ref in (value if isinstance(value, list) else [value])]
+    return {ref.split(".")[0] for ref in references if isinstance(ref, str) and "--" not in ref}
+
+
+def _auto_map_files(folder: Path) -> tuple[str, ...]:
+    """The remote-code files the config's auto_map names (and eqm.py, which the modeling file imports)."""
+    modules = _auto_map_modules(folder)
+    if modules:
+        modules.add("eqm")
+    return tuple(f"{module}.py" for module in sorted(modules) if module.isidentifier())
 
 
 def _remote_code_files(folder: Path, present: Mapping[str, Path]) -> dict[str, Path]:
     """The library's own source for every module the config's `auto_map` names but the folder lacks,
     so `AutoModel.from_pretrained(repo, trust_remote_code=True)` works from the pushed repo."""
-    auto_map = json.loads((folder / "config.json").read_text()).get("auto_map", {})
     package_dir = Path(__file__).resolve().parent
-    modules = {reference.split(".")[0] for reference in auto_map.values()}
-    if modules:
-        modules.add("eqm")  # imported by the modeling file
     missing = {}
-    for module in sorted(modules):
-        name = f"{module}.py"
+    for name in _auto_map_files(folder):
         if name not in present and (package_dir / name).is_file():
             missing[name] = package_dir / name
     return missing
 
 
-def write_model_card(model_dir: str | Path, metrics_json: str | Path | None, repo_id: str, dataset_id: str,
-                     extra_commands: list[str] | None = None) -> Path:
-    """Regenerate README.md of a model folder from an evaluation JSON (if given).
+def render_model_card(model_dir: str | Path, metrics_json: str | Path | None, repo_id: str, dataset_id: str,
+                      extra_commands: list[str] | None = None) -> ModelCard:
+    """The model card of a model folder from an evaluation JSON (if given); writes nothing.
 
     The card quotes the training command (from the folder's metrics.json), `extra_commands` (e.g. how the
     dataset and the baseline were made) and the evaluation command (from the evaluation JSON)."""
     path = check_model_folder(model_dir)
-    metrics = json.loads(Path(metrics_json).read_text()) if metrics_json else None
+    metrics = _read_json(metrics_json, "--metrics-json") if metrics_json else None
     config = json.loads((path / "config.json").read_text())
     board = f"{config.get('board_height', '?')}x{config.get('board_width', '?')}"
     commands, extra = list(extra_commands or []), ""
     training = path / "metrics.json"
-    if training.is_file():
-        train_metrics = json.loads(training.read_text())
+    if training.is_file() and _inside(path, training):
+        train_metrics = _read_json(training, "the folder's metrics.json")
         commands.append(train_metrics.get("command", "# training command not recorded"))
         extra += (f"### Training\n\n{train_metrics.get('global_step')} optimizer steps, "
                   f"{train_metrics.get('samples_seen')} samples, {train_metrics.get('train_seconds')} s at "
@@ -334,10 +476,31 @@ def write_model_card(model_dir: str | Path, metrics_json: str | Path | None, rep
     if metrics:
         commands.append((metrics.get("config") or {}).get("command") or "# evaluation command not recorded")
         extra += "### Claims, measured\n\n" + claims_table(metrics) + "\n\n### Closed-loop play\n\n" + play_table(metrics)
-    card = build_model_card(metrics, repo_id=repo_id, dataset_id=dataset_id, board_size=board,
+    return build_model_card(metrics, repo_id=repo_id, dataset_id=dataset_id, board_size=board,
                             commands=commands or None, extra_markdown=extra)
-    card.save(path / "README.md")
-    return path / "README.md"
+
+
+def _read_json(path: str | Path, what: str) -> dict:
+    try:
+        value = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{what} {path} is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} {path} is not a JSON object")
+    return value
+
+
+def write_model_card(model_dir: str | Path, metrics_json: str | Path | None, repo_id: str, dataset_id: str,
+                     extra_commands: list[str] | None = None) -> Path:
+    """Regenerate README.md of a model folder (see `render_model_card`); written by rename, never half."""
+    card = render_model_card(model_dir, metrics_json, repo_id, dataset_id, extra_commands)
+    target = Path(model_dir) / "README.md"
+    with tempfile.TemporaryDirectory(dir=model_dir, prefix=".card-") as staging:
+        card.save(Path(staging) / "README.md")
+        os.replace(Path(staging) / "README.md", target)
+    return target
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -361,7 +524,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="another command the card should quote (dataset build, baseline training); repeatable")
     parser.add_argument("--card-only", action="store_true",
                         help="only (re)write the model folder's README.md card, push nothing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the files that would be uploaded (and those left out), upload nothing")
     return parser
+
+
+def print_upload_plan(folder: str | Path, files: Mapping[str, Any], out=None) -> None:
+    """What a push sends, one file a line, then what it leaves behind."""
+    out = out or sys.stdout
+    print(f"would upload {len(files)} file(s) from {folder}:", file=out)
+    for name, source in sorted(files.items()):
+        size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
+        origin = " (generated / from the package)" if isinstance(source, bytes) else ""
+        print(f"  {name}  {size} bytes{origin}", file=out)
+    skipped = skipped_files(folder, files)
+    if skipped:
+        print(f"left out ({len(skipped)}, not on the allow-list or a link out of the folder): "
+              + ", ".join(skipped[:20]) + (" ..." if len(skipped) > 20 else ""), file=out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -374,23 +553,34 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("snake-eqm push: give exactly one of --model-dir or --dataset-dir")
     if args.card_only and not args.model_dir:
         raise SystemExit("snake-eqm push: --card-only needs --model-dir")
-    if args.model_dir:
-        card = write_model_card(args.model_dir, args.metrics_json, args.repo_id, args.dataset_id, args.commands)
-        if args.card_only:
-            print(f"wrote {card}")
-            return 0
-        folder, repo_type = args.model_dir, "model"
-    else:
-        folder, repo_type = args.dataset_dir, "dataset"
-    info = push_folder(
-        folder,
-        args.repo_id,
-        repo_type=repo_type,
-        private=args.private,
-        commit_message=args.commit_message,
-        revision=args.revision,
-        token=args.token,
-    )
+    try:
+        return _push_command(args)
+    except (ValueError, OSError) as error:  # OSError covers ConnectionError, PermissionError, FileNotFoundError
+        print(f"snake-eqm push: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _push_command(args: argparse.Namespace) -> int:
+    """Checks first (repo id, folder, Hub access), then the card in memory, then one upload."""
+    check_repo_id(args.repo_id)
+    folder, repo_type = (args.model_dir, "model") if args.model_dir else (args.dataset_dir, "dataset")
+    if args.card_only:
+        print(f"wrote {write_model_card(folder, args.metrics_json, args.repo_id, args.dataset_id, args.commands)}")
+        return 0
+    # Local checks (folder, card inputs) before the network; the card is built in memory, the folder untouched.
+    card = None
+    if repo_type == "model":
+        card = str(render_model_card(folder, args.metrics_json, args.repo_id, args.dataset_id, args.commands))
+    files = push_folder(folder, args.repo_id, repo_type=repo_type, card=card, dry_run=True)
+    if args.dry_run:
+        print_upload_plan(folder, files)
+        return 0
+    api = HfApi(token=args.token)
+    print(f"pushing as {check_hub_access(api, args.token)}", file=sys.stderr)
+    info = upload_folder_allowlisted(api, folder, args.repo_id, repo_type, files, private=args.private,
+                                     commit_message=args.commit_message, revision=args.revision)
+    if card is not None:  # the folder's card now matches the Hub's (written only after the upload succeeded)
+        write_model_card(folder, args.metrics_json, args.repo_id, args.dataset_id, args.commands)
     print(f"pushed {folder} to {args.repo_id} ({repo_type}): {getattr(info, 'commit_url', info)}")
     return 0
 
@@ -407,7 +597,7 @@ def _push_space(args: argparse.Namespace) -> int:
         info = push_space(args.space_id, args.model_id, folder=args.space_dir, package_spec=args.package_spec,
                           private=args.private, token=args.token, commit_message=args.commit_message,
                           revision=args.revision)
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # OSError: no token, offline, no connection (check_hub_access)
         raise SystemExit(f"snake-eqm push: {error}") from None
     print(f"pushed the Space for {args.model_id} to {args.space_id}: {getattr(info, 'commit_url', info)}")
     return 0

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
@@ -170,6 +172,36 @@ def _check_actions(action, batch: int, device) -> torch.Tensor:
     if action.numel() and (int(action.min()) < 0 or int(action.max()) > 3):
         raise ValueError(f"actions must be in [0, 4), got values in [{int(action.min())}, {int(action.max())}]")
     return action.to(device=device, dtype=torch.long)
+
+
+_MAX_SAMPLING_STEPS = 10_000
+
+
+def _check_sampler_args(num_steps, step_size, momentum, threshold) -> tuple[int, float, float, float | None]:
+    """The NAG sampler's knobs, checked: a NaN or a fractional step count would otherwise run silently."""
+    if isinstance(num_steps, torch.Tensor) and num_steps.numel() == 1:
+        num_steps = num_steps.item()
+    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
+        raise ValueError(f"num_steps must be an integer, got {num_steps!r}")
+    if not 1 <= num_steps <= _MAX_SAMPLING_STEPS:
+        raise ValueError(f"num_steps must be in [1, {_MAX_SAMPLING_STEPS}], got {num_steps}")
+    values = {}
+    for name, value in (("step_size", step_size), ("momentum", momentum), ("adaptive_threshold", threshold)):
+        if value is None and name == "adaptive_threshold":
+            values[name] = None
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+        values[name] = float(value)
+    if values["step_size"] <= 0:
+        raise ValueError(f"step_size must be > 0, got {step_size!r}")
+    if not 0.0 <= values["momentum"] < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    if values["adaptive_threshold"] is not None and values["adaptive_threshold"] <= 0:
+        raise ValueError(f"adaptive_threshold must be > 0 or None, got {threshold!r}")
+    return int(num_steps), values["step_size"], values["momentum"], values["adaptive_threshold"]
 
 
 def _check_training_boards(config, boards: torch.Tensor, name: str, extra_dims: int = 0) -> None:
@@ -392,6 +424,11 @@ class SnakeEqMField(nn.Module):
         return torch.cat([self.state_head(t), self.action_head(t)], dim=-1)
 
 
+def _looks_like_local_path(name: str) -> bool:
+    """A Hub repo id is `name` or `org/name`; anything else (absolute, ./, ~, deeper paths) is meant as a folder."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Pretrained base
 # --------------------------------------------------------------------------------------------------------------
@@ -404,6 +441,20 @@ class SnakePreTrainedModel(PreTrainedModel):
     base_model_prefix = "snake"
     main_input_name = "state"
     input_modalities = "image"
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """transformers' loader, with errors that name the problem: a local folder that does not exist (rather
+        than "not a valid repo id"), a truncated or corrupt weights file (its path), another model class."""
+        path = Path(str(pretrained_model_name_or_path)).expanduser()
+        if not path.exists() and _looks_like_local_path(str(pretrained_model_name_or_path)):
+            raise FileNotFoundError(f"model folder {path} does not exist")
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except SafetensorError as error:
+            weights = sorted(str(p) for p in path.glob("*.safetensors")) if path.is_dir() else []
+            where = ", ".join(weights) or f"the weights of {pretrained_model_name_or_path}"
+            raise OSError(f"cannot read {where}: truncated or corrupt safetensors file ({error})") from error
 
     def _init_weights(self, module):
         if isinstance(module, (nn.Linear, nn.Conv2d)):
@@ -652,10 +703,12 @@ class SnakeWorldEqM(SnakePreTrainedModel):
         cfg = self.config
         boards = prepare_boards(cfg, obs, self.device, validate)
         batch, lat = boards.shape[0], cfg.latent_dim
-        num_steps = cfg.eqm_sampling_steps if num_steps is None else int(num_steps)
-        step_size = cfg.eqm_step_size if step_size is None else float(step_size)
-        momentum = cfg.eqm_nag_momentum if momentum is None else float(momentum)
-        threshold = cfg.eqm_adaptive_threshold if adaptive_threshold is None else float(adaptive_threshold)
+        num_steps, step_size, momentum, threshold = _check_sampler_args(
+            cfg.eqm_sampling_steps if num_steps is None else num_steps,
+            cfg.eqm_step_size if step_size is None else step_size,
+            cfg.eqm_nag_momentum if momentum is None else momentum,
+            cfg.eqm_adaptive_threshold if adaptive_threshold is None else adaptive_threshold,
+        )
 
         _, h = self.encoder(boards)  # encoded once; only the cheap field runs per step
         x0 = torch.randn(batch, self.sample_dim, generator=generator, device=self.device, dtype=self.dtype)

@@ -157,6 +157,8 @@ def intercepted_hub(monkeypatch):
 
     monkeypatch.setattr(HfApi, "create_repo", fake_create_repo)
     monkeypatch.setattr(HfApi, "create_commit", fake_create_commit)
+    monkeypatch.setattr(HfApi, "whoami", lambda self, token=None: {"name": "tester"})  # the access check
+    monkeypatch.setenv("HF_TOKEN", "hf_intercepted")
     return calls
 
 

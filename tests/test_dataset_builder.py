@@ -188,6 +188,8 @@ def test_push_to_hub_commits_the_card_and_parquet_files(tmp_path, monkeypatch):
 
     monkeypatch.setattr(HfApi, "create_repo", fake_create_repo)
     monkeypatch.setattr(HfApi, "create_commit", fake_create_commit)
+    monkeypatch.setattr(HfApi, "whoami", lambda self, token=None: {"name": "tester"})  # the access check
+    monkeypatch.setenv("HF_TOKEN", "hf_intercepted")
     output = tmp_path / "out"
     assert _build(output, "--push-to-hub", "org/snake-world", "--private") == 0
     repo_id, repo_kwargs = calls["create_repo"]
@@ -221,6 +223,8 @@ def test_push_subcommand_uploads_an_existing_folder_and_refuses_a_missing_one(bu
     monkeypatch.setattr(
         HfApi, "create_commit", lambda self, repo_id, operations, **kwargs: committed.extend(op.path_in_repo for op in operations)
     )
+    monkeypatch.setattr(HfApi, "whoami", lambda self, token=None: {"name": "tester"})  # the access check
+    monkeypatch.setenv("HF_TOKEN", "hf_intercepted")
     assert main(["push", str(built), "--repo-id", "org/snake-world"]) == 0
     assert "README.md" in committed and sum(name.startswith("data/") for name in committed) == 9
     with pytest.raises(SystemExit) as exit_info:

@@ -33,6 +33,9 @@ def intercepted_hub(monkeypatch):
 
     monkeypatch.setattr(HfApi, "create_repo", fake_create_repo)
     monkeypatch.setattr(HfApi, "create_commit", fake_create_commit)
+    monkeypatch.setattr(HfApi, "whoami", lambda self, token=None: {"name": "tester"})
+    monkeypatch.setenv("HF_TOKEN", "hf_intercepted")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     return calls
 
 

@@ -67,10 +67,13 @@ def _populate_cache_from_push(tmp_path, monkeypatch, folder, repo_id):
 
     def fake_create_commit(self, repo_id, operations, **kwargs):
         for op in operations:
-            committed[op.path_in_repo] = open(op.path_or_fileobj, "rb").read()
+            content = op.path_or_fileobj
+            committed[op.path_in_repo] = content if isinstance(content, bytes) else open(content, "rb").read()
 
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: None)
     monkeypatch.setattr(HfApi, "create_commit", fake_create_commit)
+    monkeypatch.setattr(HfApi, "whoami", lambda self, token=None: {"name": "tester"})
+    monkeypatch.setenv("HF_TOKEN", "hf_intercepted")
     push_folder(folder, repo_id)
     commit = "0" * 40
     repo_dir = tmp_path / "hub" / f"models--{repo_id.replace('/', '--')}"

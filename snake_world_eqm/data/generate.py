@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import multiprocessing
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TypeVar
@@ -31,6 +32,7 @@ import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features
 from tqdm.auto import tqdm
 
+from ..processes import capped_workers, die_with_parent
 from .features import COLUMN_DTYPES, COLUMNS, NUM_ACTIONS, SOURCE_NAMES, SPLITS, features
 
 EXPERT_KINDS = ("astar", "heuristic")
@@ -397,7 +399,9 @@ def map_chunks(
                 yield function(config, chunk_index, bar.update)
             return
         context = multiprocessing.get_context("fork")
-        with context.Pool(min(num_proc, len(chunks))) as pool:
+        workers = min(capped_workers(num_proc, "processes"), len(chunks))
+        # Workers die with this process: a killed build must not leave them generating and writing.
+        with context.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             tasks = [(function, config, chunk_index) for chunk_index in chunks]
             for chunk_index, result in zip(chunks, pool.imap(_run_task, tasks)):
                 bar.update(config.chunk_rows(chunk_index))

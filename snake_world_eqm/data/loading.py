@@ -11,7 +11,9 @@ Arrow) and hands the DataLoader whole batches, so a batch costs a few numpy gath
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,17 +58,58 @@ def _is_save_to_disk_folder(path: Path) -> bool:
     return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
 
 
+def _folder_digest(folder: Path) -> str:
+    """SHA-256 over the names and bytes of every visible file of a folder (the card and data/*)."""
+    digest = hashlib.sha256()
+    for file in sorted(folder.rglob("*")):
+        relative = file.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts) or not file.is_file():
+            continue
+        digest.update(relative.as_posix().encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _load_hub_shaped_folder(folder: Path) -> DatasetDict:
+    """`load_dataset(folder)` with a cache keyed by the folder's *content*.
+
+    datasets keys its cache of a local folder on the folder's path and card, so a parquet file truncated or
+    edited after a first load kept being served from the old Arrow copy. Each content gets its own cache
+    folder, and older ones of the same folder are removed, so what is read is what is on disk.
+    """
+    import datasets
+
+    root = Path(datasets.config.HF_DATASETS_CACHE) / "snake_world_eqm_local"
+    per_folder = root / hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    cache_dir = per_folder / _folder_digest(folder)[:16]
+    if per_folder.is_dir():
+        for stale in per_folder.iterdir():
+            if stale != cache_dir:
+                shutil.rmtree(stale, ignore_errors=True)
+    try:
+        return load_dataset(str(folder), cache_dir=str(cache_dir))
+    except datasets.exceptions.NonMatchingSplitsSizesError as error:
+        mismatch = error.args[0] if error.args else ""
+        raise ValueError(f"the data files of {folder} do not match the row counts in its README.md card "
+                         f"(truncated or edited after the build?): {mismatch}") from None
+    except datasets.exceptions.DatasetGenerationError as error:
+        cause = error.__cause__ or error
+        raise ValueError(f"cannot read the data files of {folder}: {type(cause).__name__}: {cause}") from None
+
+
 def _load_any(path_or_repo: str | os.PathLike) -> DatasetDict:
     path = Path(path_or_repo).expanduser()
     if path.is_dir():
         if _is_save_to_disk_folder(path):
             loaded = load_from_disk(str(path))
         else:
-            loaded = load_dataset(str(path))
+            loaded = _load_hub_shaped_folder(path)
     elif path.exists():
         raise ValueError(f"{path} is a file; expected a dataset folder or a Hub repo id")
     elif _looks_like_repo_id(str(path_or_repo)):
-        loaded = load_dataset(_download_repo(str(path_or_repo)))
+        loaded = _load_hub_shaped_folder(Path(_download_repo(str(path_or_repo))))
     else:
         raise FileNotFoundError(f"no dataset folder at {path}, and {str(path_or_repo)!r} is not a Hub repo id")
     if isinstance(loaded, Dataset):

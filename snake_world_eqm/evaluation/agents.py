@@ -211,6 +211,11 @@ def board_heuristic(boards: np.ndarray, food_weight: float, trap_penalty: float,
     return food_term + space_term + tail_term + np.where(trapped | ~has_head, trap_penalty, 0.0)
 
 
+# The search samples up to 3^depth boards per step (4^depth without skip_reverse); depth 50 never finished a
+# step. 5 is 363 samples per searched board, a fraction of a second for the shipped model on CPU.
+MAX_PLANNER_DEPTH = 5
+
+
 class PlannerAgent(Agent):
     """Depth-limited lookahead inside the world model, batched: one `sample` call per depth level.
 
@@ -234,8 +239,9 @@ class PlannerAgent(Agent):
                  space_weight: float = 0.0, tail_weight: float = 0.0,
                  prior_weight: float = 0.05, skip_reverse: bool = True, guard: bool | str = False, seed: int = 0,
                  max_batch: int = 4096) -> None:
-        if depth < 1:
-            raise ValueError(f"planner depth must be at least 1, got {depth}")
+        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or not 1 <= depth <= MAX_PLANNER_DEPTH:
+            raise ValueError(f"planner depth must be an integer from 1 to {MAX_PLANNER_DEPTH}, got {depth!r} "
+                             f"(the search grows as 3^depth samples per board)")
         self.model = model.eval()
         self.depth, self.num_steps, self.adaptive_threshold = depth, num_steps, adaptive_threshold
         self.discount, self.food_value, self.death_value = discount, food_value, death_value

@@ -11,6 +11,14 @@ from pathlib import Path
 
 import torch
 
+from snake_world_eqm.argtypes import (
+    check_output_file,
+    check_output_folder,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from snake_world_eqm.evaluation.agents import MAX_PLANNER_DEPTH
 from snake_world_eqm.evaluation.evaluate import FIXED_STEP_COUNTS, EvalConfig, evaluate, json_ready
 
 AGENT_NAMES = ("eqm", "planner", "baseline", "expert", "random")
@@ -27,23 +35,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-rows", type=int, default=1000, help="held-out rows measured (episode order)")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--games", type=int, default=100, help="seeded closed-loop games per agent")
-    parser.add_argument("--play-seed", type=int, default=1000, help="game i uses seed play_seed + i")
+    parser.add_argument("--play-seed", type=non_negative_int, default=1000, help="game i uses seed play_seed + i")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="step cap per game (default: 20 x cells, 2,000 on 10x10: enough to fill the board)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling noise seed")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="sampling noise seed")
     parser.add_argument("--agents", default=",".join(AGENT_NAMES), help="comma-separated agents to play")
-    parser.add_argument("--planner-depth", type=int, default=2)
+    parser.add_argument("--planner-depth", type=int, default=2, help=f"1..{MAX_PLANNER_DEPTH}")
     parser.add_argument("--planner-mode", default="guard", choices=("guard", "trap", "search"),
                         help="guard: take the EqM action unless its own predicted board is a death, then search; "
                         "trap: also search when that board cuts the tail off; search: always search all actions")
     parser.add_argument("--fixed-steps", default=",".join(map(str, FIXED_STEP_COUNTS)))
     parser.add_argument("--thresholds", default=None, help="comma-separated adaptive thresholds (default: "
                         "half, one and two times the median gradient norms reached at fixed step counts)")
-    parser.add_argument("--adaptive-max-steps", type=int, default=20)
-    parser.add_argument("--spread-seeds", type=int, default=4, help="noise seeds for the spread signal")
+    parser.add_argument("--adaptive-max-steps", type=positive_int, default=20)
+    parser.add_argument("--spread-seeds", type=positive_int, default=4, help="noise seeds for the spread signal")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-progress", action="store_true")
     return parser
+
+
+def planner_depth(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_PLANNER_DEPTH:
+        raise argparse.ArgumentTypeError(f"the planner searches 3^depth boards per step; {value} > the ceiling "
+                                         f"{MAX_PLANNER_DEPTH}")
+    return value
 
 
 def _int_list(text: str, flag: str) -> tuple[int, ...]:
@@ -66,13 +82,16 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> EvalConfig:
     thresholds = None
     if args.thresholds:
         try:
-            thresholds = tuple(float(part) for part in args.thresholds.split(","))
-        except ValueError:
-            raise SystemExit(f"--thresholds must be comma-separated numbers, got {args.thresholds!r}") from None
+            thresholds = tuple(positive_float(part) for part in args.thresholds.split(","))
+        except argparse.ArgumentTypeError:
+            raise SystemExit(f"--thresholds must be comma-separated positive numbers, got {args.thresholds!r}") from None
     for flag, value in (("--games", args.games), ("--max-steps", args.max_steps), ("--max-rows", args.max_rows),
                         ("--batch-size", args.batch_size), ("--planner-depth", args.planner_depth)):
         if value is not None and value < 1:
             raise SystemExit(f"{flag} must be at least 1, got {value}")
+    if args.planner_depth > MAX_PLANNER_DEPTH:
+        raise SystemExit(f"--planner-depth {args.planner_depth}: the planner searches 3^depth boards per step; "
+                         f"the ceiling is {MAX_PLANNER_DEPTH}")
     return EvalConfig(split=args.split, max_rows=args.max_rows, batch_size=args.batch_size, games=args.games,
                       play_seed=args.play_seed, max_steps=args.max_steps, sample_seed=args.seed, agents=agents,
                       planner_depth=args.planner_depth, planner_mode=args.planner_mode, fixed_steps=_int_list(args.fixed_steps, "--fixed-steps"),
@@ -99,8 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     # Trained weights produce subnormal floats that make CPU convolutions several times slower.
     torch.set_flush_denormal(True)
 
-    model, baseline = load_models(args.model, args.baseline, args.device)
-    dataset = load_snake_dataset(args.dataset, split=args.split)
+    # Everything that can fail on bad input fails here, in one line, before minutes of evaluation.
+    try:
+        check_output_file(args.json, "--json")
+        check_output_folder(args.plots, "--plots")
+        model, baseline = load_models(args.model, args.baseline, args.device)
+        dataset = load_snake_dataset(args.dataset, split=args.split)
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f"snake-eqm evaluate: error: {error}", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     result = evaluate(model, dataset, baseline=baseline, cfg=cfg, progress=not args.no_progress)
     result["config"]["model"], result["config"]["dataset"] = args.model, args.dataset

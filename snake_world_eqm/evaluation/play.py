@@ -15,7 +15,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from snake_world_eqm.argtypes import (
+    check_output_file,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
 from snake_world_eqm.evaluation.agents import (
+    MAX_PLANNER_DEPTH,
     Agent,
     BaselineAgent,
     EqMAgent,
@@ -24,6 +31,7 @@ from snake_world_eqm.evaluation.agents import (
     RandomAgent,
     sample_model,
 )
+from snake_world_eqm.evaluation.cli import planner_depth
 from snake_world_eqm.game.encoding import EMPTY, FOOD, HEAD_ALONE, HEAD_LEFT, TAIL
 
 MODEL_AGENTS = ("eqm", "planner", "baseline")
@@ -37,16 +45,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "planner and --show-prediction; for baseline, the baseline's folder)")
     parser.add_argument("--agent", default="eqm", choices=("eqm", "planner", "baseline", "expert", "random"))
     parser.add_argument("--gif", default=None, help="write the game to this GIF instead of the terminal")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-steps", type=int, default=500)
-    parser.add_argument("--height", type=int, default=10, help="board size when no model gives it")
-    parser.add_argument("--width", type=int, default=10)
-    parser.add_argument("--planner-depth", type=int, default=2)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--max-steps", type=positive_int, default=500)
+    parser.add_argument("--height", type=board_size, default=10, help="board size when no model gives it")
+    parser.add_argument("--width", type=board_size, default=10)
+    parser.add_argument("--planner-depth", type=planner_depth, default=2, help=f"1..{MAX_PLANNER_DEPTH}")
     parser.add_argument("--planner-mode", default="guard", choices=("guard", "trap", "search"))
     parser.add_argument("--show-prediction", action="store_true")
-    parser.add_argument("--delay", type=float, default=0.1, help="seconds between terminal frames")
-    parser.add_argument("--frame-ms", type=int, default=120, help="GIF frame duration")
+    parser.add_argument("--delay", type=non_negative_float, default=0.1, help="seconds between terminal frames")
+    parser.add_argument("--frame-ms", type=positive_int, default=120, help="GIF frame duration")
     return parser
+
+
+def board_size(text: str) -> int:
+    from snake_world_eqm.game.rules import MAX_BOARD_SIZE, MIN_BOARD_SIZE
+
+    value = positive_int(text)
+    if not MIN_BOARD_SIZE <= value <= MAX_BOARD_SIZE:
+        raise argparse.ArgumentTypeError(f"board sizes run from {MIN_BOARD_SIZE} to {MAX_BOARD_SIZE}, got {value}")
+    return value
 
 
 def board_to_rgb(board: np.ndarray, cell: int = 16) -> np.ndarray:
@@ -141,7 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     # Trained weights produce subnormal floats that make CPU convolutions several times slower.
     torch.set_flush_denormal(True)
-    model = load_model(args.model, args.agent)
+    try:
+        check_output_file(args.gif, "--gif")
+        model = load_model(args.model, args.agent)
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f"snake-eqm play: error: {error}", file=sys.stderr)
+        return 2
     if args.show_prediction and (model is None or args.agent == "baseline"):
         raise SystemExit("--show-prediction needs --model with a world model (agent eqm, planner, expert or random)")
     height = model.config.board_height if model is not None else args.height

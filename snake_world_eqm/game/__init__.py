@@ -1,6 +1,12 @@
 """The game of Snake, defined once: rules, encoding, batched engine, experts, symmetries, rendering, env."""
 
-from snake_world_eqm.game.batched import BatchedSnakeGames, batched_step, batched_successors
+from snake_world_eqm.game.batched import (
+    BatchedSnakeGames,
+    batched_step,
+    batched_successors,
+    checked_batched_step,
+    legal_boards,
+)
 from snake_world_eqm.game.encoding import (
     BODY_DOWN,
     BODY_LEFT,
@@ -50,7 +56,7 @@ __all__ = [
     "ACTION_NAMES", "BODY_DOWN", "BODY_LEFT", "BODY_RIGHT", "BODY_UP", "CELL_NAMES", "DEATH_EVENTS",
     "DELTAS", "EMPTY", "EVENT_NAMES", "FOOD", "HEAD_ALONE", "HEAD_DOWN", "HEAD_LEFT", "HEAD_RIGHT",
     "HEAD_UP", "MAX_BOARD_SIZE", "MIN_BOARD_SIZE", "NUM_ACTIONS", "NUM_CELL_CLASSES", "NUM_SYMMETRIES",
-    "REWARD_DEATH", "REWARD_EAT", "TAIL", "Action", "BatchedSnakeGames", "Event",
+    "REWARD_DEATH", "REWARD_EAT", "TAIL", "Action", "BatchedSnakeGames", "Event", "checked_batched_step", "legal_boards",
     "IllegalObservationError", "SnakeState", "StepResult", "batched_step", "batched_successors",
     "decode_observation", "encode_observation", "inverse_symmetry", "is_terminal_observation",
     "mask_food", "new_game", "step", "terminal_observation", "transform_action", "transform_board",

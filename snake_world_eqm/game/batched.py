@@ -18,8 +18,10 @@ from snake_world_eqm.game.encoding import (
     HEAD_LEFT,
     HEAD_UP,
     TAIL,
+    IllegalObservationError,
     check_observation_array,
     encode_observation,
+    validate_observation,
 )
 from snake_world_eqm.game.rules import (
     DELTAS,
@@ -60,6 +62,64 @@ def find_heads(flat: np.ndarray) -> np.ndarray:
     return np.argmax((flat >= HEAD_ALONE) & (flat <= HEAD_LEFT), axis=1)
 
 
+def legal_boards(obs: np.ndarray) -> np.ndarray:
+    """(B,) bool: each board is legal (one snake whose pointer chain runs from its single head to its tail
+    through every snake cell, one food unless the snake fills the board) or is the all-EMPTY terminal board.
+
+    The vectorised twin of :func:`~snake_world_eqm.game.encoding.validate_observation` (which says *why* a
+    board is illegal); it walks all chains at once, one cell per iteration.
+    """
+    obs = as_batch(obs)
+    batch, height, width = obs.shape
+    cells = height * width
+    flat = obs.reshape(batch, cells).astype(np.int64)
+    rows = np.arange(batch)
+    snake = flat >= HEAD_ALONE
+    length = snake.sum(axis=1)
+    heads = (flat >= HEAD_ALONE) & (flat <= HEAD_LEFT)
+    food = (flat == FOOD).sum(axis=1)
+    terminal = length == 0
+    shape_ok = (heads.sum(axis=1) == 1) & ((food == 1) | ((food == 0) & (length == cells)))
+    cell = np.argmax(heads, axis=1)
+    visited = np.ones(batch, dtype=np.int64)
+    # A lone head ends the chain at once; every other chain must reach the (single) TAIL.
+    ended = flat[rows, cell] == HEAD_ALONE
+    walking = shape_ok & ~ended
+    for _ in range(cells):
+        if not walking.any():
+            break
+        index = np.flatnonzero(walking)
+        direction = (flat[index, cell[index]] - HEAD_UP) % NUM_ACTIONS
+        r, c = cell[index] // width + _DR[direction], cell[index] % width + _DC[direction]
+        inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+        nxt = np.clip(r, 0, height - 1) * width + np.clip(c, 0, width - 1)
+        code = flat[index, nxt]
+        body = inside & (code >= BODY_UP)  # BODY_* or TAIL: heads and empty/food cells break the chain
+        walking[index[~body]] = False
+        cell[index[body]] = nxt[body]
+        visited[index[body]] += 1
+        at_tail = body & (code == TAIL)
+        ended[index[at_tail]] = True
+        walking[index[at_tail]] = False
+    # A cycle never reaches the tail; a chain that reaches it visited distinct cells, so counting suffices.
+    return terminal | (shape_ok & ended & (visited == length))
+
+
+def checked_batched_step(
+    obs: np.ndarray, actions: object, rng: None | int | np.random.Generator = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`batched_step` after checking that every board is legal (or terminal); raises on the first that is not."""
+    boards = as_batch(obs)
+    bad = np.flatnonzero(~legal_boards(boards))
+    if bad.size:
+        try:
+            validate_observation(boards[bad[0]], allow_terminal=True)
+        except IllegalObservationError as error:
+            raise IllegalObservationError(f"board {int(bad[0])} of the batch is illegal: {error}") from None
+        raise IllegalObservationError(f"board {int(bad[0])} of the batch is illegal")
+    return batched_step(boards, actions, rng)
+
+
 def batched_step(
     obs: np.ndarray, actions: object, rng: None | int | np.random.Generator = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -67,6 +127,10 @@ def batched_step(
 
     Deaths give the all-EMPTY board; a terminal board given as input stays terminal
     (event NONE, reward 0, terminated True).
+
+    Unchecked for legality (the hot path of data generation): shapes, dtypes, cell codes and actions are
+    checked, but an illegal board (two heads, a broken body) gives an unspecified result. Use
+    :func:`checked_batched_step` (or :func:`legal_boards`) on boards that did not come from the engine.
     """
     obs = as_batch(obs)
     batch, height, width = obs.shape

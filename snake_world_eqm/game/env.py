@@ -61,7 +61,9 @@ class SnakeEnv(gym.Env):
     def step(self, action):
         if self._done or self.state is None:
             raise RuntimeError("the episode is over; call reset() before step()")
-        result = step(self.state, int(action), self.np_random)
+        if isinstance(action, np.ndarray) and action.shape == ():
+            action = action.item()  # a 0-d array from a vectorised caller
+        result = step(self.state, action, self.np_random)  # checks the action: 2.5 or True is refused
         self.state, self._board = result.state, result.observation
         self._steps += 1
         truncated = not result.terminated and self.max_steps is not None and self._steps >= self.max_steps

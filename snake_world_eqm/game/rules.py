@@ -86,6 +86,14 @@ def check_action(action: int) -> int:
     return int(action)
 
 
+def _as_cell(cell: object) -> Cell:
+    row, col = cell  # a pair, or TypeError/ValueError
+    for value in (row, col):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{value!r} in {tuple(cell)!r} is not an integer")
+    return int(row), int(col)
+
+
 @dataclass(frozen=True)
 class SnakeState:
     """A legal Snake position. ``body`` is head first; ``food`` is None only on a full board.
@@ -99,10 +107,10 @@ class SnakeState:
     food: Cell | None
 
     def __post_init__(self) -> None:
-        # Normalise numpy ints and lists so equality and hashing behave.
+        # Normalise numpy ints and lists so equality and hashing behave; 1.7 must not silently become 1.
         try:
-            body = tuple((int(r), int(c)) for r, c in self.body)
-            food = None if self.food is None else (int(self.food[0]), int(self.food[1]))
+            body = tuple(_as_cell(cell) for cell in self.body)
+            food = None if self.food is None else _as_cell(self.food)
         except (TypeError, ValueError) as error:
             raise ValueError(f"body and food must be (row, col) pairs of ints: {error}") from None
         object.__setattr__(self, "body", body)

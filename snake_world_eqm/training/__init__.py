@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+import signal
 import sys
 
 from .args import TrainingSetupError, build_parser
@@ -28,11 +29,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
     for noisy in ("httpx", "urllib3", "datasets", "huggingface_hub", "accelerate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from .loop import NonFiniteLossError
+
     try:
-        run(argv)
+        summary = run(argv)
     except TrainingSetupError as error:
         print(f"snake-eqm train: error: {error}", file=sys.stderr)
         return 2
+    except NonFiniteLossError as error:
+        print(f"snake-eqm train: error: {error}", file=sys.stderr)
+        return 1
     except SystemExit as exit_:  # argparse: --help (0) or a bad flag (2, message already printed)
         return int(exit_.code or 0)
+    if summary.get("stop_signal"):  # stopped cleanly by SIGINT/SIGTERM: the shell's convention, 128 + signal
+        return 128 + signal.Signals[summary["stop_signal"]].value
     return 0

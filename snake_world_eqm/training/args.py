@@ -161,8 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group("checkpoints, evaluation and logging")
     run.add_argument("--output-dir", default="outputs/models/snake_world_eqm")
     run.add_argument("--save-every", type=_positive_int, default=500, help="checkpoint every N optimizer steps")
-    run.add_argument("--checkpoints-total-limit", type=_positive_int, default=None,
-                     help="keep only the newest N checkpoints")
+    run.add_argument("--overwrite-output-dir", action="store_true",
+                     help="start a new run in an OUTPUT_DIR that holds another run (its outputs are removed)")
+    run.add_argument("--checkpoints-total-limit", type=_positive_int, default=3,
+                     help="keep only the newest N checkpoints (a checkpoint of a small model is ~6 MB)")
     run.add_argument("--resume-from-checkpoint", default=None, metavar="latest|PATH",
                      help="'latest' (newest complete checkpoint in OUTPUT_DIR/checkpoints; fresh start if none) or a path")
     run.add_argument("--eval-every", type=_positive_int, default=500, help="validate every N optimizer steps")

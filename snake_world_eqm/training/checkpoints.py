@@ -36,13 +36,50 @@ def complete_checkpoints(root: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def latest_checkpoint(root: str | Path) -> Path | None:
+def latest_checkpoint(root: str | Path, run_id: str | None = None) -> Path | None:
+    """The newest complete checkpoint; with `run_id`, the newest of that run (others are another run's)."""
     found = complete_checkpoints(root)
+    if run_id is not None:
+        found = [(step, path) for step, path in found if _run_id_of(path) == run_id]
     return found[-1][1] if found else None
 
 
+def _run_id_of(checkpoint: Path) -> str | None:
+    return read_state(checkpoint).get("run_id")  # an unreadable state is an error, not "another run"
+
+
 def read_state(checkpoint: str | Path) -> dict[str, Any]:
-    return json.loads((Path(checkpoint) / STATE_FILE).read_text())
+    """The loop state of a checkpoint; ValueError naming the file when it is unreadable."""
+    path = Path(checkpoint) / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"checkpoint file {path} is corrupt or unreadable: {error}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("loop"), dict):
+        raise ValueError(f"checkpoint file {path} is corrupt: no 'loop' state in it")
+    return state
+
+
+def check_checkpoint_files(checkpoint: str | Path) -> None:
+    """Open every weights/optimizer file of a checkpoint far enough to find truncation; ValueError names the file.
+
+    safetensors headers are parsed; torch's files (optimizer.bin, scheduler.bin, *.pkl) are zip archives
+    whose central directory sits at the end, so a truncated one fails `zipfile`'s check."""
+    import zipfile
+
+    from safetensors import safe_open
+
+    for path in sorted(Path(checkpoint).rglob("*")):
+        if not path.is_file():
+            continue
+        try:
+            if path.suffix == ".safetensors":
+                with safe_open(str(path), framework="pt") as handle:
+                    handle.keys()
+            elif path.suffix in (".bin", ".pt", ".pth", ".pkl") and not zipfile.is_zipfile(path):
+                raise ValueError("not a complete torch archive (truncated?)")
+        except Exception as error:  # noqa: BLE001  (SafetensorError, OSError, ValueError: all "this file is bad")
+            raise ValueError(f"checkpoint file {path} is corrupt: {error}") from None
 
 
 def remove_partial(root: str | Path) -> None:

@@ -7,6 +7,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -15,11 +17,24 @@ from typing import Any
 
 import torch
 
+from snake_world_eqm.processes import capped_workers
+
 from . import checkpoints as ckpt
 from .args import TrainingSetupError, hparams_for_trackers, resolve_trackers, validate_args
 from .data import collate_rows, forward_columns, load_splits, make_eval_loader, make_train_loader
 from .model_setup import build_config, build_model, model_classes, resolve_model_kind
-from .outputs import JsonlLog, command_line, save_final_model, save_model_folder
+from .outputs import (
+    RUN_RESULTS,
+    JsonlLog,
+    clear_run_outputs,
+    command_line,
+    new_run_id,
+    read_run_id,
+    run_artifacts,
+    save_final_model,
+    save_model_folder,
+    write_run_file,
+)
 from .validation import BASELINE_METRICS, EQM_METRICS, _loss_components, validate
 
 logger = logging.getLogger("snake_world_eqm.training")
@@ -59,6 +74,7 @@ def prepare_run(args: argparse.Namespace) -> RunSetup:
     _check_best_metric(args)
     trackers = resolve_trackers(args.report_to, args.wandb)
     resume_from = _resolve_resume(args)
+    _check_output_dir(args, resume_from)
     splits = load_splits(args.dataset, args.model, args.train_split, args.eval_split,
                          args.max_train_samples, args.max_eval_samples)
     config = build_config(args, splits.board_height, splits.board_width, saved_config)
@@ -74,20 +90,66 @@ def _check_best_metric(args: argparse.Namespace) -> None:
 
 
 def _resolve_resume(args: argparse.Namespace) -> Path | None:
+    """The checkpoint to resume, checked file by file; `latest` only looks at OUTPUT_DIR's own run."""
     if args.resume_from_checkpoint is None:
         return None
-    if args.resume_from_checkpoint == "latest":
-        path = ckpt.latest_checkpoint(ckpt.checkpoints_dir(args.output_dir))
-        if path is None:
-            logger.warning("--resume-from-checkpoint latest: no complete checkpoint in %s; starting fresh",
-                           ckpt.checkpoints_dir(args.output_dir))
-            return None
-    else:
-        path = Path(args.resume_from_checkpoint)
-    saved = ckpt.read_state(path)
+    try:
+        if args.resume_from_checkpoint == "latest":
+            run_id = None if getattr(args, "overwrite_output_dir", False) else read_run_id(args.output_dir)
+            path = ckpt.latest_checkpoint(ckpt.checkpoints_dir(args.output_dir), run_id=run_id)
+            if path is None:
+                logger.warning("--resume-from-checkpoint latest: no complete checkpoint of this run in %s; "
+                               "starting fresh", ckpt.checkpoints_dir(args.output_dir))
+                return None
+        else:
+            path = Path(args.resume_from_checkpoint)
+        saved = ckpt.read_state(path)
+        ckpt.check_checkpoint_files(path)
+    except ValueError as error:
+        raise TrainingSetupError(str(error)) from None
     if saved.get("model_kind", args.model) != args.model:
         raise TrainingSetupError(f"checkpoint {path} is of --model {saved['model_kind']}, not {args.model}")
+    args.run_id = saved.get("run_id") or new_run_id()  # a resumed run keeps its id
     return path
+
+
+def _check_output_dir(args: argparse.Namespace, resume_from: Path | None) -> None:
+    """A new run never mixes with another one's outputs: a folder holding a run is refused unless the run is
+    resumed (same run id) or --overwrite-output-dir is given (the old outputs are removed when training starts)."""
+    _check_writable(Path(args.output_dir))
+    source = getattr(args, "model_name_or_path", None)
+    if source is not None and Path(source).exists() and resume_from is None:
+        output, model = Path(args.output_dir).resolve(), Path(source).resolve()
+        if model == output or output in model.parents:
+            raise TrainingSetupError(f"--model-name-or-path {source} lies in --output-dir {args.output_dir}: a new "
+                                     "run there would replace the model it starts from; choose another --output-dir")
+    if getattr(args, "overwrite_output_dir", False):
+        args.run_id = getattr(args, "run_id", None) or new_run_id()
+        return
+    present = [name for name in run_artifacts(args.output_dir) if name in RUN_RESULTS or name.startswith("model-")]
+    try:
+        owner = read_run_id(args.output_dir)
+    except ValueError as error:
+        raise TrainingSetupError(str(error)) from None
+    if resume_from is None and present:
+        raise TrainingSetupError(
+            f"--output-dir {args.output_dir} already holds a run ({', '.join(present[:4])}"
+            f"{', ...' if len(present) > 4 else ''}); pass --resume-from-checkpoint latest to continue it or "
+            "--overwrite-output-dir to replace it")
+    if resume_from is not None and owner is not None and owner != args.run_id:
+        raise TrainingSetupError(
+            f"--output-dir {args.output_dir} holds run {owner}, but checkpoint {resume_from} is of run "
+            f"{args.run_id}; resume into its own output dir or pass --overwrite-output-dir")
+    args.run_id = getattr(args, "run_id", None) or new_run_id()
+
+
+def _check_writable(output_dir: Path) -> None:
+    """The run could save there: the nearest existing folder on the path is a writable folder (nothing created)."""
+    existing = next((p for p in (output_dir, *output_dir.absolute().parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise TrainingSetupError(f"--output-dir {output_dir}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise TrainingSetupError(f"--output-dir {output_dir}: {existing} is not writable")
 
 
 def _smoke_test(args: argparse.Namespace, config: Any, train: Any) -> None:
@@ -124,8 +186,9 @@ def train(setup: RunSetup) -> dict[str, Any]:
     model = build_model(args, setup.config)
     _, model_cls = model_classes(args.model)
     columns = forward_columns(model_cls, splits.train)
-    train_loader, _ = make_train_loader(splits.train, columns, args.batch_size, args.seed, args.num_workers)
-    eval_loader = make_eval_loader(splits.eval, args.batch_size, args.num_workers) if splits.eval is not None else None
+    num_workers = capped_workers(args.num_workers, "data loader workers")
+    train_loader, _ = make_train_loader(splits.train, columns, args.batch_size, args.seed, num_workers)
+    eval_loader = make_eval_loader(splits.eval, args.batch_size, num_workers) if splits.eval is not None else None
     optimizer = torch.optim.AdamW(_param_groups(model, args.weight_decay), lr=args.learning_rate)
 
     # Prepare the loaders first: their per-process length sets the schedule.
@@ -144,11 +207,18 @@ def train(setup: RunSetup) -> dict[str, Any]:
     log = JsonlLog(output_dir / "train_log.jsonl", accelerator.is_main_process)
     state = LoopState()
     if accelerator.is_main_process:
+        if setup.resume_from is None:  # a new run: the folder holds no results (checked), or --overwrite-output-dir
+            clear_run_outputs(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         ckpt.remove_partial(root)
+        write_run_file(output_dir, args.run_id, getattr(args, "command", None) or command_line())
     if setup.resume_from is not None:
-        accelerator.load_state(str(setup.resume_from))
-        state = LoopState(**ckpt.read_state(setup.resume_from)["loop"])
+        try:
+            accelerator.load_state(str(setup.resume_from))
+            state = LoopState(**ckpt.read_state(setup.resume_from)["loop"])
+        except (ValueError, TypeError, KeyError, RuntimeError, OSError) as error:
+            raise TrainingSetupError(f"checkpoint {setup.resume_from} cannot be loaded: "
+                                     f"{type(error).__name__}: {str(error).splitlines()[0]}") from None
         log.truncate_after(state.global_step)
         if state.batch_in_epoch >= len(train_loader):
             state.epoch, state.batch_in_epoch = state.epoch + 1, 0
@@ -164,13 +234,51 @@ def train(setup: RunSetup) -> dict[str, Any]:
     context.start_samples = state.samples_seen
     progress = tqdm(total=total_steps, initial=state.global_step, desc=f"train {args.model}",
                     disable=args.disable_progress_bar or not accelerator.is_local_main_process, dynamic_ncols=True)
-    stopped_because = _loop(context, train_loader, progress)
-    progress.close()
+    with _StopOnSignal() as stop:
+        context.stop_signal = stop
+        try:
+            stopped_because = _loop(context, train_loader, progress)
+        finally:
+            progress.close()
     summary = _finish(context, stopped_because)
+    if stopped_because == "interrupted":
+        summary["stop_signal"] = signal.Signals(stop.received).name
+        accelerator.print(f"stopped by {summary['stop_signal']} at step {context.state.global_step}: checkpoint and "
+                          f"model saved; continue with --resume-from-checkpoint latest")
     accelerator.end_training()
     if accelerator.num_processes == 1:
         _reset_accelerate_state()
     return summary
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or the gradients became NaN/inf; the run stops, its last good checkpoint stays on disk."""
+
+
+class _StopOnSignal:
+    """SIGINT/SIGTERM ask the loop to stop after the current step (checkpoint, final model, clean exit);
+    a second signal acts as usual. Only the main thread can install handlers; elsewhere this is a no-op."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signum
+        for sig, handler in self._previous.items():  # a second Ctrl-C interrupts at once
+            signal.signal(sig, handler)
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def _reset_accelerate_state() -> None:
@@ -200,6 +308,7 @@ class _Context:
         self.window = _Window()
         self.batches_per_epoch = 1
         self.start_samples = 0  # samples_seen when this invocation started (a resume starts above 0)
+        self.stop_signal: _StopOnSignal | None = None
 
 
 class _Window:
@@ -246,9 +355,13 @@ def _train_batch(ctx: _Context, batch: dict[str, torch.Tensor]) -> bool:
     with acc.accumulate(ctx.model):
         with acc.autocast():
             out = ctx.model(**{name: batch[name] for name in ctx.columns})
+        _stop_if_not_finite(ctx, out.loss, "loss")
         acc.backward(out.loss)
-        if acc.sync_gradients and args.gradient_clip > 0:
-            acc.clip_grad_norm_(ctx.model.parameters(), args.gradient_clip)
+        if acc.sync_gradients:
+            # max_norm=inf measures without clipping; fp16's loss scaler makes (and skips) inf steps by design.
+            norm = acc.clip_grad_norm_(ctx.model.parameters(), args.gradient_clip or float("inf"))
+            if acc.mixed_precision != "fp16" and norm is not None:
+                _stop_if_not_finite(ctx, torch.as_tensor(norm), "gradient norm")
         ctx.optimizer.step()
         ctx.scheduler.step()
         ctx.optimizer.zero_grad(set_to_none=True)
@@ -263,6 +376,21 @@ def _train_batch(ctx: _Context, batch: dict[str, torch.Tensor]) -> bool:
         state.global_step += 1
         return True
     return False
+
+
+def _stop_if_not_finite(ctx: _Context, value: torch.Tensor, what: str) -> None:
+    """Raise NonFiniteLossError before a NaN/inf reaches the weights (every process agrees, so none hangs)."""
+    bad = torch.tensor([0.0 if bool(torch.isfinite(value.detach()).all()) else 1.0], device=ctx.accelerator.device)
+    if ctx.accelerator.num_processes > 1:
+        bad = ctx.accelerator.reduce(bad, reduction="sum")
+    if float(bad.sum()) == 0:
+        return
+    ctx.optimizer.zero_grad(set_to_none=True)
+    last = ckpt.latest_checkpoint(ctx.root, run_id=getattr(ctx.args, "run_id", None))
+    kept = f"the last good checkpoint is {last}" if last is not None else "no checkpoint was written yet"
+    raise NonFiniteLossError(
+        f"the {what} became {float(value.detach().float().reshape(-1)[0])} at step {ctx.state.global_step + 1}; "
+        f"training stopped and {kept} (lower --learning-rate or the loss weights / gradient_multiplier)")
 
 
 def _after_step(ctx: _Context) -> str | None:
@@ -282,12 +410,15 @@ def _after_step(ctx: _Context) -> str | None:
 def _stop_reason(ctx: _Context) -> str | None:
     if ctx.state.global_step >= ctx.total_steps:
         return "max_steps" if ctx.args.max_steps else "epochs"
-    if ctx.args.max_train_minutes is None:
-        return None
-    over = (time.monotonic() - ctx.invocation_start) / 60.0 >= ctx.args.max_train_minutes
-    # Processes must agree, or one would wait forever in the next collective.
-    flag = ctx.accelerator.reduce(torch.tensor([float(over)], device=ctx.accelerator.device), reduction="sum")
-    return "time_budget" if float(flag.sum()) > 0 else None
+    signalled = ctx.stop_signal is not None and ctx.stop_signal.received is not None
+    over = ctx.args.max_train_minutes is not None and \
+        (time.monotonic() - ctx.invocation_start) / 60.0 >= ctx.args.max_train_minutes
+    flags = torch.tensor([float(signalled), float(over)], device=ctx.accelerator.device)
+    if ctx.accelerator.num_processes > 1:  # processes must agree, or one would wait forever in the next collective
+        flags = ctx.accelerator.reduce(flags, reduction="sum")
+    if float(flags[0]) > 0:
+        return "interrupted"
+    return "time_budget" if float(flags[1]) > 0 else None
 
 
 def _log_training(ctx: _Context) -> None:
@@ -342,6 +473,7 @@ def _run_validation(ctx: _Context) -> dict[str, float]:
 def _save_checkpoint(ctx: _Context) -> None:
     payload = {
         "model_kind": ctx.args.model,
+        "run_id": getattr(ctx.args, "run_id", None),
         "loop": asdict(ctx.state),
         "args": vars(ctx.args),
         "config": ctx.setup.config.to_dict(),

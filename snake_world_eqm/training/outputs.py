@@ -4,18 +4,81 @@ OUTPUT_DIR/                 final model (save_pretrained: config.json, model.saf
 OUTPUT_DIR/best/            the best model by --best-metric, same layout
 OUTPUT_DIR/metrics.json     summary: final and best validation metrics, steps, wall time, samples/s
 OUTPUT_DIR/train_log.jsonl  one JSON object per training log and per validation
+OUTPUT_DIR/run.json         the run id (also in every checkpoint): `latest` only resumes this run's checkpoints
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import sys
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from .checkpoints import _fsync_tree, replace_dir
+
+RUN_FILE = "run.json"
+# What a run writes at the root of OUTPUT_DIR; a folder holding any of these belongs to a run.
+RUN_ARTIFACTS = ("checkpoints", "best", "logs", RUN_FILE, "config.json", "model.safetensors",
+                 "model.safetensors.index.json", "generation_config.json", "README.md", "metrics.json",
+                 "train_log.jsonl", "training_curves.png", "configuration_snake_world_eqm.py",
+                 "modeling_snake_world_eqm.py", "eqm.py")
+
+
+# The results of a run: a new run must not overwrite or mix with these. The rest (run.json, logs, the curve of a
+# run killed before its first checkpoint) is only bookkeeping, cleared when a new run starts.
+RUN_RESULTS = ("checkpoints", "best", "config.json", "model.safetensors", "model.safetensors.index.json",
+               "metrics.json")
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def read_run_id(output_dir: str | Path) -> str | None:
+    """The run id recorded in OUTPUT_DIR/run.json, or None (no run yet, or a folder from before run ids)."""
+    path = Path(output_dir) / RUN_FILE
+    if not path.is_file():
+        return None
+    try:
+        return str(json.loads(path.read_text())["run_id"])
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is corrupt ({error}); pass --overwrite-output-dir to start a new run there") from None
+
+
+def write_run_file(output_dir: str | Path, run_id: str, command: str) -> None:
+    path = Path(output_dir) / RUN_FILE
+    tmp = path.with_name(f".tmp-{RUN_FILE}")
+    tmp.write_text(json.dumps({"run_id": run_id, "command": command, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+                              indent=2))
+    os.replace(tmp, path)
+
+
+def run_artifacts(output_dir: str | Path) -> list[str]:
+    """Names of the run outputs present in OUTPUT_DIR (empty for a new or unrelated folder)."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return []
+    present = [name for name in RUN_ARTIFACTS if (folder / name).exists()]
+    if "checkpoints" in present and not any(not p.name.startswith(".") for p in (folder / "checkpoints").iterdir()):
+        present.remove("checkpoints")  # only leftovers of an interrupted write: nothing of a run to protect
+    present += sorted(p.name for p in folder.glob("model-*-of-*.safetensors"))
+    return present
+
+
+def clear_run_outputs(output_dir: str | Path) -> None:
+    """Remove a previous run's outputs (only the names a run writes; other files stay), so two runs never mix."""
+    folder = Path(output_dir)
+    for name in run_artifacts(folder) + [p.name for p in folder.glob(".tmp-*")]:
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 class JsonlLog:
