@@ -122,7 +122,7 @@ class Plan:
     boards: np.ndarray  # (k, H, W)
     status: int
 
-    def shifted(self) -> "Plan | None":
+    def shifted(self) -> Plan | None:
         return Plan(self.actions[1:], self.boards[1:], self.status) if self.actions.size > 1 else None
 
 
@@ -205,6 +205,20 @@ def tail_cut_off(boards: np.ndarray) -> np.ndarray:
     return ~escape_search(boards)[1]
 
 
+def grid_distances(sources: np.ndarray, passable: np.ndarray) -> np.ndarray:
+    """(N, H, W) breadth-first steps from the `sources` cells through `passable` cells; -1 where unreachable."""
+    distance = np.where(sources, 0, -1)
+    visited, frontier = sources.copy(), sources.copy()
+    for step in range(1, sources.shape[1] * sources.shape[2] + 1):
+        grown = _shift(frontier, -1, 0) | _shift(frontier, 1, 0) | _shift(frontier, 0, -1) | _shift(frontier, 0, 1)
+        frontier = grown & passable & ~visited
+        if not frontier.any():
+            break
+        distance[frontier] = step
+        visited |= frontier
+    return distance
+
+
 def tail_following_actions(boards: np.ndarray) -> np.ndarray:
     """(N,) the move that keeps following the tail the long way round, read off (imagined) boards.
 
@@ -216,16 +230,7 @@ def tail_following_actions(boards: np.ndarray) -> np.ndarray:
     if count == 0:
         return np.zeros(0, dtype=np.int64)
     tail = boards == TAIL
-    passable = (boards == EMPTY) | (boards == FOOD) | tail
-    distance = np.where(tail, 0, -1)
-    visited, frontier = tail.copy(), tail.copy()
-    for step in range(1, height * width + 1):
-        grown = _shift(frontier, -1, 0) | _shift(frontier, 1, 0) | _shift(frontier, 0, -1) | _shift(frontier, 0, 1)
-        frontier = grown & passable & ~visited
-        if not frontier.any():
-            break
-        distance[frontier] = step
-        visited |= frontier
+    distance = grid_distances(tail, (boards == EMPTY) | (boards == FOOD) | tail)
     flat_head = ((boards >= HEAD_ALONE) & (boards <= HEAD_LEFT)).reshape(count, -1).argmax(axis=1)
     head_row, head_col = flat_head // width, flat_head % width
     rows = np.arange(count)
@@ -511,3 +516,48 @@ def imagined_risk(planner: ModelPlanner, boards: np.ndarray, horizon: int) -> np
     alive = ~died & ~lost
     score[alive] = ~escapes[alive] * 1.0 + (1.0 - room[alive]) * 0.5
     return score
+
+
+# ---- command-line flags (shared by `snake-eqm play` and `snake-eqm evaluate`) ---------------------------
+
+PLANNER_FLAGS = {  # flag -> (PlannerConfig field, type, help)
+    "--planner-horizon": ("horizon", int, f"imagined steps per line (default {PlannerConfig.horizon})"),
+    "--planner-rollouts": ("rollouts", int, "model-play lines per first action in a search "
+                           f"(default {PlannerConfig.rollouts}; "
+                           "one tail-following line is added)"),
+    "--planner-gate": ("gate", str, "risk: search only where the plan is risky or play stalls (default); "
+                       "always: search every move"),
+    "--planner-gate-seeds": ("gate_seeds", int, "extra noise seeds per move; search where they disagree "
+                             f"(default {PlannerConfig.gate_seeds})"),
+    "--planner-num-steps": ("num_steps", int, "sampler steps inside the planner (default: the model's)"),
+}
+
+
+def add_planner_arguments(parser) -> None:
+    """The planner's knobs as flags; left out, `PlannerConfig`'s defaults (the best measured) apply."""
+    group = parser.add_argument_group("planner (defaults: the best measured planner)")
+    for flag, (_, kind, text) in PLANNER_FLAGS.items():
+        group.add_argument(flag, type=kind, default=None, help=text)
+
+
+def planner_options_from_args(args) -> dict:
+    """PlannerConfig overrides from parsed flags; a bad value exits with a one-line error."""
+    options = {name: getattr(args, flag[2:].replace("-", "_")) for flag, (name, _, _) in PLANNER_FLAGS.items()}
+    options = {name: value for name, value in options.items() if value is not None}
+    try:
+        PlannerConfig(**options)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    return options
+
+
+def add_thread_argument(parser) -> None:
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: batch-1 play is fastest on one thread, and far "
+                        "slower with many on a busy machine)")
+
+
+def set_threads(count: int) -> None:
+    if count < 1:
+        raise SystemExit(f"--threads must be at least 1, got {count}")
+    torch.set_num_threads(count)

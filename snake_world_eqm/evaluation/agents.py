@@ -11,7 +11,6 @@ import inspect
 import numpy as np
 import torch
 
-from snake_world_eqm.evaluation.metrics import is_terminal, snake_lengths
 from snake_world_eqm.game.encoding import EMPTY, FOOD, HEAD_ALONE, HEAD_LEFT, HEAD_UP, TAIL
 
 NUM_ACTIONS = 4

@@ -25,6 +25,12 @@ from snake_world_eqm.evaluation.agents import (
     sample_model,
 )
 from snake_world_eqm.game.encoding import EMPTY, FOOD, HEAD_ALONE, HEAD_LEFT, TAIL
+from snake_world_eqm.planning import (
+    add_planner_arguments,
+    add_thread_argument,
+    planner_options_from_args,
+    set_threads,
+)
 
 MODEL_AGENTS = ("eqm", "planner", "baseline")
 # Fallback colours by cell code for predicted boards the renderer rejects (illegal predictions).
@@ -41,11 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-steps", type=int, default=500)
     parser.add_argument("--height", type=int, default=10, help="board size when no model gives it")
     parser.add_argument("--width", type=int, default=10)
-    parser.add_argument("--planner-depth", type=int, default=2)
-    parser.add_argument("--planner-mode", default="guard", choices=("guard", "trap", "search"))
     parser.add_argument("--show-prediction", action="store_true")
     parser.add_argument("--delay", type=float, default=0.1, help="seconds between terminal frames")
     parser.add_argument("--frame-ms", type=int, default=120, help="GIF frame duration")
+    add_planner_arguments(parser)
+    add_thread_argument(parser)
     return parser
 
 
@@ -91,15 +97,13 @@ def _ansi_or_codes(board: np.ndarray) -> str:
         return "\n".join(" ".join(f"{int(c):2d}" for c in row) for row in board) + "\n(illegal board)"
 
 
-def make_agent(name: str, model, planner_depth: int, seed: int, planner_mode: str = "guard") -> Agent:
+def make_agent(name: str, model, seed: int, planner_options: dict | None = None) -> Agent:
     if name in MODEL_AGENTS and model is None:
         raise SystemExit(f"--agent {name} needs --model")
     if name == "eqm":
         return EqMAgent(model, seed=seed)
     if name == "planner":
-        from snake_world_eqm.evaluation.evaluate import planner_guard
-
-        return PlannerAgent(model, depth=planner_depth, guard=planner_guard(planner_mode), seed=seed)
+        return PlannerAgent(model, **{"seed": seed, **(planner_options or {})})
     if name == "baseline":
         return BaselineAgent(model)
     return ExpertAgent() if name == "expert" else RandomAgent(seed)
@@ -141,12 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     # Trained weights produce subnormal floats that make CPU convolutions several times slower.
     torch.set_flush_denormal(True)
+    set_threads(args.threads)
     model = load_model(args.model, args.agent)
     if args.show_prediction and (model is None or args.agent == "baseline"):
         raise SystemExit("--show-prediction needs --model with a world model (agent eqm, planner, expert or random)")
     height = model.config.board_height if model is not None else args.height
     width = model.config.board_width if model is not None else args.width
-    agent = make_agent(args.agent, model, args.planner_depth, args.seed, args.planner_mode)
+    agent = make_agent(args.agent, model, args.seed, planner_options_from_args(args))
     predictor = model if args.show_prediction else None
     frames, apples = [], 0
     for board, predicted, action, event, apples in play_one_game(agent, height, width, args.seed, args.max_steps,
