@@ -88,13 +88,15 @@ class PlannerStats:
     field_evaluations: int = 0  # boards x sampler steps (the EqM field runs once per board per step)
     plan_reuses: int = 0  # decisions whose plan came from the previous move (its next board was right)
     stall_searches: int = 0  # searches triggered by a stall or a repeated board
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall clock inside the planner
+    cpu_seconds: float = 0.0  # this process's CPU time inside the planner (fairer on a shared machine)
 
     def as_dict(self) -> dict:
         result = asdict(self)
         per = max(self.decisions, 1)
         result.update(field_evaluations_per_decision=self.field_evaluations / per,
                       boards_per_decision=self.boards_sampled / per, ms_per_decision=1000 * self.seconds / per,
+                      cpu_ms_per_decision=1000 * self.cpu_seconds / per,
                       search_rate=self.searches / per)
         return result
 
@@ -371,7 +373,7 @@ class ModelPlanner:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """(G,) actions for boards (G, H, W): follow or extend each game's plan, search where it is risky."""
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         boards = np.asarray(obs).astype(np.int8)
         count = boards.shape[0]
         cells = boards.shape[1] * boards.shape[2]
@@ -397,6 +399,7 @@ class ModelPlanner:
         self._remember(boards, keys, plans, memory)
         self.stats.decisions += count
         self.stats.seconds += time.perf_counter() - started
+        self.stats.cpu_seconds += time.process_time() - started_cpu
         return actions
 
     def _refresh_plans(self, boards: np.ndarray, plans: list[Plan | None]) -> list[Plan]:
