@@ -23,7 +23,6 @@ from snake_world_eqm.game import (
     encode_observation,
 )
 from snake_world_eqm.planning import (
-    ATE,
     DIED,
     ModelPlanner,
     PlannerConfig,
@@ -268,4 +267,3 @@ def test_default_planner_is_the_documented_default():
     agent = PlannerAgent(OracleWorldModel(6, 6))
     assert agent.config == PlannerConfig()
     assert agent.config.gate == "risk" and 8 <= agent.config.horizon <= 48
-    assert ATE != DIED
