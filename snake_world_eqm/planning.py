@@ -319,7 +319,10 @@ class ModelPlanner:
                  actions: np.ndarray | None) -> None:
         """One imagined step for `rows`: sample, record, and end the lines that died, ate or got lost."""
         predicted, chosen = self.sample(current[rows], actions)
-        died = is_terminal(predicted)
+        # A sampled move into the neck is death by the rules even where the model predicts otherwise (it
+        # does at length 2, where the neck is the tail): read it off the board, like held moves.
+        died = is_terminal(predicted) | (chosen == neck_directions(current[rows]))
+        predicted[died] = 0
         longer = snake_lengths(predicted) - snake_lengths(current[rows])
         lost = ~died & ((_head_counts(predicted) != 1) | (longer < 0))
         ate = ~died & ~lost & (longer > 0)

@@ -267,3 +267,25 @@ def test_default_planner_is_the_documented_default():
     agent = PlannerAgent(OracleWorldModel(6, 6))
     assert agent.config == PlannerConfig()
     assert agent.config.gate == "risk" and 8 <= agent.config.horizon <= 48
+
+
+class NeckLover(FastOracle):
+    """Samples the move into the neck and wrongly predicts that nothing happens (the board unchanged), as the
+    shipped model did for a two-cell snake; held moves are predicted right."""
+
+    def sample(self, obs, action=None, **kwargs):
+        if action is None:
+            boards = np.asarray(obs.cpu() if torch.is_tensor(obs) else obs)
+            neck = torch.as_tensor(np.maximum(neck_directions(boards), 0))
+            out = super().sample(obs, action=neck, **kwargs)
+            return SimpleNamespace(**{**vars(out), "action": neck, "next_board": torch.as_tensor(boards)})
+        return super().sample(obs, action=action, **kwargs)
+
+
+def test_a_sampled_move_into_the_neck_is_a_death_whatever_the_model_predicts():
+    boards = _random_boards(10, seed=8)
+    planner = ModelPlanner(NeckLover(6, 6), horizon=4)
+    lines = planner.imagine(boards, np.full(10, 4))
+    assert (lines.status == DIED).all() and (lines.steps == 1).all()
+    chosen = PlannerAgent(NeckLover(6, 6), horizon=4).act_batch(boards)
+    assert not (chosen == neck_directions(boards)).any()
