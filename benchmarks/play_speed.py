@@ -1,7 +1,8 @@
 """Seconds per lock-step tick of each agent over a batch of mid-game boards, printed as JSON.
 
-    python benchmarks/play_speed.py [--model PATH] [--games 100] [--ticks 5] [--planner-depth 2]
+    python benchmarks/play_speed.py [--model PATH] [--games 100] [--ticks 5] [--planner-horizon 16 ...]
 
+Isolated boards overstate the planner's cost (in play it reuses its plan; see benchmarks/planner.py).
 Closed-loop play costs about ticks x seconds_per_tick for the agent; with the default 1000-step cap
 this bounds the play part of `snake-eqm evaluate`. Without --model a random-init cpu_small model
 is timed (same cost as a trained one of that config). Numbers depend on the machine and its load.
@@ -32,18 +33,19 @@ def midgame_boards(count: int, size: int, seed: int, ticks: int = 60) -> np.ndar
 
 
 def main(argv: list[str] | None = None) -> int:
+    from snake_world_eqm.planning import add_planner_arguments, planner_options_from_args
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default=None)
     parser.add_argument("--board-size", type=int, default=10)
     parser.add_argument("--games", type=int, default=100)
     parser.add_argument("--ticks", type=int, default=5)
-    parser.add_argument("--planner-depth", type=int, default=2)
-    parser.add_argument("--planner-mode", default="guard", choices=("guard", "trap", "search"))
+    add_planner_arguments(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    planner_options = planner_options_from_args(args)
     torch.set_flush_denormal(True)  # as the evaluate CLI does: subnormals slow CPU convs
     from snake_world_eqm.configuration_snake_world_eqm import SnakePolicyBaselineConfig, SnakeWorldEqMConfig
     from snake_world_eqm.evaluation.agents import BaselineAgent, EqMAgent, ExpertAgent, PlannerAgent
-    from snake_world_eqm.evaluation.evaluate import planner_guard
     from snake_world_eqm.modeling_snake_world_eqm import SnakePolicyBaseline, SnakeWorldEqM
 
     if args.model:
@@ -55,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     baseline = SnakePolicyBaseline(SnakePolicyBaselineConfig.from_eqm_config(model.config)).eval()
     boards = midgame_boards(args.games, size, seed=0)
     agents = {"expert": ExpertAgent(), "baseline": BaselineAgent(baseline), "eqm": EqMAgent(model),
-              "planner": PlannerAgent(model, depth=args.planner_depth, guard=planner_guard(args.planner_mode))}
+              "planner": PlannerAgent(model, **planner_options)}
     result = {"games": args.games, "board_size": size, "ticks": args.ticks, "torch_threads": torch.get_num_threads(),
-              "planner_depth": args.planner_depth, "planner_mode": args.planner_mode, "seconds_per_tick": {}}
+              "planner_options": planner_options, "seconds_per_tick": {}}
     for name, agent in agents.items():
         agent.act_batch(boards[:2])  # warm-up
         started = time.perf_counter()

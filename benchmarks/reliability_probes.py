@@ -342,9 +342,9 @@ def probe_cnn_layers(p):
 
 
 def probe_planner_depth(p):
-    result = cli("play", "--agent", "planner", "--model", str(p["eqm"]), "--planner-depth", "50", "--max-steps", "1",
+    result = cli("play", "--agent", "planner", "--model", str(p["eqm"]), "--planner-horizon", "500", "--max-steps", "1",
                  "--gif", str(p["root"] / "planner.gif"), timeout=30)
-    return result | {"seen": "play --planner-depth 50 (30 s limit)"}
+    return result | {"seen": "play --planner-horizon 500 (30 s limit)"}
 
 
 def probe_num_workers(p):

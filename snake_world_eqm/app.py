@@ -148,10 +148,7 @@ class GameSession:
             return int(self._expert.act_batch(self.board[None])[0])
         if controller == "planner":
             if self._planner is None:
-                from snake_world_eqm.evaluation.evaluate import planner_guard
-
-                self._planner = PlannerAgent(self.model, depth=self.planner_depth, guard=planner_guard("guard"),
-                                             seed=self.seed)
+                self._planner = PlannerAgent(self.model, seed=self.seed)  # the best measured planner
             return int(self._planner.act_batch(self.board[None])[0])
         raise ValueError(f"controller must be one of {sorted(set(CONTROLLERS) - {'you'})}, got {controller!r}")
 

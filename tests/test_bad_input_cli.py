@@ -8,7 +8,8 @@ import pytest
 from snake_world_eqm import SnakePolicyBaseline, SnakePolicyBaselineConfig, SnakeWorldEqM, SnakeWorldEqMConfig
 from snake_world_eqm.evaluation import cli as evaluate_cli
 from snake_world_eqm.evaluation import play as play_cli
-from snake_world_eqm.evaluation.agents import MAX_PLANNER_DEPTH, PlannerAgent
+from snake_world_eqm.evaluation.agents import PlannerAgent
+from snake_world_eqm.planning import MAX_HORIZON, MAX_ROLLOUTS
 from tests.test_bad_input_model import TINY
 
 
@@ -59,7 +60,7 @@ def test_evaluate_fails_in_one_line_before_evaluating(folders, capsys, no_work, 
     assert fragment in _one_line(capsys, "snake-eqm evaluate")
 
 
-@pytest.mark.parametrize("extra", [["--planner-depth", "50"], ["--games", "0"], ["--batch-size", "-1"],
+@pytest.mark.parametrize("extra", [["--planner-horizon", "500"], ["--games", "0"], ["--batch-size", "-1"],
                                    ["--max-rows", "2.5"]])
 def test_evaluate_flag_errors_exit_non_zero_in_one_line(folders, capsys, no_work, extra):
     with pytest.raises(SystemExit) as exit_:
@@ -87,7 +88,7 @@ def test_play_fails_in_one_line_before_playing(folders, capsys, no_work, extra, 
     assert fragment in _one_line(capsys, "snake-eqm play")
 
 
-@pytest.mark.parametrize("extra", [["--planner-depth", "50"], ["--height", "100"], ["--max-steps", "0"],
+@pytest.mark.parametrize("extra", [["--planner-horizon", "500"], ["--height", "100"], ["--max-steps", "0"],
                                    ["--delay", "nan"], ["--seed", "-1"]])
 def test_play_flag_errors_exit_2(capsys, no_work, extra):
     with pytest.raises(SystemExit) as exit_:
@@ -95,8 +96,9 @@ def test_play_flag_errors_exit_2(capsys, no_work, extra):
     assert exit_.value.code == 2 and extra[0] in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("depth", [0, MAX_PLANNER_DEPTH + 1, 50, 2.5, True])
-def test_planner_depth_has_a_ceiling(folders, depth):
+@pytest.mark.parametrize(("knob", "value"), [("horizon", 0), ("horizon", MAX_HORIZON + 1), ("horizon", 2.5),
+                                             ("horizon", True), ("rollouts", MAX_ROLLOUTS + 1), ("rollouts", 0)])
+def test_planner_search_size_has_a_ceiling(folders, knob, value):
     model = SnakeWorldEqM.from_pretrained(folders / "eqm")
-    with pytest.raises(ValueError, match="depth"):
-        PlannerAgent(model, depth=depth)
+    with pytest.raises(ValueError, match=knob):
+        PlannerAgent(model, **{knob: value})

@@ -28,7 +28,8 @@ def tiny_dataset():
 
 def _small_cfg(**overrides) -> EvalConfig:
     settings = dict(max_rows=80, batch_size=64, games=3, max_steps=40, fixed_steps=(1, 2, 10), adaptive_max_steps=4,
-                    spread_seeds=2, planner_depth=1, agents=("eqm", "planner", "expert", "random"))
+                    spread_seeds=2, planner_options={"horizon": 2, "rollouts": 1},
+                    fatal_games=1, fatal_horizon=3, fatal_max_states=60, risk_horizon=2, agents=("eqm", "planner", "expert", "random"))
     settings.update(overrides)
     return EvalConfig(**settings)
 
@@ -80,7 +81,8 @@ def test_evaluate_cli_writes_json_and_plots(tiny_dataset, tmp_path):
                  "--baseline", str(tmp_path / "baseline"), "--json", str(tmp_path / "out.json"),
                  "--plots", str(tmp_path / "plots"), "--max-rows", "40", "--games", "2", "--max-steps", "20",
                  "--fixed-steps", "1,2,10", "--adaptive-max-steps", "4", "--spread-seeds", "2",
-                 "--planner-depth", "2", "--planner-mode", "search", "--no-progress"])
+                 "--planner-horizon", "2", "--planner-gate", "always", "--fatal-games", "1", "--fatal-horizon", "3",
+                 "--no-progress"])
     assert code == 0
     result = json.loads((tmp_path / "out.json").read_text())
     assert set(RESULT_KEYS) <= set(result)
@@ -92,6 +94,10 @@ def test_evaluate_cli_writes_json_and_plots(tiny_dataset, tmp_path):
         assert 0.0 <= result[key] <= 1.0
     assert result["config"]["max_steps"] == 20 and result["config"]["games"] == 2
     assert "grad_norm_values" not in result["uncertainty"]
+    assert result["uncertainty"]["fatal_decisions"]["k"] == 3
+    assert "fatal_decision_auroc" in result["uncertainty"]["seed_disagreement"]
+    assert result["play"]["planner"]["planner_config"]["gate"] == "always"
+    assert result["play"]["planner"]["cost"]["decisions"] > 0
     assert "NaN" not in (tmp_path / "out.json").read_text()  # strict JSON: undefined AUROCs are null
     pngs = sorted(path.name for path in (tmp_path / "plots").iterdir())
     assert pngs == ["accuracy_vs_steps.png", "adaptive_tradeoff.png", "apples_per_agent.png",

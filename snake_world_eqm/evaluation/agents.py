@@ -1,8 +1,7 @@
 """Agents with one interface: ``act(state) -> int`` and ``act_batch(obs (B,H,W) int8) -> (B,) int64``.
 
-`PlannerAgent` plans inside the world model only: it holds each action with
-``model.sample(obs, action=a)``, reads the predicted ``next_board`` (all-EMPTY means death, a longer
-snake means an apple) and looks further ahead from the predicted boards. It never calls the simulator.
+`PlannerAgent` plans inside the world model only (imagined rollouts from `model.sample`, see
+`snake_world_eqm.planning`); it never calls the simulator.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import inspect
 import numpy as np
 import torch
 
-from snake_world_eqm.evaluation.metrics import is_terminal, snake_lengths
 from snake_world_eqm.game.encoding import EMPTY, FOOD, HEAD_ALONE, HEAD_LEFT, HEAD_UP, TAIL
 
 NUM_ACTIONS = 4
@@ -211,119 +209,30 @@ def board_heuristic(boards: np.ndarray, food_weight: float, trap_penalty: float,
     return food_term + space_term + tail_term + np.where(trapped | ~has_head, trap_penalty, 0.0)
 
 
-# The search samples up to 3^depth boards per step (4^depth without skip_reverse); depth 50 never finished a
-# step. 5 is 363 samples per searched board, a fraction of a second for the shipped model on CPU.
-MAX_PLANNER_DEPTH = 5
-
-
 class PlannerAgent(Agent):
-    """Depth-limited lookahead inside the world model, batched: one `sample` call per depth level.
+    """Model-predictive planning inside the world model (`snake_world_eqm.planning.ModelPlanner`).
 
-    Each node's value is the discounted sum of predicted apples (+food_value) and deaths (death_value)
-    along its path, plus `board_heuristic` on the predicted board at the horizon; each root action
-    takes the best value among its descendants, and `prior_weight` x log-softmax of the EqM action
-    logits breaks ties.
-
-    With `guard=True` the search runs only where it is needed: the EqM sample (action and its own
-    predicted next board) is taken as is unless that predicted board is a death or has no single head
-    (`guard="trap"`: or the tail is cut off from the head); those boards get the full search. Same number of model
-    calls, far fewer boards.
+    `PlannerAgent(model)` is the best planner measured; keyword arguments override `PlannerConfig`
+    (horizon, rollouts, gate, gate_seeds, ...). It never calls the simulator: every board it looks at
+    comes from `model.sample`. `stats` holds its cost (samples, field evaluations, searches, time).
     """
 
     name = "planner"
     deterministic = False  # the model samples from noise
 
-    def __init__(self, model, depth: int = 2, num_steps: int | None = None,
-                 adaptive_threshold: float | None = None, discount: float = 0.95, food_value: float = 1.0,
-                 death_value: float = -10.0, food_weight: float = 0.5, trap_penalty: float = -5.0,
-                 space_weight: float = 0.0, tail_weight: float = 0.0,
-                 prior_weight: float = 0.05, skip_reverse: bool = True, guard: bool | str = False, seed: int = 0,
-                 max_batch: int = 4096) -> None:
-        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or not 1 <= depth <= MAX_PLANNER_DEPTH:
-            raise ValueError(f"planner depth must be an integer from 1 to {MAX_PLANNER_DEPTH}, got {depth!r} "
-                             f"(the search grows as 3^depth samples per board)")
-        self.model = model.eval()
-        self.depth, self.num_steps, self.adaptive_threshold = depth, num_steps, adaptive_threshold
-        self.discount, self.food_value, self.death_value = discount, food_value, death_value
-        self.food_weight, self.trap_penalty, self.prior_weight = food_weight, trap_penalty, prior_weight
-        self.space_weight, self.tail_weight = space_weight, tail_weight
-        self.max_batch, self.skip_reverse, self.guard = max_batch, skip_reverse, guard
-        self.searched_boards = 0  # boards that needed the full search (all of them without the guard)
-        self.generator = torch.Generator(device=_model_device(model)).manual_seed(seed)
-        self.field_calls = 0  # boards sampled, for the cost report
+    def __init__(self, model, config=None, **knobs) -> None:
+        from snake_world_eqm.planning import ModelPlanner
 
-    def _sample(self, boards: np.ndarray, actions: np.ndarray | None):
-        """Sample in chunks of `max_batch`; returns (next_boards, action_logits, actions) as numpy."""
-        boards_out, logits_out, actions_out = [], [], []
-        for start in range(0, boards.shape[0], self.max_batch):
-            chunk = slice(start, start + self.max_batch)
-            out = sample_model(self.model, boards[chunk], generator=self.generator,
-                               action=None if actions is None else actions[chunk], num_steps=self.num_steps,
-                               adaptive_threshold=self.adaptive_threshold)
-            boards_out.append(_as_long(out.next_board))
-            logits_out.append(out.action_logits.detach().float().cpu().numpy())
-            actions_out.append(_as_long(out.action))
-        self.field_calls += boards.shape[0]
-        return np.concatenate(boards_out), np.concatenate(logits_out), np.concatenate(actions_out)
+        self.planner = ModelPlanner(model, config, **knobs)
+        self.model = self.planner.model
 
-    def _predict_children(self, boards: np.ndarray, parents: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Predicted successor of each (parent, action); with `skip_reverse`, the move into the neck is
-        filled in as the terminal board instead of being asked of the model (a quarter fewer samples)."""
-        children = np.zeros((parents.size,) + boards.shape[1:], dtype=np.int64)
-        ask = np.ones(parents.size, dtype=bool)
-        if self.skip_reverse:
-            ask = actions != neck_directions(boards)[parents]
-        if ask.any():
-            children[ask] = self._sample(boards[parents[ask]], actions[ask])[0]
-        return children
+    @property
+    def config(self):
+        return self.planner.config
 
-    def action_values(self, obs: np.ndarray, root_logits: np.ndarray | None = None) -> np.ndarray:
-        """(B, 4) planned value of each root action (prior included)."""
-        obs = _check_obs(obs).astype(np.int64)
-        num_boards = obs.shape[0]
-        self.searched_boards += num_boards
-        if root_logits is None:
-            root_logits = self._sample(obs, None)[1]
-        values = np.full((num_boards, NUM_ACTIONS), -np.inf)
-        # Frontier of live nodes: board, the root it belongs to, its first action, value collected so far.
-        boards, root, first, collected = obs, np.arange(num_boards), None, np.zeros(num_boards)
-        for level in range(self.depth):
-            count = boards.shape[0]
-            if count == 0:  # every line of play already ended in a predicted death
-                break
-            parents = np.repeat(np.arange(count), NUM_ACTIONS)
-            actions = np.tile(np.arange(NUM_ACTIONS), count)
-            children = self._predict_children(boards, parents, actions)
-            scale = self.discount**level
-            died = is_terminal(children)
-            ate = ~died & (snake_lengths(children) > snake_lengths(boards[parents]))
-            child_value = collected[parents] + scale * (ate * self.food_value + died * self.death_value)
-            child_root = root[parents]
-            child_first = actions if first is None else first[parents]
-            last = level == self.depth - 1
-            leaf = died | last
-            if last:
-                alive = ~died
-                child_value[alive] += self.discount ** (level + 1) * board_heuristic(
-                    children[alive], self.food_weight, self.trap_penalty, self.space_weight, self.tail_weight)
-            np.maximum.at(values, (child_root[leaf], child_first[leaf]), child_value[leaf])
-            keep = ~leaf
-            boards, root, first, collected = children[keep], child_root[keep], child_first[keep], child_value[keep]
-        log_prior = root_logits - np.logaddexp.reduce(root_logits, axis=1, keepdims=True)
-        return values + self.prior_weight * log_prior
+    @property
+    def stats(self):
+        return self.planner.stats
 
     def act_batch(self, obs: np.ndarray) -> np.ndarray:
-        obs = _check_obs(obs).astype(np.int64)
-        if not self.guard:
-            return self.action_values(obs).argmax(axis=1).astype(np.int64)
-        predicted, logits, actions = self._sample(obs, None)
-        heads = ((predicted >= HEAD_ALONE) & (predicted <= HEAD_LEFT)).sum(axis=(1, 2))
-        # A predicted death, or a prediction that is not a board at all (not exactly one head), is not
-        # trusted: those boards get the search.
-        risky = is_terminal(predicted) | (heads != 1)
-        if self.guard == "trap":  # stricter: also search when the predicted board cuts the tail off
-            risky |= board_heuristic(predicted, 0.0, -1.0) < 0
-        if risky.any():
-            actions = actions.copy()
-            actions[risky] = self.action_values(obs[risky], logits[risky]).argmax(axis=1)
-        return actions
+        return self.planner.act(_check_obs(obs))

@@ -18,8 +18,13 @@ from snake_world_eqm.argtypes import (
     positive_float,
     positive_int,
 )
-from snake_world_eqm.evaluation.agents import MAX_PLANNER_DEPTH
 from snake_world_eqm.evaluation.evaluate import FIXED_STEP_COUNTS, EvalConfig, evaluate, json_ready
+from snake_world_eqm.planning import (
+    add_planner_arguments,
+    add_thread_argument,
+    planner_options_from_args,
+    set_threads,
+)
 
 AGENT_NAMES = ("eqm", "planner", "baseline", "expert", "random")
 
@@ -40,26 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="step cap per game (default: 20 x cells, 2,000 on 10x10: enough to fill the board)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="sampling noise seed")
     parser.add_argument("--agents", default=",".join(AGENT_NAMES), help="comma-separated agents to play")
-    parser.add_argument("--planner-depth", type=int, default=2, help=f"1..{MAX_PLANNER_DEPTH}")
-    parser.add_argument("--planner-mode", default="guard", choices=("guard", "trap", "search"),
-                        help="guard: take the EqM action unless its own predicted board is a death, then search; "
-                        "trap: also search when that board cuts the tail off; search: always search all actions")
     parser.add_argument("--fixed-steps", default=",".join(map(str, FIXED_STEP_COUNTS)))
     parser.add_argument("--thresholds", default=None, help="comma-separated adaptive thresholds (default: "
                         "half, one and two times the median gradient norms reached at fixed step counts)")
     parser.add_argument("--adaptive-max-steps", type=positive_int, default=20)
     parser.add_argument("--spread-seeds", type=positive_int, default=4, help="noise seeds for the spread signal")
+    parser.add_argument("--fatal-games", type=int, default=8,
+                        help="EqM-agent games per start kind whose states label fatal decisions (0: skip)")
+    parser.add_argument("--fatal-horizon", type=int, default=10,
+                        help="k: a decision is fatal if the game is lost within k moves under the expert")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-progress", action="store_true")
+    add_planner_arguments(parser)
+    add_thread_argument(parser)
     return parser
-
-
-def planner_depth(text: str) -> int:
-    value = positive_int(text)
-    if value > MAX_PLANNER_DEPTH:
-        raise argparse.ArgumentTypeError(f"the planner searches 3^depth boards per step; {value} > the ceiling "
-                                         f"{MAX_PLANNER_DEPTH}")
-    return value
 
 
 def _int_list(text: str, flag: str) -> tuple[int, ...]:
@@ -86,17 +85,16 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> EvalConfig:
         except argparse.ArgumentTypeError:
             raise SystemExit(f"--thresholds must be comma-separated positive numbers, got {args.thresholds!r}") from None
     for flag, value in (("--games", args.games), ("--max-steps", args.max_steps), ("--max-rows", args.max_rows),
-                        ("--batch-size", args.batch_size), ("--planner-depth", args.planner_depth)):
+                        ("--batch-size", args.batch_size), ("--fatal-horizon", args.fatal_horizon)):
         if value is not None and value < 1:
             raise SystemExit(f"{flag} must be at least 1, got {value}")
-    if args.planner_depth > MAX_PLANNER_DEPTH:
-        raise SystemExit(f"--planner-depth {args.planner_depth}: the planner searches 3^depth boards per step; "
-                         f"the ceiling is {MAX_PLANNER_DEPTH}")
     return EvalConfig(split=args.split, max_rows=args.max_rows, batch_size=args.batch_size, games=args.games,
                       play_seed=args.play_seed, max_steps=args.max_steps, sample_seed=args.seed, agents=agents,
-                      planner_depth=args.planner_depth, planner_mode=args.planner_mode, fixed_steps=_int_list(args.fixed_steps, "--fixed-steps"),
+                      planner_options=planner_options_from_args(args),
+                      fixed_steps=_int_list(args.fixed_steps, "--fixed-steps"),
                       thresholds=thresholds, adaptive_max_steps=args.adaptive_max_steps,
-                      spread_seeds=args.spread_seeds,
+                      spread_seeds=args.spread_seeds, fatal_games=max(args.fatal_games, 0),
+                      fatal_horizon=args.fatal_horizon,
                       command="snake-eqm evaluate " + " ".join(shlex.quote(a) for a in argv))
 
 
@@ -117,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     from snake_world_eqm.data import load_snake_dataset
     # Trained weights produce subnormal floats that make CPU convolutions several times slower.
     torch.set_flush_denormal(True)
+    set_threads(args.threads)
 
     # Everything that can fail on bad input fails here, in one line, before minutes of evaluation.
     try:

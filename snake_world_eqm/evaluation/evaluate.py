@@ -52,6 +52,9 @@ METRIC_DESCRIPTIONS = {
     "adaptive_summary.evaluation_reduction": "fewer field evaluations than 10 fixed steps at the cheapest "
                                              "threshold within 0.5 accuracy points",
     "uncertainty.grad_norm.action_error_auroc": "AUROC of the final gradient norm for wrong actions",
+    "uncertainty.<signal>.fatal_decision_auroc": "AUROC of the signal for fatal decisions: on states the EqM agent "
+                                                 "visits, its sampled action loses the game within k moves "
+                                                 "(uncertainty.fatal_decisions.k) under the expert's continuation",
     "energy_auroc": "AUROC separating corrupted (illegal) boards from real ones by energy or gradient norm",
 }
 
@@ -69,12 +72,15 @@ class EvalConfig:
     start_lengths: tuple[int, ...] = START_LENGTHS
     sample_seed: int = 0
     agents: tuple[str, ...] = ("eqm", "planner", "baseline", "expert", "random")
-    planner_depth: int = 2
-    planner_mode: str = "guard"  # guard: search only where the EqM sample predicts death; trap; search: always
+    planner_options: dict = field(default_factory=dict)  # PlannerConfig overrides; {} is the best measured planner
     fixed_steps: tuple[int, ...] = FIXED_STEP_COUNTS
     thresholds: tuple[float, ...] | None = None  # None: chosen from the measured gradient norms
     adaptive_max_steps: int = 20
     spread_seeds: int = 4
+    fatal_games: int = 8  # EqM-agent games per start kind whose visited states label fatal decisions (0: off)
+    fatal_horizon: int = 10  # k: a decision is fatal if the game is lost within k moves under the expert's play
+    fatal_max_states: int = 1500  # every fatal state plus a uniform sample of the others, for the costly signals
+    risk_horizon: int = 8  # imagined steps of the planner's risk signal
     command: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -263,7 +269,114 @@ def uncertainty_metrics(model, rows: dict[str, np.ndarray], runs: dict, cfg: Eva
     result["spread_seeds"] = int(cfg.spread_seeds)
     result["grad_norm_values"] = {"right": free["grad_norm"][~wrong_action].tolist(),
                                   "wrong": free["grad_norm"][wrong_action].tolist()}
+    if cfg.fatal_games > 0:
+        fatal = fatal_decision_metrics(model, rows["state"].shape[1], rows["state"].shape[2], cfg)
+        for name, auroc in fatal.pop("auroc").items():
+            result.setdefault(name, {})["fatal_decision_auroc"] = auroc
+        result["fatal_decisions"] = fatal
     return result
+
+
+class _RecordingAgent:
+    """Wraps an agent and keeps every board it was asked about (the states it actually visits)."""
+
+    def __init__(self, agent) -> None:
+        self.agent, self.name, self.deterministic = agent, agent.name, agent.deterministic
+        self.boards: list[np.ndarray] = []
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        self.boards.append(np.asarray(obs).copy())
+        return self.agent.act_batch(obs)
+
+
+def visited_states(model, height: int, width: int, cfg: EvalConfig) -> np.ndarray:
+    """Boards the EqM agent visits in `cfg.fatal_games` games from each start kind (seeds after the play
+    seeds, so they are not the scored games); its own mistakes make fatal decisions common there."""
+    from snake_world_eqm.evaluation.closed_loop import play_games
+
+    boards = []
+    for length in cfg.start_lengths:
+        recorder = _RecordingAgent(EqMAgent(model, seed=cfg.sample_seed + 200))
+        play_games(recorder, height, width, cfg.fatal_games, cfg.play_seed + 10_000, max_steps=1000,
+                   progress=False, start_length=length)
+        boards += recorder.boards
+    return np.concatenate(boards).astype(np.int64)
+
+
+def fatal_labels(boards: np.ndarray, actions: np.ndarray, horizon: int, seed: int = 0) -> np.ndarray:
+    """(N,) the action loses the game within `horizon` moves when the expert plays every move after it.
+
+    Measured with the rules engine (evaluation measures; only the planner must not use it)."""
+    from snake_world_eqm.game import DEATH_EVENTS, batched_step, expert_actions
+
+    deaths = [int(event) for event in DEATH_EVENTS]
+    rng = np.random.default_rng(seed)
+    current, alive = boards.astype(np.int8), np.ones(len(boards), dtype=bool)
+    fatal = np.zeros(len(boards), dtype=bool)
+    moves = np.asarray(actions, dtype=np.int64)
+    for move in range(horizon):
+        rows = np.flatnonzero(alive)
+        if rows.size == 0:
+            break
+        if move > 0:
+            moves = np.zeros(len(boards), dtype=np.int64)
+            moves[rows] = expert_actions(current[rows])
+        nxt, _, events, terminated = batched_step(current[rows], moves[rows], rng)
+        died = np.isin(events, deaths)
+        fatal[rows[died]] = True
+        alive[rows[np.asarray(terminated)]] = False
+        current[rows] = nxt
+    return fatal
+
+
+def fatal_decision_metrics(model, height: int, width: int, cfg: EvalConfig) -> dict:
+    """AUROC of each uncertainty signal for fatal decisions on states the EqM agent visits in play.
+
+    The decision at a state is the model's sampled action there; it is fatal when the game is lost within
+    k = `fatal_horizon` moves under the expert's continuation. Fatal decisions are rare on the expert's
+    own (test) rows, so the states come from the EqM agent's games; all fatal ones are kept, and the
+    others are sampled uniformly (which leaves an AUROC unbiased) to bound the cost of the costly signals.
+    """
+    from snake_world_eqm.planning import ModelPlanner, imagined_risk
+
+    boards = visited_states(model, height, width, cfg)
+    free = run_sampler(model, boards, cfg.batch_size, cfg.sample_seed + 300)
+    fatal = fatal_labels(boards, free["action"].astype(np.int64), cfg.fatal_horizon, seed=cfg.sample_seed)
+    rng = np.random.default_rng(cfg.sample_seed)
+    others = np.flatnonzero(~fatal)
+    keep_others = max(cfg.fatal_max_states - int(fatal.sum()), 0)
+    if others.size > keep_others:
+        others = np.sort(rng.choice(others, size=keep_others, replace=False))
+    kept = np.sort(np.concatenate([np.flatnonzero(fatal), others]))
+    boards, labels = boards[kept], fatal[kept]
+    free = {name: value[kept] for name, value in free.items()}
+    logits = free["action_logits"]
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    actions = [free["action"].astype(np.int64)] + [
+        run_sampler(model, boards, cfg.batch_size, cfg.sample_seed + 400 + extra)["action"].astype(np.int64)
+        for extra in range(1, cfg.spread_seeds)]
+    stacked = np.stack(actions, axis=1)
+    agreement = np.stack([(stacked == a).sum(axis=1) for a in range(4)], axis=1).max(axis=1) / stacked.shape[1]
+    signals = {"grad_norm": free["grad_norm"], "softmax_uncertainty": 1.0 - probs.max(axis=1),
+               "seed_disagreement": 1.0 - agreement}
+    if "action_grad_norm" in free:
+        signals["action_grad_norm"] = free["action_grad_norm"]
+    energy = explicit_energies(model, boards, free, cfg.batch_size)
+    if not isinstance(energy, str):
+        signals["energy"] = energy
+    planner = ModelPlanner(model, seed=cfg.sample_seed + 500, horizon=cfg.risk_horizon)
+    signals["imagined_risk"] = imagined_risk(planner, boards, cfg.risk_horizon)
+    return {
+        "auroc": {name: metrics.auroc(score, labels) for name, score in signals.items()},
+        "k": int(cfg.fatal_horizon), "states_visited": int(len(fatal)), "fatal_visited": int(fatal.sum()),
+        "states_scored": int(len(kept)), "fatal_scored": int(labels.sum()),
+        "games_per_start": int(cfg.fatal_games), "seeds": [cfg.play_seed + 10_000, cfg.play_seed + 10_000 + cfg.fatal_games - 1],
+        "eqm_native_signals": ["grad_norm", "action_grad_norm", "seed_disagreement", "energy"],
+        "imagined_risk_horizon": int(cfg.risk_horizon),
+        "how": "states the EqM agent visits in its own games; decision = the model's sampled action; fatal = "
+               "the game is lost within k moves when the expert plays every move after it",
+    }
 
 
 def corrupt_boards(boards: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -351,20 +464,10 @@ def explicit_energy_auroc(model, real, corrupted, runs, fake, batch_size: int = 
     return {"explicit_energy_auroc": metrics.auroc(np.concatenate([real_energy, fake_energy]), labels)}
 
 
-PLANNER_MODES = {"guard": True, "trap": "trap", "search": False}
-
-
-def planner_guard(mode: str) -> bool | str:
-    if mode not in PLANNER_MODES:
-        raise ValueError(f"planner mode must be one of {sorted(PLANNER_MODES)}, got {mode!r}")
-    return PLANNER_MODES[mode]
-
-
 def build_agents(names, model, baseline, cfg: EvalConfig) -> dict:
     factories = {
         "eqm": lambda: EqMAgent(model, seed=cfg.sample_seed),
-        "planner": lambda: PlannerAgent(model, depth=cfg.planner_depth, guard=planner_guard(cfg.planner_mode),
-                                        seed=cfg.sample_seed),
+        "planner": lambda: PlannerAgent(model, **{"seed": cfg.sample_seed, **cfg.planner_options}),
         "baseline": lambda: BaselineAgent(baseline) if baseline is not None else None,
         "expert": lambda: ExpertAgent(),
         "random": lambda: RandomAgent(seed=cfg.sample_seed),
@@ -404,11 +507,8 @@ def evaluate(model, dataset, baseline=None, cfg: EvalConfig | None = None, progr
                                                     cfg.max_steps, progress=progress,
                                                     start_lengths=tuple(cfg.start_lengths))
         if isinstance(agent, PlannerAgent):
-            result["play"][name]["depth"] = agent.depth
-            result["play"][name]["skip_reverse"] = agent.skip_reverse
-            result["play"][name]["mode"] = cfg.planner_mode
-            result["play"][name]["searched_boards"] = agent.searched_boards
-            result["play"][name]["boards_sampled"] = agent.field_calls
+            result["play"][name]["planner_config"] = asdict(agent.config)
+            result["play"][name]["cost"] = agent.stats.as_dict()
     config = asdict(cfg)
     config.update({"board_height": int(height), "board_width": int(width),
                    "max_steps": cfg.max_steps or default_max_steps(int(height), int(width)),

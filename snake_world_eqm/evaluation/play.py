@@ -22,7 +22,6 @@ from snake_world_eqm.argtypes import (
     positive_int,
 )
 from snake_world_eqm.evaluation.agents import (
-    MAX_PLANNER_DEPTH,
     Agent,
     BaselineAgent,
     EqMAgent,
@@ -31,8 +30,13 @@ from snake_world_eqm.evaluation.agents import (
     RandomAgent,
     sample_model,
 )
-from snake_world_eqm.evaluation.cli import planner_depth
 from snake_world_eqm.game.encoding import EMPTY, FOOD, HEAD_ALONE, HEAD_LEFT, TAIL
+from snake_world_eqm.planning import (
+    add_planner_arguments,
+    add_thread_argument,
+    planner_options_from_args,
+    set_threads,
+)
 
 MODEL_AGENTS = ("eqm", "planner", "baseline")
 # Fallback colours by cell code for predicted boards the renderer rejects (illegal predictions).
@@ -49,11 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-steps", type=positive_int, default=500)
     parser.add_argument("--height", type=board_size, default=10, help="board size when no model gives it")
     parser.add_argument("--width", type=board_size, default=10)
-    parser.add_argument("--planner-depth", type=planner_depth, default=2, help=f"1..{MAX_PLANNER_DEPTH}")
-    parser.add_argument("--planner-mode", default="guard", choices=("guard", "trap", "search"))
     parser.add_argument("--show-prediction", action="store_true")
     parser.add_argument("--delay", type=non_negative_float, default=0.1, help="seconds between terminal frames")
     parser.add_argument("--frame-ms", type=positive_int, default=120, help="GIF frame duration")
+    add_planner_arguments(parser)
+    add_thread_argument(parser)
     return parser
 
 
@@ -108,15 +112,13 @@ def _ansi_or_codes(board: np.ndarray) -> str:
         return "\n".join(" ".join(f"{int(c):2d}" for c in row) for row in board) + "\n(illegal board)"
 
 
-def make_agent(name: str, model, planner_depth: int, seed: int, planner_mode: str = "guard") -> Agent:
+def make_agent(name: str, model, seed: int, planner_options: dict | None = None) -> Agent:
     if name in MODEL_AGENTS and model is None:
         raise SystemExit(f"--agent {name} needs --model")
     if name == "eqm":
         return EqMAgent(model, seed=seed)
     if name == "planner":
-        from snake_world_eqm.evaluation.evaluate import planner_guard
-
-        return PlannerAgent(model, depth=planner_depth, guard=planner_guard(planner_mode), seed=seed)
+        return PlannerAgent(model, **{"seed": seed, **(planner_options or {})})
     if name == "baseline":
         return BaselineAgent(model)
     return ExpertAgent() if name == "expert" else RandomAgent(seed)
@@ -158,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     # Trained weights produce subnormal floats that make CPU convolutions several times slower.
     torch.set_flush_denormal(True)
+    set_threads(args.threads)
     try:
         check_output_file(args.gif, "--gif")
         model = load_model(args.model, args.agent)
@@ -168,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--show-prediction needs --model with a world model (agent eqm, planner, expert or random)")
     height = model.config.board_height if model is not None else args.height
     width = model.config.board_width if model is not None else args.width
-    agent = make_agent(args.agent, model, args.planner_depth, args.seed, args.planner_mode)
+    agent = make_agent(args.agent, model, args.seed, planner_options_from_args(args))
     predictor = model if args.show_prediction else None
     frames, apples = [], 0
     for board, predicted, action, event, apples in play_one_game(agent, height, width, args.seed, args.max_steps,

@@ -1,0 +1,291 @@
+"""The model-predictive planner: it decides from the model alone, avoids predicted deaths and dead ends,
+searches only where the plan is risky, and does not loop (one-cell starts included)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from snake_world_eqm.evaluation.agents import EqMAgent, PlannerAgent, RandomAgent, neck_directions
+from snake_world_eqm.evaluation.closed_loop import initial_boards, play_games
+from snake_world_eqm.evaluation.oracle import OracleWorldModel
+from snake_world_eqm.game import (
+    DEATH_EVENTS,
+    EMPTY,
+    FOOD,
+    HEAD_ALONE,
+    HEAD_LEFT,
+    TAIL,
+    SnakeState,
+    batched_step,
+    batched_successors,
+    encode_observation,
+)
+from snake_world_eqm.planning import (
+    DIED,
+    ModelPlanner,
+    PlannerConfig,
+    escape_search,
+    grid_distances,
+    tail_following_actions,
+    vacate_times,
+)
+from tests.game_helpers import random_state
+
+DEATHS = [int(event) for event in DEATH_EVENTS]
+
+
+def _random_boards(count: int, size: int = 6, seed: int = 0, warmup: int = 12) -> np.ndarray:
+    """Boards from random play (restarting dead games), so snakes point in every direction."""
+    rng = np.random.default_rng(seed)
+    boards = initial_boards(count, size, size, seed)
+    for _ in range(warmup):
+        candidate, _, event, _ = batched_step(boards, rng.integers(0, 4, size=count), rng)
+        alive = ~np.isin(event, DEATHS)
+        boards[alive] = candidate[alive]
+    return boards
+
+
+def _greedy_actions(boards: np.ndarray) -> np.ndarray:
+    """The move toward the food along a shortest path through free cells, safe or not (the food-greedy
+    policy that walks into dead ends); any move that does not hit a wall or the body when none leads there."""
+    boards = np.asarray(boards)
+    count, height, width = boards.shape
+    free = (boards == EMPTY) | (boards == FOOD) | (boards == TAIL)
+    distance = grid_distances(boards == FOOD, free)
+    head = ((boards >= HEAD_ALONE) & (boards <= HEAD_LEFT)).reshape(count, -1).argmax(axis=1)
+    rows, cols, index = head // width, head % width, np.arange(count)
+    scores = np.full((count, 4), -np.inf)
+    for action, (d_row, d_col) in enumerate(((-1, 0), (0, 1), (1, 0), (0, -1))):
+        r, c = rows + d_row, cols + d_col
+        inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+        r, c = np.clip(r, 0, height - 1), np.clip(c, 0, width - 1)
+        reach = distance[index, r, c]
+        scores[:, action] = np.where(inside & free[index, r, c], np.where(reach >= 0, -reach, -1000.0), -np.inf)
+    return scores.argmax(axis=1).astype(np.int64)
+
+
+class FastOracle(OracleWorldModel):
+    """The simulator-backed model, with a vectorised legality test (the planner only feeds it boards with
+    one head: lines stop at predicted deaths), so the tests stay fast."""
+
+    @staticmethod
+    def _legal(boards: np.ndarray) -> np.ndarray:
+        return ((boards >= HEAD_ALONE) & (boards <= HEAD_LEFT)).sum(axis=(1, 2)) == 1
+
+
+class GreedyOracle(FastOracle):
+    """A perfect what-if model whose own (free) action is food-greedy, so the plan must be overruled."""
+
+    def sample(self, obs, action=None, **kwargs):
+        if action is None:
+            greedy = torch.as_tensor(_greedy_actions(np.asarray(obs.cpu() if torch.is_tensor(obs) else obs)))
+            out = super().sample(obs, action=greedy, **kwargs)
+            return SimpleNamespace(**{**vars(out), "action": greedy})
+        return super().sample(obs, action=action, **kwargs)
+
+
+class PingPongOracle(FastOracle):
+    """A perfect what-if model whose own action goes up on even rows and down on odd ones: a one-cell
+    snake (reversal legal) swings between two cells forever and never eats."""
+
+    def sample(self, obs, action=None, **kwargs):
+        if action is None:
+            boards = np.asarray(obs.cpu() if torch.is_tensor(obs) else obs)
+            head_row = ((boards >= 2) & (boards <= 6)).any(axis=2).argmax(axis=1)
+            swing = torch.as_tensor(np.where(head_row % 2 == 0, 2, 0))
+            out = super().sample(obs, action=swing, **kwargs)
+            return SimpleNamespace(**{**vars(out), "action": swing})
+        return super().sample(obs, action=action, **kwargs)
+
+
+def test_time_aware_search_on_hand_boards():
+    coiled = encode_observation(SnakeState(5, 5, ((2, 2), (2, 3), (3, 3), (3, 2), (3, 1)), (0, 0)))[None]
+    assert vacate_times(coiled)[0, 2, 2] == 5 and vacate_times(coiled)[0, 3, 1] == 1  # head 5, tail 1
+    room, escapes, food = escape_search(coiled)
+    assert escapes.tolist() == [True] and food.tolist() == [4] and room[0] == 24
+    pocket = ((0, 0), (0, 1), (0, 2), (1, 2), (2, 2), (2, 1), (2, 0), (3, 0), (4, 0), (4, 1), (4, 2), (4, 3), (4, 4))
+    trapped = encode_observation(SnakeState(5, 5, pocket, (3, 4)))[None]
+    room, escapes, food = escape_search(trapped)
+    assert escapes.tolist() == [False] and room.tolist() == [2] and food.tolist() == [-1]
+
+
+def test_tail_following_never_eats_and_never_reverses():
+    boards = _random_boards(60, seed=3)
+    moves = tail_following_actions(boards)
+    successors, _, events, _ = batched_successors(boards)
+    chosen = events[np.arange(60), moves]
+    assert not (chosen == 5).any()  # REVERSE
+    has_other = ((events == 0) & (successors[np.arange(60)[:, None], np.arange(4)] != 0).any(axis=(2, 3))).any(1)
+    assert not ((chosen == 1) & has_other).any()  # never the food while a plain move exists
+
+
+def test_planner_never_calls_the_rules_engine(monkeypatch):
+    import snake_world_eqm.game as game
+    import snake_world_eqm.game.batched as batched
+    import snake_world_eqm.game.expert as expert
+    import snake_world_eqm.game.rules as rules
+    from snake_world_eqm.configuration_snake_world_eqm import SnakeWorldEqMConfig
+    from snake_world_eqm.modeling_snake_world_eqm import SnakeWorldEqM
+
+    torch.manual_seed(0)
+    model = SnakeWorldEqM(SnakeWorldEqMConfig.cpu_small(
+        board_height=6, board_width=6, d_model=16, cnn_channels=16, cnn_layers=1, latent_dim=8, latent_hidden_dim=16,
+        decoder_channels=8, decoder_layers=1, eqm_hidden_dim=16, eqm_num_layers=1)).eval()
+    boards = _random_boards(3, seed=7)
+    planner = PlannerAgent(model, horizon=3, rollouts=1, gate="always")
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the planner called the rules engine")
+
+    for module in (game, batched, rules, expert):
+        for name in ("step", "batched_step", "batched_successors", "expert_actions", "astar_action",
+                     "heuristic_action"):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, forbidden)
+    actions = planner.act_batch(boards)
+    assert actions.shape == (3,) and planner.stats.searches == 3
+    assert planner.stats.boards_sampled >= 3 * 4  # it really imagined lines (at least each first move)
+
+
+def test_one_sample_call_per_imagined_step_for_every_line():
+    oracle = OracleWorldModel(6, 6)
+    planner = ModelPlanner(oracle, horizon=4)
+    lines = planner.imagine(_random_boards(8, seed=2), np.full(8, 4))
+    assert oracle.sample_calls <= 4 and lines.steps.max() <= 4
+    first_boards = int(lines.steps.sum())
+    oracle.sample_calls = 0
+    boards = np.repeat(_random_boards(5, seed=4), 4, axis=0)
+    first = np.tile(np.arange(4), 5)
+    lines = planner.imagine(boards, np.full(20, 3), first)
+    assert oracle.sample_calls <= 3  # held first step, then the sampled actions
+    # The move into the neck is death by the rules: filled in, never asked of the model.
+    neck = first == neck_directions(boards)
+    assert (lines.status[neck] == DIED).all() and (lines.steps[neck] == 1).all()
+    assert planner.stats.boards_sampled == first_boards + lines.steps.sum() - neck.sum()  # one per board asked
+
+
+def test_planner_avoids_predicted_deaths_when_a_safe_move_exists():
+    boards = _random_boards(40, seed=1)
+    chosen = PlannerAgent(GreedyOracle(6, 6), horizon=6).act_batch(boards)
+    _, _, events, _ = batched_successors(boards)
+    deadly = np.isin(events, DEATHS)
+    has_safe = ~deadly.all(axis=1)
+    assert has_safe.sum() > 30
+    assert not deadly[np.arange(40), chosen][has_safe].any()
+
+
+def test_the_gate_keeps_a_safe_plan_and_searches_only_risky_boards():
+    boards = _random_boards(12, seed=6)
+    trusting = PlannerAgent(OracleWorldModel(6, 6, seed=1), horizon=6)
+    chosen = trusting.act_batch(boards)
+    assert trusting.stats.searches < 12
+    always = PlannerAgent(OracleWorldModel(6, 6, seed=1), horizon=6, gate="always")
+    always.act_batch(boards)
+    assert always.stats.searches == 12 and always.stats.boards_sampled > trusting.stats.boards_sampled
+    _, _, events, _ = batched_successors(boards)
+    deadly = np.isin(events, DEATHS)
+    assert not deadly[np.arange(12), chosen][~deadly.all(axis=1)].any()
+
+
+def test_one_cell_snakes_do_not_loop_when_the_policy_swings_forever():
+    swinging = play_games(EqMAgent(PingPongOracle(6, 6)), 6, 6, num_games=4, seed=20, max_steps=150,
+                          progress=False, start_length=1)
+    assert swinging["stalls"] == 4  # the policy alone never eats: the test can fail
+    planner = PlannerAgent(PingPongOracle(6, 6), horizon=8)
+    planned = play_games(planner, 6, 6, num_games=4, seed=20, max_steps=150, progress=False, start_length=1)
+    assert planned["stalls"] == 0 and planned["loops"] == 0 and planned["deaths"] == 0
+    assert min(planned["apples_per_game"]) >= 3
+    assert planner.stats.stall_searches > 0  # the stall detector is what changed the plan
+
+
+def test_planner_with_a_perfect_model_outplays_random_from_both_starts():
+    for start in (3, 1):
+        planned = play_games(PlannerAgent(FastOracle(6, 6, seed=1)), 6, 6, num_games=4, seed=10,
+                             max_steps=150, progress=False, start_length=start)
+        random = play_games(RandomAgent(0), 6, 6, num_games=4, seed=10, max_steps=150, progress=False,
+                            start_length=start)
+        assert planned["deaths"] == 0 and planned["stalls"] == 0
+        assert planned["mean_apples"] > random["mean_apples"] + 5
+
+
+def dead_end_boards(count: int, size: int = 8, seed: int = 0, steps: int = 40) -> np.ndarray:
+    """Legal boards where walking the shortest path to the food dies within `steps` moves, yet the A*
+    expert survives `steps` moves from them (so a way out exists)."""
+    from snake_world_eqm.game import expert_actions
+
+    rng = np.random.default_rng(seed)
+    found = []
+    while sum(len(part) for part in found) < count:
+        candidates = []
+        while len(candidates) < 400:
+            state = random_state(rng, size, size)
+            if state.food is not None and 6 <= len(state.body) <= size * size // 2:
+                candidates.append(encode_observation(state))
+        boards = np.stack(candidates)
+        greedy_dies = ~_survives(boards, _greedy_actions, steps, rng)
+        expert_lives = _survives(boards, lambda b: expert_actions(b), steps, rng)
+        found.append(boards[greedy_dies & expert_lives])
+    return np.concatenate(found)[:count]
+
+
+def _survives(boards: np.ndarray, policy, steps: int, rng) -> np.ndarray:
+    current, alive = boards.copy(), np.ones(len(boards), dtype=bool)
+    for _ in range(steps):
+        rows = np.flatnonzero(alive)
+        if rows.size == 0:
+            break
+        nxt, _, events, terminated = batched_step(current[rows], policy(current[rows]), rng)
+        alive[rows[np.isin(events, DEATHS)]] = False
+        keep = ~np.asarray(terminated)
+        current[rows[keep]] = nxt[keep]
+    return alive
+
+
+def test_dead_end_suite_the_planner_survives_40_steps():
+    boards = dead_end_boards(100, seed=11)
+    assert len(boards) == 100
+    rng = np.random.default_rng(0)
+    planner = PlannerAgent(GreedyOracle(8, 8, seed=2))
+    survived = _survives(boards, planner.act_batch, 40, rng)
+    assert survived.mean() >= 0.98, f"survived {survived.mean():.2%} of the dead-end boards"
+
+
+def test_planner_config_rejects_bad_knobs_in_one_line():
+    for bad, match in (({"horizon": 0}, "horizon"), ({"rollouts": 0}, "rollouts"), ({"gate": "maybe"}, "gate"),
+                       ({"gate_seeds": -1}, "gate_seeds")):
+        with pytest.raises(ValueError, match=match):
+            PlannerConfig(**bad)
+    from snake_world_eqm.evaluation.play import main
+
+    with pytest.raises(SystemExit, match="horizon must be at least 1"):
+        main(["--agent", "expert", "--planner-horizon", "0"])
+
+
+def test_default_planner_is_the_documented_default():
+    agent = PlannerAgent(OracleWorldModel(6, 6))
+    assert agent.config == PlannerConfig()
+    assert agent.config.gate == "risk" and 8 <= agent.config.horizon <= 48
+
+
+class NeckLover(FastOracle):
+    """Samples the move into the neck and wrongly predicts that nothing happens (the board unchanged), as the
+    shipped model did for a two-cell snake; held moves are predicted right."""
+
+    def sample(self, obs, action=None, **kwargs):
+        if action is None:
+            boards = np.asarray(obs.cpu() if torch.is_tensor(obs) else obs)
+            neck = torch.as_tensor(np.maximum(neck_directions(boards), 0))
+            out = super().sample(obs, action=neck, **kwargs)
+            return SimpleNamespace(**{**vars(out), "action": neck, "next_board": torch.as_tensor(boards)})
+        return super().sample(obs, action=action, **kwargs)
+
+
+def test_a_sampled_move_into_the_neck_is_a_death_whatever_the_model_predicts():
+    boards = _random_boards(10, seed=8)
+    planner = ModelPlanner(NeckLover(6, 6), horizon=4)
+    lines = planner.imagine(boards, np.full(10, 4))
+    assert (lines.status == DIED).all() and (lines.steps == 1).all()
+    chosen = PlannerAgent(NeckLover(6, 6), horizon=4).act_batch(boards)
+    assert not (chosen == neck_directions(boards)).any()
