@@ -36,15 +36,18 @@ import numpy as np
 from snake_world_eqm.game.batched import as_batch, find_heads
 from snake_world_eqm.game.encoding import (
     BODY_LEFT,
+    BODY_UP,
     FOOD,
     HEAD_ALONE,
     HEAD_UP,
     NUM_CELL_CLASSES,
+    TAIL,
     encode_observation,
 )
+from snake_world_eqm.game.hamilton import back_distance_table, cycle_positions, route_variants
 from snake_world_eqm.game.rules import DELTAS, NUM_ACTIONS, SnakeState
 
-EXPERT_KINDS = ("astar", "heuristic")
+EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle")
 _DR = np.array([d[0] for d in DELTAS], dtype=np.int64)
 _DC = np.array([d[1] for d in DELTAS], dtype=np.int64)
 # Keep the layers of one search below this many bytes by splitting large batches.
@@ -81,8 +84,11 @@ def _decide(obs: np.ndarray, kind: str) -> np.ndarray:
     actions = np.zeros(obs.shape[0], dtype=np.int64)
     live = np.flatnonzero((obs >= HEAD_ALONE).any(axis=(1, 2)))
     if live.size:
-        boards = _Boards(obs[live])
-        actions[live] = _astar(boards) if kind == "astar" else _heuristic(boards)
+        if kind in ("fill", "cycle"):
+            actions[live] = _fill(obs[live], shortcuts=kind == "fill")
+        else:
+            boards = _Boards(obs[live])
+            actions[live] = _astar(boards) if kind == "astar" else _heuristic(boards)
     return actions
 
 
@@ -91,6 +97,13 @@ def astar_action(state: SnakeState) -> int:
     if not isinstance(state, SnakeState):
         raise TypeError(f"astar_action expects a SnakeState, got {type(state).__name__}")
     return int(expert_actions(encode_observation(state)[None], "astar")[0])
+
+
+def fill_action(state: SnakeState) -> int:
+    """The fill expert's action for one state."""
+    if not isinstance(state, SnakeState):
+        raise TypeError(f"fill_action expects a SnakeState, got {type(state).__name__}")
+    return int(expert_actions(encode_observation(state)[None], "fill")[0])
 
 
 def heuristic_action(state: SnakeState) -> int:
@@ -519,3 +532,232 @@ def _heuristic(boards: _Boards) -> np.ndarray:
     score = boards.nb_legal * 10_000 + alive * 1_000 - distance * 10 + exits
     best = np.argmax(score, axis=1).astype(np.int64)
     return np.where(boards.nb_legal.any(axis=1), best, _least_bad(boards, boards.rows))
+
+
+# ----------------------------------------------------------------------------------------------
+# The fill expert: A* while the snake is short, then shortcuts along a fixed route in cycle order.
+
+# While the snake covers less than this share of the board, the A* path (when its virtual snake is
+# safe) beats the route's shortcuts; longer A* phases left coiled snakes that never got back into
+# cycle order on 10x10 (measured in benchmarks/expert.py's history: 0.5 stalled 11 of 40 games).
+GREEDY_PHASE_FILL = 0.3
+
+
+def _fill(obs: np.ndarray, shortcuts: bool = True) -> np.ndarray:
+    """The fill expert (``shortcuts``) or the plain cycle on live boards.
+
+    A short snake takes the A* path when it is safe; a snake in cycle order on one of the routes
+    (the first such, in a fixed order) takes that route's best order-keeping move; the rest are
+    steered back into order (see _restore_order).
+    """
+    height, width = obs.shape[1:]
+    actions = np.full(obs.shape[0], -1, dtype=np.int64)
+    if shortcuts:
+        length = (obs >= HEAD_ALONE).sum(axis=(1, 2))
+        short = np.flatnonzero(length < GREEDY_PHASE_FILL * height * width)
+        if short.size:
+            actions[short] = _greedy_path_move(_Boards(obs[short]))
+    pending = np.flatnonzero(actions < 0)
+    for variant in range(route_variants(height, width)):
+        if not pending.size:
+            break
+        order = _CycleOrder(obs[pending], variant)
+        chosen = order.shortcut() if shortcuts else order.follow()
+        actions[pending] = chosen
+        pending = pending[chosen < 0]
+    if pending.size:
+        actions[pending] = _restore_order(obs[pending])
+    return actions
+
+
+class _CycleOrder:
+    """Each board's span along one route (see hamilton.py) and, per move, whether the snake is in
+    cycle order after it, computed from the cell codes directly (no tracing of the body)."""
+
+    def __init__(self, obs: np.ndarray, variant: int = 0) -> None:
+        batch, height, width = obs.shape
+        self.num_cells = cells = height * width
+        self.position, self.size = cycle_positions(height, width, variant)
+        flat = obs.reshape(batch, cells).astype(np.int64)
+        rows = _arange(batch)
+        self.length = (flat >= HEAD_ALONE).sum(axis=1)
+        self.head = find_heads(flat)
+        self.tail = np.where(self.length >= 2, np.argmax(flat == TAIL, axis=1), self.head)
+        is_food = flat == FOOD
+        self.food = np.argmax(is_food, axis=1)
+        table = back_distance_table(height, width, variant)
+        self.span = table.reshape(-1).take(flat * cells + _arange(cells)).sum(axis=1)
+        last = self._last_step(flat, table, height, width)
+        # The head's four neighbours: legal, eating, and the forward distance along the route.
+        nr = self.head[:, None] // width + _DR[None]
+        nc = self.head[:, None] % width + _DC[None]
+        inside = (nr >= 0) & (nr < height) & (nc >= 0) & (nc < width)
+        nb = np.clip(nr, 0, height - 1) * width + np.clip(nc, 0, width - 1)
+        code = _take_rows(flat, rows, nb)
+        into_tail = (nb == self.tail[:, None]) & (self.length[:, None] >= 3)
+        self.legal = inside & ((code <= FOOD) | into_tail)
+        self.eats = inside & (code == FOOD)
+        self.step = (self.position[nb] - self.position[self.head][:, None]) % self.size
+        self.food_distance = np.where(is_food.any(axis=1), (self.position[self.food] - self.position[self.head]) % self.size, 0)
+        self.new_length = self.length[:, None] + self.eats
+        after_plain = np.where(self.length[:, None] == 1, 0, self.span[:, None] + self.step - last[:, None])
+        new_span = np.where(self.eats, self.span[:, None] + self.step, after_plain)
+        won = self.eats & (self.new_length == cells)
+        self.keeps_order = self.legal & ((new_span <= self._limit(self.new_length)) | won)
+        self.in_order = self.span <= self._limit(self.length)
+
+    def _limit(self, length: np.ndarray) -> np.ndarray:
+        # A length-2 snake whose next position is its tail's would step into its neck.
+        return np.where(length == 2, self.size - 2, self.size - 1)
+
+    def _last_step(self, flat: np.ndarray, table: np.ndarray, height: int, width: int) -> np.ndarray:
+        """The route distance from the tail to the segment before it (0 for a one-cell snake)."""
+        tail_r, tail_c = self.tail // width, self.tail % width
+        last = np.zeros(flat.shape[0], dtype=np.int64)
+        rows = _arange(flat.shape[0])
+        for direction in range(NUM_ACTIONS):
+            # The segment before the tail points at it: it lies at tail - DELTAS[direction].
+            r, c = tail_r - _DR[direction], tail_c - _DC[direction]
+            inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+            cell = np.clip(r, 0, height - 1) * width + np.clip(c, 0, width - 1)
+            code = flat[rows, cell]
+            points = inside & ((code == HEAD_UP + direction) | (code == BODY_UP + direction)) & (self.length >= 2)
+            last = np.where(points, table[code, cell], last)
+        return last
+
+    def preference(self, allowed: np.ndarray) -> np.ndarray:
+        """Among ``allowed`` moves, the longest step along the route that does not pass the food
+        (the food itself first); all allowed moves count when none keeps short of the food."""
+        short = allowed & (self.step <= self.food_distance[:, None])
+        within = np.where(short.any(axis=1)[:, None], short, allowed)
+        return np.where(within, 2 * self.step + self.eats, -1)
+
+    def shortcut(self) -> np.ndarray:
+        """The best order-keeping move for boards in cycle order; -1 for the others."""
+        ready = self.in_order & self.keeps_order.any(axis=1)
+        return np.where(ready, np.argmax(self.preference(self.keeps_order), axis=1), -1)
+
+    def follow(self) -> np.ndarray:
+        """The next position along the route (the food first on the twin step) for boards in
+        cycle order; -1 for the others."""
+        ready = self.in_order & self.keeps_order.any(axis=1)
+        score = np.where(self.keeps_order, -4 * self.step + self.eats, np.iinfo(np.int64).min // 2)
+        return np.where(ready, np.argmax(score, axis=1), -1)
+
+
+def _greedy_path_move(boards: _Boards) -> np.ndarray:
+    """The first move of the A* expert's shortest path to the food where the snake that follows it
+    and eats can still reach its tail, and the snake right after the move can too; -1 elsewhere."""
+    actions = np.full(boards.batch, -1, dtype=np.int64)
+    distance, layers = _food_search(boards)
+    found = np.flatnonzero(distance > 0)
+    if found.size:
+        path, virtual_bits = _backtrack(boards, layers, distance, found)
+        safe = _eaten_snake_is_safe(boards, found, path, distance[found], virtual_bits)
+        actions[found[safe]] = _direction(boards, boards.head[found[safe]], path[safe, 0])
+    chosen = np.flatnonzero(actions >= 0)
+    if chosen.size:
+        wanted = np.zeros((boards.batch, NUM_ACTIONS), dtype=bool)
+        wanted[chosen, actions[chosen]] = True
+        still_safe = _post_move_safe(boards, wanted)[chosen, actions[chosen]]
+        actions[chosen[~still_safe]] = -1
+    return actions
+
+
+def _restore_order(obs: np.ndarray) -> np.ndarray:
+    """Boards in cycle order on no route (a learner's states, a crooked start, the end of the A* phase).
+
+    Among the moves that are safe (see _safe_after_move), by category: into cycle order on some
+    route, else one after which following some route is safe (the body then drains into cycle
+    order within L moves, see _route_slack), else the A* expert's move, else any. The routes are
+    tried in their fixed order; with no safe move, the A* expert's own fallback decides.
+    """
+    boards = _Boards(obs)
+    fallback = _astar(boards)
+    is_fallback = np.arange(NUM_ACTIONS)[None] == fallback[:, None]
+    searched = _post_move_safe(boards)
+    best_score = np.full(boards.batch, -1, dtype=np.int64)
+    best_move = fallback.copy()
+    for variant in range(route_variants(boards.height, boards.width)):
+        order = _CycleOrder(obs, variant)
+        keeps_route = _route_slack(boards, order)
+        safe = (searched | keeps_route | order.keeps_order) & boards.nb_legal
+        category = np.select([order.keeps_order, keeps_route, is_fallback], [3, 2, 1], 0)
+        # Within a category: the route preference (into order); eating, then the shortest step (route).
+        within = np.select([order.keeps_order, keeps_route], [order.preference(order.keeps_order), order.eats * 2 * order.size - order.step], 0)
+        score = np.where(safe, category * (8 * order.size) + within + 4 * order.size, -1)
+        move = np.argmax(score, axis=1)
+        top = score[boards.rows, move]
+        better = top > best_score
+        best_score[better], best_move[better] = top[better], move[better]
+    return best_move
+
+
+def _route_slack(boards: _Boards, order: _CycleOrder) -> np.ndarray:
+    """(B, 4) whether, after each move, the head could follow the route from there on without meeting
+    a segment before the tail has vacated it (the snake in cycle order is the special case).
+
+    Segment i (0 = head) lies k_i positions ahead of the head along the route and is vacated after
+    L - i moves; its slack is k_i - (L - i). A move of d positions costs every segment d - 1 of slack
+    (d when eating, which delays the tail by one move), except segments the move jumps past (a lap
+    ahead then). Snakes shorter than 3 are left to the exact cycle-order test.
+    """
+    position, size = order.position, order.size
+    along = position[boards.body]
+    ahead = (along - position[boards.head][:, None]) % size
+    index = np.arange(along.shape[1])[None, :]
+    length = boards.length[:, None]
+    slack = ahead - (length - index)
+    step = order.step[:, :, None]
+    eats = order.eats[:, :, None]
+    # Non-eating moves drop the tail (segment L - 1); eating moves keep it.
+    counted = (index[:, None, :] >= 1) & (index[:, None, :] <= length[:, :, None] - 2 + eats)
+    passed = ahead[:, None, :] < step  # a lap ahead after the move
+    after = np.where(passed, size, slack[:, None, :] - step + 1 - eats)
+    # Eating the food on the way delays the tail by one more move for every segment met after it.
+    food_ahead = (order.position[order.food][:, None] - order.position[boards.nb]) % size
+    after_food = ~passed & ~eats & (ahead[:, None, :] - step > food_ahead[:, :, None])
+    segments_ok = np.where(counted, after >= after_food, True).all(axis=2)
+    old_head_ok = order.step <= size - length + 1 - order.eats
+    return order.legal & segments_ok & old_head_ok & (order.new_length >= 3)
+
+
+def _post_move_safe(boards: _Boards, moves: np.ndarray | None = None) -> np.ndarray:
+    """(B, 4) whether each legal move (of ``moves``, a (B, 4) mask, if given), eating or not, leaves a
+    snake that can still reach its tail (the A* expert's time-aware search, from the new head)."""
+    safe = np.zeros((boards.batch, NUM_ACTIONS), dtype=bool)
+    rows, moves = np.nonzero(boards.nb_legal if moves is None else boards.nb_legal & moves)
+    if not rows.size:
+        return safe
+    cell = boards.nb[rows, moves]
+    eats = boards.nb_is_food[rows, moves]
+    length = boards.length[rows]
+    new_length = length + eats
+    # After the move the body is [cell, b_0 .. b_{L-2}], or [cell, b_0 .. b_{L-1}] when eating.
+    bits = boards.body_bits[rows].copy()
+    sub_rows = _arange(rows.size)
+    tail = boards.tail[rows]
+    moved = ~eats
+    bits[sub_rows[moved], boards.row_of[tail[moved]]] &= ~boards.bit_of[tail[moved]]
+    bits[sub_rows, boards.row_of[cell]] |= boards.bit_of[cell]
+    trail = boards.trail[rows]
+    shifted = np.full_like(trail, -1)
+    shifted[:, :-1] = trail[:, 1:]
+    schedule = np.where(eats[:, None], trail, shifted)
+    schedule = _length_two_waits(_with_spare_column(schedule), new_length)
+    sub = _Subset(boards, rows)
+    hit, _ = _timed_search(sub, cell, ~bits & sub.row_mask, schedule, bits)
+    # A one-cell snake has no tail to chase, and always a free neighbour on a board of 16+ cells.
+    safe[rows, moves] = (hit > 0) | (new_length == 1)
+    return safe
+
+
+def tail_reachable_after(obs: np.ndarray) -> np.ndarray:
+    """(B, 4) bool: whether each move is legal and leaves a snake that can reach its own tail
+    (the virtual-snake check the experts use; it ignores food eaten later). False for terminal boards."""
+    obs = as_batch(obs)
+    result = np.zeros((obs.shape[0], NUM_ACTIONS), dtype=bool)
+    live = np.flatnonzero((obs >= HEAD_ALONE).any(axis=(1, 2)))
+    if live.size:
+        result[live] = _post_move_safe(_Boards(obs[live]))
+    return result
