@@ -603,6 +603,7 @@ class _CycleOrder:
         after_plain = np.where(self.length[:, None] == 1, 0, self.span[:, None] + self.step - last[:, None])
         new_span = np.where(self.eats, self.span[:, None] + self.step, after_plain)
         won = self.eats & (self.new_length == cells)
+        self.new_span = new_span
         self.keeps_order = self.legal & ((new_span <= self._limit(self.new_length)) | won)
         self.in_order = self.span <= self._limit(self.length)
 
@@ -626,11 +627,15 @@ class _CycleOrder:
         return last
 
     def preference(self, allowed: np.ndarray) -> np.ndarray:
-        """Among ``allowed`` moves, the longest step along the route that does not pass the food
-        (the food itself first); all allowed moves count when none keeps short of the food."""
-        short = allowed & (self.step <= self.food_distance[:, None])
+        """Among ``allowed`` moves, the longest step along the route that stops short of the food, or
+        the food; all allowed moves count when none does. (Stopping short, not at the food's position:
+        on an odd x odd board the food's twin shares it, and stepping there would pass the food.)"""
+        short = allowed & ((self.step < self.food_distance[:, None]) | self.eats)
         within = np.where(short.any(axis=1)[:, None], short, allowed)
-        return np.where(within, 2 * self.step + self.eats, -1)
+        # Catching up with the tail (no position left between head and tail) is the last choice: a
+        # head that hugs its tail on an odd x odd board could never eat food on the tail's twin.
+        tight = ~self.eats & (self.new_span >= self.size - 1)
+        return np.where(within, 2 * self.step + self.eats - tight * (4 * self.size), -4 * self.size - 1)
 
     def shortcut(self) -> np.ndarray:
         """The best order-keeping move for boards in cycle order; -1 for the others."""
