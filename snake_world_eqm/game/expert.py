@@ -704,8 +704,9 @@ def _route_slack(boards: _Boards, order: _CycleOrder) -> np.ndarray:
 
     Segment i (0 = head) lies k_i positions ahead of the head along the route and is vacated after
     L - i moves; its slack is k_i - (L - i). A move of d positions costs every segment d - 1 of slack
-    (d when eating, which delays the tail by one move), except segments the move jumps past (a lap
-    ahead then). Snakes shorter than 3 are left to the exact cycle-order test.
+    (d when eating, which delays the tail by one move); a segment the move jumps past gains a lap (M).
+    Eating the food met on the way costs the segments after it one more. Snakes shorter than 3 are
+    left to the exact cycle-order test.
     """
     position, size = order.position, order.size
     along = position[boards.body]
@@ -718,7 +719,7 @@ def _route_slack(boards: _Boards, order: _CycleOrder) -> np.ndarray:
     # Non-eating moves drop the tail (segment L - 1); eating moves keep it.
     counted = (index[:, None, :] >= 1) & (index[:, None, :] <= length[:, :, None] - 2 + eats)
     passed = ahead[:, None, :] < step  # a lap ahead after the move
-    after = np.where(passed, size, slack[:, None, :] - step + 1 - eats)
+    after = slack[:, None, :] - step + 1 - eats + passed * size
     # Eating the food on the way delays the tail by one more move for every segment met after it.
     food_ahead = (order.position[order.food][:, None] - order.position[boards.nb]) % size
     after_food = ~passed & ~eats & (ahead[:, None, :] - step > food_ahead[:, :, None])
