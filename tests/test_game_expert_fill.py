@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snake_world_eqm.game import DELTAS, Event, batched_step, decode_observation, encode_observation, new_game
-from snake_world_eqm.game.expert import EXPERT_KINDS, _CycleOrder, expert_actions, fill_action, tail_reachable_after
+from snake_world_eqm.game.expert import EXPERT_KINDS, _CycleOrder, _Snakes, expert_actions, fill_action, tail_reachable_after
 from snake_world_eqm.game.hamilton import cycle_positions, route_variants
 
 
@@ -58,7 +58,7 @@ def test_span_read_from_the_cell_codes_matches_the_traced_body(height, width, se
     states = [random_state(rng, height, width) for _ in range(8)]
     boards = np.stack([encode_observation(s) for s in states])
     variant = int(rng.integers(route_variants(height, width)))
-    order = _CycleOrder(boards, variant)
+    order = _CycleOrder(_Snakes(boards), variant)
     assert order.span.tolist() == [traced_span(s, height, width, variant) for s in states]
 
 

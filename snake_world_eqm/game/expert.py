@@ -29,7 +29,7 @@ Both are deterministic functions of the board.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -39,12 +39,13 @@ from snake_world_eqm.game.encoding import (
     BODY_UP,
     FOOD,
     HEAD_ALONE,
+    HEAD_LEFT,
     HEAD_UP,
     NUM_CELL_CLASSES,
     TAIL,
     encode_observation,
 )
-from snake_world_eqm.game.hamilton import back_distance_table, cycle_positions, route_variants
+from snake_world_eqm.game.hamilton import back_distance_table, cycle_positions, neighbour_table, route_variants
 from snake_world_eqm.game.rules import DELTAS, NUM_ACTIONS, SnakeState
 
 EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle")
@@ -553,79 +554,103 @@ def _fill(obs: np.ndarray, shortcuts: bool = True) -> np.ndarray:
     """
     height, width = obs.shape[1:]
     actions = np.full(obs.shape[0], -1, dtype=np.int64)
+    snakes = _Snakes(obs)
     if shortcuts:
-        length = (obs >= HEAD_ALONE).sum(axis=(1, 2))
-        short = np.flatnonzero(length < GREEDY_PHASE_FILL * height * width)
+        short = np.flatnonzero(snakes.length < GREEDY_PHASE_FILL * height * width)
         if short.size:
             actions[short] = _greedy_path_move(_Boards(obs[short]))
     pending = np.flatnonzero(actions < 0)
+    part = snakes.subset(pending)
     for variant in range(route_variants(height, width)):
         if not pending.size:
             break
-        order = _CycleOrder(obs[pending], variant)
+        order = _CycleOrder(part, variant)
         chosen = order.shortcut() if shortcuts else order.follow()
         actions[pending] = chosen
-        pending = pending[chosen < 0]
+        keep = chosen < 0
+        pending, part = pending[keep], part.subset(np.flatnonzero(keep))
     if pending.size:
-        actions[pending] = _restore_order(obs[pending])
+        actions[pending] = _restore_order(obs[pending], part)
     return actions
+
+
+class _Snakes:
+    """What the route computations need from each board, read from the cell codes once (no tracing)."""
+
+    _PER_BOARD = ("flat", "length", "head", "tail", "food", "has_food", "nb", "legal", "eats", "new_length",
+                  "before_tail", "before_tail_code")
+
+    def __init__(self, obs: np.ndarray) -> None:
+        batch, self.height, self.width = obs.shape
+        self.num_cells = cells = self.height * self.width
+        self.flat = flat = obs.reshape(batch, cells)
+        rows = _arange(batch)
+        snake = flat >= HEAD_ALONE
+        self.length = np.count_nonzero(snake, axis=1)
+        self.head = np.argmax(snake & (flat <= HEAD_LEFT), axis=1)
+        self.tail = np.where(self.length >= 2, np.argmax(flat == TAIL, axis=1), self.head)
+        is_food = flat == FOOD
+        self.food = np.argmax(is_food, axis=1)
+        self.has_food = is_food[rows, self.food]
+        # Neighbour tables carry one extra "off the board" cell, read as EMPTY's opposite: a wall.
+        neighbours = neighbour_table(self.height, self.width)
+        padded = np.concatenate([flat, np.full((batch, 1), -1, dtype=flat.dtype)], axis=1)
+        self.nb = neighbours[self.head]
+        code = _take_rows(padded, rows, self.nb)
+        inside = self.nb < cells
+        into_tail = (self.nb == self.tail[:, None]) & (self.length[:, None] >= 3)
+        self.legal = inside & (((code >= 0) & (code <= FOOD)) | into_tail)
+        self.eats = code == FOOD
+        self.new_length = self.length[:, None] + self.eats
+        # The segment before the tail is the tail's neighbour that points back at it.
+        around = neighbours[self.tail]
+        around_code = _take_rows(padded, rows, around).astype(np.int64)
+        back = (np.arange(NUM_ACTIONS)[None] + 2) % 4
+        points = (around_code == HEAD_UP + back) | (around_code == BODY_UP + back)
+        which = np.argmax(points, axis=1)
+        found = points[rows, which] & (self.length >= 2)
+        self.before_tail = np.where(found, around[rows, which], 0)
+        self.before_tail_code = np.where(found, around_code[rows, which], 0)
+
+    def subset(self, index: np.ndarray) -> _Snakes:
+        part = object.__new__(_Snakes)
+        part.height, part.width, part.num_cells = self.height, self.width, self.num_cells
+        for name in self._PER_BOARD:
+            setattr(part, name, getattr(self, name)[index])
+        return part
+
+
+@lru_cache(maxsize=None)
+def _cell_major(height: int, width: int, variant: int) -> np.ndarray:
+    return np.ascontiguousarray(back_distance_table(height, width, variant).T).reshape(-1)
 
 
 class _CycleOrder:
     """Each board's span along one route (see hamilton.py) and, per move, whether the snake is in
-    cycle order after it, computed from the cell codes directly (no tracing of the body)."""
+    cycle order after it."""
 
-    def __init__(self, obs: np.ndarray, variant: int = 0) -> None:
-        batch, height, width = obs.shape
-        self.num_cells = cells = height * width
-        self.position, self.size = cycle_positions(height, width, variant)
-        flat = obs.reshape(batch, cells).astype(np.int64)
-        rows = _arange(batch)
-        self.length = (flat >= HEAD_ALONE).sum(axis=1)
-        self.head = find_heads(flat)
-        self.tail = np.where(self.length >= 2, np.argmax(flat == TAIL, axis=1), self.head)
-        is_food = flat == FOOD
-        self.food = np.argmax(is_food, axis=1)
+    def __init__(self, snakes: _Snakes, variant: int = 0) -> None:
+        height, width, cells = snakes.height, snakes.width, snakes.num_cells
+        self.num_cells = cells
+        self.position, self.size = position, size = cycle_positions(height, width, variant)
+        self.length, self.head, self.food, self.eats = snakes.length, snakes.head, snakes.food, snakes.eats
+        self.legal, self.new_length = snakes.legal, snakes.new_length
         table = back_distance_table(height, width, variant)
-        self.span = table.reshape(-1).take(flat * cells + _arange(cells)).sum(axis=1)
-        last = self._last_step(flat, table, height, width)
-        # The head's four neighbours: legal, eating, and the forward distance along the route.
-        nr = self.head[:, None] // width + _DR[None]
-        nc = self.head[:, None] % width + _DC[None]
-        inside = (nr >= 0) & (nr < height) & (nc >= 0) & (nc < width)
-        nb = np.clip(nr, 0, height - 1) * width + np.clip(nc, 0, width - 1)
-        code = _take_rows(flat, rows, nb)
-        into_tail = (nb == self.tail[:, None]) & (self.length[:, None] >= 3)
-        self.legal = inside & ((code <= FOOD) | into_tail)
-        self.eats = inside & (code == FOOD)
-        self.step = (self.position[nb] - self.position[self.head][:, None]) % self.size
-        self.food_distance = np.where(is_food.any(axis=1), (self.position[self.food] - self.position[self.head]) % self.size, 0)
-        self.new_length = self.length[:, None] + self.eats
+        # One gather per cell: the table is read cell-major so that int8 codes index it directly.
+        self.span = _cell_major(height, width, variant).take(_arange(cells) * NUM_CELL_CLASSES + snakes.flat).sum(axis=1)
+        last = table[snakes.before_tail_code, snakes.before_tail]  # 0 for a one-cell snake
+        head_position = position[self.head]
+        self.step = (np.append(position, 0)[snakes.nb] - head_position[:, None]) % size
+        self.food_distance = np.where(snakes.has_food, (position[self.food] - head_position) % size, 0)
         after_plain = np.where(self.length[:, None] == 1, 0, self.span[:, None] + self.step - last[:, None])
-        new_span = np.where(self.eats, self.span[:, None] + self.step, after_plain)
+        self.new_span = np.where(self.eats, self.span[:, None] + self.step, after_plain)
         won = self.eats & (self.new_length == cells)
-        self.new_span = new_span
-        self.keeps_order = self.legal & ((new_span <= self._limit(self.new_length)) | won)
+        self.keeps_order = self.legal & ((self.new_span <= self._limit(self.new_length)) | won)
         self.in_order = self.span <= self._limit(self.length)
 
     def _limit(self, length: np.ndarray) -> np.ndarray:
         # A length-2 snake whose next position is its tail's would step into its neck.
         return np.where(length == 2, self.size - 2, self.size - 1)
-
-    def _last_step(self, flat: np.ndarray, table: np.ndarray, height: int, width: int) -> np.ndarray:
-        """The route distance from the tail to the segment before it (0 for a one-cell snake)."""
-        tail_r, tail_c = self.tail // width, self.tail % width
-        last = np.zeros(flat.shape[0], dtype=np.int64)
-        rows = _arange(flat.shape[0])
-        for direction in range(NUM_ACTIONS):
-            # The segment before the tail points at it: it lies at tail - DELTAS[direction].
-            r, c = tail_r - _DR[direction], tail_c - _DC[direction]
-            inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
-            cell = np.clip(r, 0, height - 1) * width + np.clip(c, 0, width - 1)
-            code = flat[rows, cell]
-            points = inside & ((code == HEAD_UP + direction) | (code == BODY_UP + direction)) & (self.length >= 2)
-            last = np.where(points, table[code, cell], last)
-        return last
 
     def preference(self, allowed: np.ndarray) -> np.ndarray:
         """Among ``allowed`` moves, the longest step along the route that stops short of the food, or
@@ -670,7 +695,7 @@ def _greedy_path_move(boards: _Boards) -> np.ndarray:
     return actions
 
 
-def _restore_order(obs: np.ndarray) -> np.ndarray:
+def _restore_order(obs: np.ndarray, snakes: _Snakes) -> np.ndarray:
     """Boards in cycle order on no route (a learner's states, a crooked start, the end of the A* phase).
 
     Among the moves that are safe (see _safe_after_move), by category: into cycle order on some
@@ -685,7 +710,7 @@ def _restore_order(obs: np.ndarray) -> np.ndarray:
     best_score = np.full(boards.batch, -1, dtype=np.int64)
     best_move = fallback.copy()
     for variant in range(route_variants(boards.height, boards.width)):
-        order = _CycleOrder(obs, variant)
+        order = _CycleOrder(snakes, variant)
         keeps_route = _route_slack(boards, order)
         safe = (searched | keeps_route | order.keeps_order) & boards.nb_legal
         category = np.select([order.keeps_order, keeps_route, is_fallback], [3, 2, 1], 0)
@@ -722,7 +747,7 @@ def _route_slack(boards: _Boards, order: _CycleOrder) -> np.ndarray:
     passed = ahead[:, None, :] < step  # a lap ahead after the move
     after = slack[:, None, :] - step + 1 - eats + passed * size
     # Eating the food on the way delays the tail by one more move for every segment met after it.
-    food_ahead = (order.position[order.food][:, None] - order.position[boards.nb]) % size
+    food_ahead = (order.position[order.food][:, None] - order.position[boards.nb]) % size  # (B, 4)
     after_food = ~passed & ~eats & (ahead[:, None, :] - step > food_ahead[:, :, None])
     segments_ok = np.where(counted, after >= after_food, True).all(axis=2)
     old_head_ok = order.step <= size - length + 1 - order.eats

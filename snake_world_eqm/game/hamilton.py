@@ -135,3 +135,17 @@ def back_distance_table(height: int, width: int, variant: int = 0) -> np.ndarray
         table[code] = np.where(inside, (position - position[target]) % size, 0)
     table.setflags(write=False)
     return table
+
+
+@lru_cache(maxsize=None)
+def neighbour_table(height: int, width: int) -> np.ndarray:
+    """(H*W, 4) the flat cell next to each cell in each direction; H*W where that is off the board."""
+    cells = height * width
+    rows, cols = np.divmod(np.arange(cells), width)
+    table = np.empty((cells, 4), dtype=np.int64)
+    for direction, (dr, dc) in enumerate(DELTAS):
+        nr, nc = rows + dr, cols + dc
+        inside = (nr >= 0) & (nr < height) & (nc >= 0) & (nc < width)
+        table[:, direction] = np.where(inside, nr * width + nc, cells)
+    table.setflags(write=False)
+    return table
