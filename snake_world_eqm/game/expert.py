@@ -276,6 +276,13 @@ def _with_spare_column(schedule: np.ndarray) -> np.ndarray:
     return out
 
 
+def _delayed(schedule: np.ndarray, delay: int) -> np.ndarray:
+    """The release schedule ``delay`` moves later."""
+    if not delay:
+        return schedule
+    return np.concatenate([np.full((schedule.shape[0], delay), -1, dtype=schedule.dtype), schedule], axis=1)
+
+
 def _length_two_waits(schedule: np.ndarray, length: np.ndarray) -> np.ndarray:
     """A length-2 snake may not enter its neck at step 1 (a reversal): free it one step later."""
     pair = np.flatnonzero(length == 2)
@@ -381,11 +388,12 @@ def _predecessor_direction(
 
 
 def _eaten_snake_is_safe(
-    boards: _Boards, found: np.ndarray, path: np.ndarray, dist: np.ndarray, virtual_bits: np.ndarray
+    boards: _Boards, found: np.ndarray, path: np.ndarray, dist: np.ndarray, virtual_bits: np.ndarray, delay: int = 0
 ) -> np.ndarray:
     """Whether the snake, after following ``path`` and eating, can still reach its own tail.
 
-    The grown body (length L + 1) is vacated in the order trail ++ path from entry D - 1 on.
+    The grown body (length L + 1) is vacated in the order trail ++ path from entry D - 1 on;
+    ``delay`` more moves before the tail starts (as if that many more apples were eaten at once).
     """
     length = boards.length[found]
     steps = np.arange(int(length.max()))[None, :]
@@ -398,7 +406,7 @@ def _eaten_snake_is_safe(
         _take_rows(path, _arange(found.size), np.clip(entry - length[:, None], 0, path.shape[1] - 1)),
     )
     schedule = np.where(steps < length[:, None], cells, -1)
-    schedule = _length_two_waits(_with_spare_column(schedule), length + 1)
+    schedule = _delayed(_length_two_waits(_with_spare_column(schedule), length + 1), delay)
     sub = _Subset(boards, found)
     passable = ~virtual_bits & sub.row_mask
     hit, _ = _timed_search(sub, boards.food[found], passable, schedule, virtual_bits)
@@ -543,6 +551,9 @@ def _heuristic(boards: _Boards) -> np.ndarray:
 # ~2,020-2,130 with 0.3-0.4); longer A* phases leave coiled snakes that may not get back into cycle
 # order (0.5: 2 deaths in 40 games on 10x10, a stall in 40 on 12x9; 0.7: 23 stalls in 40).
 GREEDY_PHASE_FILL = 0.3
+# The A* checks ignore apples eaten later; new food in a corridor then killed snakes in the A*
+# phase (2 of 200 games on 12x9). Holding the virtual tail back this many moves leaves room for it.
+SAFETY_MARGIN = 1
 
 
 def _fill(obs: np.ndarray, shortcuts: bool = True) -> np.ndarray:
@@ -678,19 +689,20 @@ class _CycleOrder:
 
 def _greedy_path_move(boards: _Boards) -> np.ndarray:
     """The first move of the A* expert's shortest path to the food where the snake that follows it
-    and eats can still reach its tail, and the snake right after the move can too; -1 elsewhere."""
+    and eats can still reach its tail, and the snake right after the move can too, both with the
+    tail held back SAFETY_MARGIN more moves; -1 elsewhere."""
     actions = np.full(boards.batch, -1, dtype=np.int64)
     distance, layers = _food_search(boards)
     found = np.flatnonzero(distance > 0)
     if found.size:
         path, virtual_bits = _backtrack(boards, layers, distance, found)
-        safe = _eaten_snake_is_safe(boards, found, path, distance[found], virtual_bits)
+        safe = _eaten_snake_is_safe(boards, found, path, distance[found], virtual_bits, delay=SAFETY_MARGIN)
         actions[found[safe]] = _direction(boards, boards.head[found[safe]], path[safe, 0])
     chosen = np.flatnonzero(actions >= 0)
     if chosen.size:
         wanted = np.zeros((boards.batch, NUM_ACTIONS), dtype=bool)
         wanted[chosen, actions[chosen]] = True
-        still_safe = _post_move_safe(boards, wanted)[chosen, actions[chosen]]
+        still_safe = _post_move_safe(boards, wanted, delay=SAFETY_MARGIN)[chosen, actions[chosen]]
         actions[chosen[~still_safe]] = -1
     return actions
 
@@ -698,33 +710,40 @@ def _greedy_path_move(boards: _Boards) -> np.ndarray:
 def _restore_order(obs: np.ndarray, snakes: _Snakes) -> np.ndarray:
     """Boards in cycle order on no route (a learner's states, a crooked start, the end of the A* phase).
 
-    Among the moves that are safe (see _safe_after_move), by category: into cycle order on some
-    route, else one after which following some route is safe (the body then drains into cycle
-    order within L moves, see _route_slack), else the A* expert's move, else any. The routes are
-    tried in their fixed order; with no safe move, the A* expert's own fallback decides.
+    The routes are tried in their fixed order; on the first that offers one, a move into cycle order
+    (best route preference), else a move after which following the route is safe (eating first, then
+    the shortest step: the body then drains into cycle order within L moves, see _route_slack).
+    Both are safe by construction. Boards with neither get, among the moves the tail search calls
+    safe, preferably one that stays safe with the tail held back SAFETY_MARGIN moves, and the A*
+    expert's move first; with none, the A* expert's own fallback.
     """
     boards = _Boards(obs)
-    fallback = _astar(boards)
-    is_fallback = np.arange(NUM_ACTIONS)[None] == fallback[:, None]
-    searched = _post_move_safe(boards)
-    best_score = np.full(boards.batch, -1, dtype=np.int64)
-    best_move = fallback.copy()
+    moves = np.full(boards.batch, -1, dtype=np.int64)
+    pending, part = boards.rows, snakes
     for variant in range(route_variants(boards.height, boards.width)):
-        order = _CycleOrder(snakes, variant)
-        keeps_route = _route_slack(boards, order)
-        safe = (searched | keeps_route | order.keeps_order) & boards.nb_legal
-        category = np.select([order.keeps_order, keeps_route, is_fallback], [3, 2, 1], 0)
-        # Within a category: the route preference (into order); eating, then the shortest step (route).
-        within = np.select([order.keeps_order, keeps_route], [order.preference(order.keeps_order), order.eats * 2 * order.size - order.step], 0)
-        score = np.where(safe, category * (8 * order.size) + within + 4 * order.size, -1)
-        move = np.argmax(score, axis=1)
-        top = score[boards.rows, move]
-        better = top > best_score
-        best_score[better], best_move[better] = top[better], move[better]
-    return best_move
+        if not pending.size:
+            break
+        order = _CycleOrder(part, variant)
+        keeps_route = _route_slack(boards.body[pending], boards.length[pending], boards.nb[pending], order)
+        size = order.size
+        into_order = order.preference(order.keeps_order) + 10 * size  # 6M..12M where allowed
+        route = order.eats * 2 * size - order.step + 3 * size  # 2M..5M
+        score = np.select([order.keeps_order, keeps_route], [into_order, route], -1)
+        best = np.argmax(score, axis=1)
+        found = score[_arange(pending.size), best] >= 0
+        moves[pending[found]] = best[found]
+        pending, part = pending[~found], part.subset(np.flatnonzero(~found))
+    if pending.size:
+        rest = _Boards(obs[pending])
+        fallback = _astar(rest)
+        safe = _post_move_safe(rest) & rest.nb_legal
+        roomy = _post_move_safe(rest, safe, delay=SAFETY_MARGIN)
+        score = np.where(safe, 1 + 2 * roomy + (np.arange(NUM_ACTIONS)[None] == fallback[:, None]), 0)
+        moves[pending] = np.where(safe.any(axis=1), np.argmax(score, axis=1), fallback)
+    return moves
 
 
-def _route_slack(boards: _Boards, order: _CycleOrder) -> np.ndarray:
+def _route_slack(body: np.ndarray, length: np.ndarray, nb: np.ndarray, order: _CycleOrder) -> np.ndarray:
     """(B, 4) whether, after each move, the head could follow the route from there on without meeting
     a segment before the tail has vacated it (the snake in cycle order is the special case).
 
@@ -735,10 +754,10 @@ def _route_slack(boards: _Boards, order: _CycleOrder) -> np.ndarray:
     left to the exact cycle-order test.
     """
     position, size = order.position, order.size
-    along = position[boards.body]
-    ahead = (along - position[boards.head][:, None]) % size
+    along = position[body]
+    ahead = (along - along[:, :1]) % size
     index = np.arange(along.shape[1])[None, :]
-    length = boards.length[:, None]
+    length = length[:, None]
     slack = ahead - (length - index)
     step = order.step[:, :, None]
     eats = order.eats[:, :, None]
@@ -747,16 +766,17 @@ def _route_slack(boards: _Boards, order: _CycleOrder) -> np.ndarray:
     passed = ahead[:, None, :] < step  # a lap ahead after the move
     after = slack[:, None, :] - step + 1 - eats + passed * size
     # Eating the food on the way delays the tail by one more move for every segment met after it.
-    food_ahead = (order.position[order.food][:, None] - order.position[boards.nb]) % size  # (B, 4)
+    food_ahead = (position[order.food][:, None] - np.append(position, 0)[nb]) % size  # (B, 4)
     after_food = ~passed & ~eats & (ahead[:, None, :] - step > food_ahead[:, :, None])
     segments_ok = np.where(counted, after >= after_food, True).all(axis=2)
     old_head_ok = order.step <= size - length + 1 - order.eats
     return order.legal & segments_ok & old_head_ok & (order.new_length >= 3)
 
 
-def _post_move_safe(boards: _Boards, moves: np.ndarray | None = None) -> np.ndarray:
+def _post_move_safe(boards: _Boards, moves: np.ndarray | None = None, delay: int = 0) -> np.ndarray:
     """(B, 4) whether each legal move (of ``moves``, a (B, 4) mask, if given), eating or not, leaves a
-    snake that can still reach its tail (the A* expert's time-aware search, from the new head)."""
+    snake that can still reach its tail (the A* expert's time-aware search, from the new head), with
+    the tail held back ``delay`` more moves (room for apples eaten on the way)."""
     safe = np.zeros((boards.batch, NUM_ACTIONS), dtype=bool)
     rows, moves = np.nonzero(boards.nb_legal if moves is None else boards.nb_legal & moves)
     if not rows.size:
@@ -776,7 +796,7 @@ def _post_move_safe(boards: _Boards, moves: np.ndarray | None = None) -> np.ndar
     shifted = np.full_like(trail, -1)
     shifted[:, :-1] = trail[:, 1:]
     schedule = np.where(eats[:, None], trail, shifted)
-    schedule = _length_two_waits(_with_spare_column(schedule), new_length)
+    schedule = _delayed(_length_two_waits(_with_spare_column(schedule), new_length), delay)
     sub = _Subset(boards, rows)
     hit, _ = _timed_search(sub, cell, ~bits & sub.row_mask, schedule, bits)
     # A one-cell snake has no tail to chase, and always a free neighbour on a board of 16+ cells.
