@@ -1,8 +1,24 @@
-"""Experts that label the dataset: an A* expert and a cheaper heuristic expert, both batched.
+"""Experts that label the dataset, all batched: a board-filling expert, an A* expert, a heuristic one.
 
 Boards are handled many at a time. Each board's free cells are kept as one bit mask per
 row (uint8/16/32 for W <= 8/16/32), so a breadth-first search step over a whole batch is a
 handful of array shifts on a (B, H) array instead of a Python loop per board.
+
+Fill expert (``kind="fill"``, the default for datasets), per board:
+
+1. While the snake covers less than GREEDY_PHASE_FILL of the board: the A* expert's path to the
+   food (below), if its virtual snake reaches its tail even with the tail held back one more move.
+2. Else, if the snake is *in cycle order* on one of the routes of hamilton.py (a Hamiltonian
+   cycle moved by the board's symmetries, both directions; on odd x odd boards, where no
+   Hamiltonian cycle exists, a cycle whose one "twin" position holds two cells, so every cell is
+   still on it): the order-keeping move that goes furthest along the route without passing the
+   food. In cycle order some move always keeps the order, and the snake cannot die: every cell
+   ahead of the head up to the tail's position is free. The shortcut never passes the food, so
+   the distance to it shrinks every move: no loops.
+3. Else (a learner's state, a crooked start, the end of the A* phase): a move into cycle order
+   on some route; else one after which following a route is safe for every segment (each is
+   vacated before the head gets there; the body then drains into cycle order); else the A*
+   expert's move if its tail search calls it safe, else any move it calls safe.
 
 A* expert (``kind="astar"``), per board:
 
@@ -23,7 +39,8 @@ A* expert (``kind="astar"``), per board:
 
 The heuristic expert (``kind="heuristic"``) moves greedily toward the food among moves that
 are not certain death, preferring cells with more free neighbours and avoiding dead ends.
-Both are deterministic functions of the board.
+``kind="cycle"`` is the plain Hamiltonian cycle (step 2 without shortcuts), a yardstick.
+All are deterministic functions of the board.
 """
 
 from __future__ import annotations
