@@ -15,7 +15,7 @@ import sys
 from snake_world_eqm.argtypes import non_negative_int as _non_negative_int
 from snake_world_eqm.argtypes import positive_int as _positive_int
 from snake_world_eqm.argtypes import probability as _probability
-from snake_world_eqm.data.generate import GenerationConfig
+from snake_world_eqm.data.generate import DEFAULT_EXPERT, EXPERT_KINDS, GenerationConfig
 
 from .builder import build_dataset
 
@@ -30,9 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--width", type=_positive_int, default=10)
     size.add_argument("--seed", type=_non_negative_int, default=0)
     expert = size.add_mutually_exclusive_group()
-    expert.add_argument("--use-astar", dest="expert", action="store_const", const="astar", help="A* expert (default)")
+    expert.add_argument(
+        "--expert", choices=EXPERT_KINDS, default=DEFAULT_EXPERT,
+        help=f"the expert that labels the rows: {', '.join(EXPERT_KINDS)} (default {DEFAULT_EXPERT}: fills the board; benchmarks/expert.py)",
+    )
+    expert.add_argument("--use-astar", dest="expert", action="store_const", const="astar", help="the A* expert (same as --expert astar)")
     expert.add_argument("--no-astar", dest="expert", action="store_const", const="heuristic", help="heuristic expert")
-    parser.set_defaults(expert="astar")
     size.add_argument("--perturb-prob", type=_probability, default=0.1, help="chance of a random non-fatal action per step")
     size.add_argument("--max-episode-steps", type=_positive_int, default=None, help="episode cap (default 20 x cells)")
     size.add_argument("--stall-steps", type=_positive_int, default=None, help="cut an episode after this many steps without food (default 2 x cells)")

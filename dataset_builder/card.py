@@ -18,6 +18,14 @@ from snake_world_eqm.data.features import ACTION_NAMES, EVENT_NAMES, SOURCE_NAME
 from snake_world_eqm.data.generate import GenerationConfig
 
 LENGTH_BIN = 5  # snake lengths are histogrammed in bins of this width
+# How the card names each expert (snake_world_eqm.game.expert documents them).
+EXPERT_DESCRIPTIONS = {
+    "fill": "`fill` (board-filling: the A* path while the snake is short, then safe shortcuts along a "
+    "Hamiltonian cycle, which cannot die once the snake is in cycle order)",
+    "astar": "`astar` (A* path with a virtual-snake safety check, else tail following)",
+    "heuristic": "`heuristic` (greedy with a safety check)",
+    "cycle": "`cycle` (the plain Hamiltonian cycle, no shortcuts)",
+}
 
 
 @dataclass
@@ -135,7 +143,7 @@ def build_card(
         [(f"{b * LENGTH_BIN}-{b * LENGTH_BIN + LENGTH_BIN - 1}", n, _percent(n, total)) for b, n in sorted(stats.lengths.items())],
     )
     feature_table = _table(("column", "feature"), [(f"`{name}`", f"`{feature!r}`") for name, feature in dataset_features.items()])
-    expert = "A* planner" if config.expert == "astar" else "heuristic (greedy with safety check)"
+    expert = EXPERT_DESCRIPTIONS.get(config.expert, config.expert)
     shard_note = "" if shard[1] == 1 else f"\nThis folder holds shard {shard[0]} of {shard[1]} (seed-range sharding).\n"
     policy_note = "" if config.policy_name is None else (
         f"\n**On-policy (DAgger) data.** Steps were played by the policy `{config.policy_name}` and, with "

@@ -31,7 +31,7 @@ from snake_world_eqm.game.encoding import (
     validate_observation,
 )
 from snake_world_eqm.game.env import ENV_ID, SnakeEnv, register_env
-from snake_world_eqm.game.expert import EXPERT_KINDS, astar_action, expert_actions, heuristic_action
+from snake_world_eqm.game.expert import EXPERT_KINDS, astar_action, expert_actions, fill_action, heuristic_action
 from snake_world_eqm.game.render import render_ansi, render_rgb
 from snake_world_eqm.game.rules import (
     ACTION_NAMES,
@@ -60,6 +60,6 @@ __all__ = [
     "IllegalObservationError", "SnakeState", "StepResult", "batched_step", "batched_successors",
     "decode_observation", "encode_observation", "inverse_symmetry", "is_terminal_observation",
     "mask_food", "new_game", "step", "terminal_observation", "transform_action", "transform_board",
-    "validate_observation", "EXPERT_KINDS", "astar_action", "expert_actions", "heuristic_action",
+    "validate_observation", "EXPERT_KINDS", "astar_action", "expert_actions", "fill_action", "heuristic_action",
     "ENV_ID", "SnakeEnv", "register_env", "render_ansi", "render_rgb",
 ]
