@@ -532,9 +532,25 @@ def imagined_risk(planner: ModelPlanner, boards: np.ndarray, horizon: int) -> np
 
 # ---- command-line flags (shared by `snake-eqm play` and `snake-eqm evaluate`) ---------------------------
 
+def _int_from(low: int, high: int):
+    """An argparse type: an integer in [low, high] (argparse then exits 2 naming the flag)."""
+    import argparse
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
 PLANNER_FLAGS = {  # flag -> (PlannerConfig field, type, help)
-    "--planner-horizon": ("horizon", int, f"imagined steps per line (default {PlannerConfig.horizon})"),
-    "--planner-rollouts": ("rollouts", int, "model-play lines per first action in a search "
+    "--planner-horizon": ("horizon", _int_from(1, MAX_HORIZON), f"imagined steps per line (default {PlannerConfig.horizon})"),
+    "--planner-rollouts": ("rollouts", _int_from(1, MAX_ROLLOUTS), "model-play lines per first action in a search "
                            f"(default {PlannerConfig.rollouts}; "
                            "one tail-following line is added)"),
     "--planner-gate": ("gate", str, "risk: search only where the plan is risky or play stalls (default); "
