@@ -20,6 +20,7 @@ from .args import TrainingSetupError, hparams_for_trackers, resolve_trackers, va
 from .data import collate_rows, forward_columns, load_splits, make_eval_loader, make_train_loader
 from .model_setup import build_config, build_model, model_classes
 from .outputs import JsonlLog, command_line, save_final_model, save_model_folder
+from .selection import is_improvement
 from .validation import BASELINE_METRICS, EQM_METRICS, _loss_components, validate
 
 logger = logging.getLogger("snake_world_eqm.training")
@@ -326,9 +327,7 @@ def _run_validation(ctx: _Context) -> dict[str, float]:
     if value is None:  # e.g. loss_whatif without per-action columns
         logger.warning("--best-metric %s is not among the validation metrics %s", name, sorted(metrics))
         return metrics
-    lower_is_better = "loss" in name
-    improved = state.best_value is None or (value < state.best_value if lower_is_better else value > state.best_value)
-    if improved:
+    if is_improvement(name, value, state.best_value):
         state.best_value, state.best_step = value, state.global_step
         if acc.is_main_process:
             save_model_folder(acc.unwrap_model(ctx.model), Path(args.output_dir) / "best", _summary(ctx, "running"),
