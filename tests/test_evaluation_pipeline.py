@@ -119,6 +119,11 @@ def test_evaluate_cli_writes_json_and_plots(tiny_dataset, tmp_path):
         assert 0.0 <= result[key] <= 1.0
     assert result["config"]["max_steps"] == 20 and result["config"]["games"] == 2
     assert "grad_norm_values" not in result["uncertainty"]
+    # Every headline metric of the model card names a key that evaluate really writes (a misspelt key
+    # would silently drop its row from the card).
+    from snake_world_eqm.hub import HEADLINE_METRICS, flatten_metrics
+
+    assert set(HEADLINE_METRICS) - set(flatten_metrics(result)) == set()
     assert "NaN" not in (tmp_path / "out.json").read_text()  # strict JSON: undefined AUROCs are null
     pngs = sorted(path.name for path in (tmp_path / "plots").iterdir())
     assert pngs == ["accuracy_vs_steps.png", "adaptive_tradeoff.png", "apples_per_agent.png",
