@@ -29,6 +29,7 @@ from snake_world_eqm.game import (
     new_game,
 )
 from snake_world_eqm.game.expert import astar_action, expert_actions, heuristic_action
+from snake_world_eqm.provenance import with_provenance
 
 END_CAUSES = ("win", "wall", "self", "reverse", "stall", "cap")
 
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         if (height, width) == (10, 10):
             summary["throughput"] = throughput(args.kind, boards, args.throughput_batch, args.single_decisions, args.seed)
         report[f"{height}x{width}"] = summary
-    print(json.dumps(report, indent=2))
+    print(json.dumps(with_provenance(report), indent=2))
     return 0
 
 

@@ -92,7 +92,8 @@ def _survivors(scratch: Path, env: dict[str, str], show: bool) -> list[dict[str,
             if show:
                 diff = subprocess.run([*_mutmut_command(), "show", name], cwd=scratch, env=env,
                                       capture_output=True, text=True).stdout
-                entry["diff"] = "\n".join(l for l in diff.splitlines() if l[:1] in "+-" and l[:3] not in ("+++", "---"))
+                entry["diff"] = "\n".join(line for line in diff.splitlines()
+                                          if line[:1] in "+-" and line[:3] not in ("+++", "---"))
             survivors.append(entry)
     return survivors
 

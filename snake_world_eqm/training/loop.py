@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..provenance import provenance
 from . import checkpoints as ckpt
 from .args import TrainingSetupError, hparams_for_trackers, resolve_trackers, validate_args
 from .data import collate_rows, forward_columns, load_splits, make_eval_loader, make_train_loader
@@ -374,6 +375,7 @@ def _summary(ctx: _Context, stopped_because: str) -> dict[str, Any]:
         "validation_split": ctx.setup.splits.eval_split,
         "evals": ctx.log.entries("eval") if acc.is_main_process else [],
         "command": getattr(ctx.args, "command", None) or command_line(),
+        "provenance": provenance(getattr(ctx.args, "command", None) or command_line()),
     }
 
 
