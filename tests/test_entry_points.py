@@ -187,3 +187,27 @@ def test_accelerate_config_parses_and_is_valid(path):
     assert config.mixed_precision in ("no", "fp16", "bf16", "fp8")
     assert config.num_processes >= 1 and config.num_machines == 1
     assert (config.use_cpu is True) == (path.name == "cpu.yaml")
+
+
+def test_reproduce_recipe_commands_parse_with_their_real_command_lines(tmp_path, capsys):
+    # The recipe is data; when a flag is renamed or removed, this fails before an hour-long run would.
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import reproduce
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    from dataset_builder.__main__ import build_parser as dataset_parser
+    from snake_world_eqm.evaluation.cli import build_parser as evaluate_parser
+    from snake_world_eqm.lm_bridge.training import build_parser as lm_parser
+    from snake_world_eqm.training.args import build_parser as train_parser
+
+    parsers = {"dataset": dataset_parser, "train": train_parser, "baseline": train_parser,
+               "evaluate": evaluate_parser, "lm-bridge": lm_parser}
+    steps = reproduce.commands(tmp_path / "work", tmp_path / "results", reproduce.STEPS)
+    assert [step for step, _, _ in steps] == list(parsers)
+    for step, argv, _ in steps:
+        # python -m dataset_builder ARGS, or python -m snake_world_eqm.cli SUBCOMMAND ARGS
+        module_args = argv[3:] if argv[2] == "dataset_builder" else argv[4:]
+        parsers[step]().parse_args(module_args)
+    assert reproduce.main(["--dry-run", "--workdir", str(tmp_path / "w"), "--results-dir", str(tmp_path / "r")]) == 0
+    assert capsys.readouterr().out.count("$ ") == len(parsers) and not (tmp_path / "r").exists()
