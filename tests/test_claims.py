@@ -19,8 +19,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"
 PROVENANCE_FIELDS = ("command", "revision", "machine", "date")  # as snake_world_eqm.provenance writes them

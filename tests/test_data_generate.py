@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import snake_world_eqm.data.generate as generate_module
 from snake_world_eqm.data import (
     COLUMNS,
     GenerationConfig,
@@ -12,7 +13,6 @@ from snake_world_eqm.data import (
     content_fingerprint,
     generate_dataset_dict,
 )
-import snake_world_eqm.data.generate as generate_module
 from snake_world_eqm.data.generate import assign_splits, play_chunk, shard_chunks, split_rows
 from snake_world_eqm.game import Event, batched_successors, mask_food, transform_action, transform_board
 from snake_world_eqm.game.expert import expert_actions

@@ -244,3 +244,17 @@ def test_nag_trajectory_pads_with_the_final_iterate():
     assert res.num_steps.tolist() == [8] and res.trajectory.shape == (13, 1, 1)
     assert res.trajectory[1].item() == 4.0
     assert torch.all(res.trajectory[8:] == res.x)
+
+
+def test_nag_keeps_everything_on_the_input_device():
+    # The meta device stands in for a GPU: any tensor created on the default device would show up as "cpu".
+    seen = []
+
+    def field(p, idx):
+        seen.append(idx.device)
+        return p
+
+    res = nag_descent(field, torch.zeros(3, 2, device="meta"), num_steps=2, step_size=0.5)
+    assert {res.x.device.type, res.num_steps.device.type, res.grad_norm.device.type} == {"meta"}
+    assert [device.type for device in seen] == ["meta", "meta"]
+    assert res.num_steps.dtype == torch.long
