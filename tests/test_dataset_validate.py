@@ -21,13 +21,11 @@ from snake_world_eqm.game.encoding import EMPTY, FOOD
 SIZE = 6
 
 
-def _win_row(episode_id: int) -> dict[str, np.ndarray]:
-    """A 6x6 board one move from filling it: a boustrophedon snake, the food in the last free cell."""
-    path = [(r, c if r % 2 == 0 else SIZE - 1 - c) for r in range(SIZE) for c in range(SIZE)]  # a Hamiltonian path
-    food, body = path[-1], tuple(reversed(path[:-1]))  # head next to the food, tail at (0, 0)
+def _single_row(body: tuple, food: tuple, action: int | None, episode_id: int) -> dict[str, np.ndarray]:
+    """One row, all columns from the engine, for a hand-made state (`action` None: the first that wins)."""
     board = encode_observation(SnakeState(SIZE, SIZE, body, food))[None]
     successors, reward, event, terminated = batched_successors(board, np.random.default_rng(0))
-    action = int(np.flatnonzero(event[0] == Event.WIN)[0])
+    action = int(np.flatnonzero(event[0] == Event.WIN)[0]) if action is None else action
     return {
         "state": board, "action": np.array([action]), "taken_action": np.array([action]),
         "next_state": successors[:, action], "reward": reward[:, action], "terminated": terminated[:, action],
@@ -35,6 +33,18 @@ def _win_row(episode_id: int) -> dict[str, np.ndarray]:
         "terminated_per_action": terminated, "event_per_action": event, "episode_id": np.array([episode_id]),
         "step": np.array([0]), "snake_length": np.array([len(body)]), "symmetry": np.array([0]),
     }
+
+
+def _win_row(episode_id: int) -> dict[str, np.ndarray]:
+    """A 6x6 board one move from filling it: a boustrophedon snake, the food in the last free cell."""
+    path = [(r, c if r % 2 == 0 else SIZE - 1 - c) for r in range(SIZE) for c in range(SIZE)]  # a Hamiltonian path
+    food, body = path[-1], tuple(reversed(path[:-1]))  # head next to the food, tail at (0, 0)
+    return _single_row(body, food, None, episode_id)
+
+
+def _one_cell_row(episode_id: int) -> dict[str, np.ndarray]:
+    """A one-cell snake (its head is the HEAD_ALONE code): its length counts that cell."""
+    return _single_row(((2, 2),), (4, 4), 1, episode_id)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +55,10 @@ def clean_rows() -> dict[str, np.ndarray]:
     rows = {name: rows[name] for name in COLUMNS}
     win = _win_row(int(rows["episode_id"].max()) + 1)
     assert (win["event"] == Event.WIN).all()
-    rows = {name: np.concatenate([rows[name], win[name].astype(rows[name].dtype)]) for name in COLUMNS}
+    one_cell = _one_cell_row(int(rows["episode_id"].max()) + 2)
+    assert one_cell["snake_length"][0] == 1
+    rows = {name: np.concatenate([rows[name], win[name].astype(rows[name].dtype), one_cell[name].astype(rows[name].dtype)])
+            for name in COLUMNS}
     assert (rows["event_per_action"] == Event.EAT).any() and (rows["step"][1:] == rows["step"][:-1] + 1).sum() > 100
     return rows
 
@@ -106,7 +119,52 @@ def test_a_clean_build_with_eating_and_a_win_has_no_violation(clean_rows, monkey
     report = _validate(clean_rows)
     assert report.rows == len(clean_rows["state"]) and report.violations == 0 and _failures(report) == {}
     monkeypatch.setattr(validate_module, "BATCH_SIZE", 7)  # episodes now cross batch boundaries
-    assert _validate(clean_rows).violations == 0
+    report = _validate(clean_rows)
+    assert report.violations == 0 and report.rows == len(clean_rows["state"])
+
+
+def test_violations_add_up_over_batches_and_splits(clean_rows, tmp_path, monkeypatch):
+    from datasets import DatasetDict
+
+    from dataset_builder.validate import validate_dataset
+
+    rows = _copy(clean_rows)
+    rows["reward"][[3, 40]] += 1.0  # two bad rows, in different batches
+    table = rows_to_table(rows, features(SIZE, SIZE))
+    DatasetDict({"train": Dataset(table), "test": Dataset(rows_to_table(clean_rows, features(SIZE, SIZE)))}
+                ).save_to_disk(str(tmp_path / "dataset"))
+    monkeypatch.setattr(validate_module, "BATCH_SIZE", 16)
+    report = validate_dataset(tmp_path / "dataset", progress=False)
+    assert report.rows == 2 * len(rows["state"]) and report.violations == 2
+    assert dict(report.by_check) == {"reward": 2}  # checks that never failed are not listed
+    assert report.examples == ["train row 3: reward", "train row 40: reward"]
+    assert report.summary().splitlines() == [f"2 violations in {2 * len(rows['state'])} rows", "  reward: 2",
+                                             "  e.g. train row 3: reward", "  e.g. train row 40: reward"]
+
+
+def test_progress_bar_counts_rows_and_can_be_silenced(clean_rows, capsys):
+    split = Dataset(rows_to_table(clean_rows, features(SIZE, SIZE)))
+    count = len(clean_rows["state"])
+    validate_split(split, "train", ValidationReport())  # progress is on by default
+    shown = capsys.readouterr().err
+    assert "validating train" in shown and f"{count}/{count}" in shown and "row/s" in shown
+    validate_split(split, "train", ValidationReport(), progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_gap_inside_an_episode_and_a_new_episode_are_not_continuity_breaks(clean_rows):
+    rows = _copy(clean_rows)
+    row = _continued_row(rows)
+    keep = np.ones(len(rows["state"]), dtype=bool)
+    keep[row] = False  # the next row now follows a gap of one step: nothing to check it against
+    gapped = {name: values[keep] for name, values in rows.items()}
+    assert _validate(gapped).violations == 0
+    # A new episode whose step numbers happen to continue the previous episode's is still a new episode.
+    starts = np.flatnonzero(rows["episode_id"][1:] != rows["episode_id"][:-1]) + 1
+    first = int(starts[0])
+    episode = rows["episode_id"] == rows["episode_id"][first]
+    rows["step"][episode] += rows["step"][first - 1] + 1
+    assert _validate(rows).violations == 0
 
 
 def test_an_eaten_apple_may_respawn_on_any_empty_cell(clean_rows):
