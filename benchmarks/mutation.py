@@ -14,6 +14,7 @@ Score = (killed + timed out) / (mutants - skipped); a mutant no test covers coun
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import re
@@ -82,18 +83,41 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def _survivors(scratch: Path, env: dict[str, str], show: bool) -> list[dict[str, str]]:
+def _function_source(text: str, name: str) -> list[str]:
+    """The lines of `def name(...)` in mutmut's rewritten module (up to the next line indented no deeper)."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if line.lstrip().startswith(f"def {name}("):
+            indent = len(line) - len(line.lstrip())
+            body = [line]
+            for following in lines[index + 1:]:
+                if following.strip() and len(following) - len(following.lstrip()) <= indent:
+                    break
+                body.append(following)
+            return body
+    return []
+
+
+def _mutant_diff(mutated_module: str, mutant: str) -> str:
+    """The changed lines of one mutant against the original function (read from mutants/, no mutmut process)."""
+    short = mutant.rsplit(".", 1)[-1]
+    original = re.sub(r"__mutmut_\d+$", "__mutmut_orig", short)
+    before = [line.replace(original, short) for line in _function_source(mutated_module, original)]
+    after = _function_source(mutated_module, short)
+    changed = difflib.unified_diff(before, after, lineterm="", n=0)
+    return "\n".join(line.strip() for line in changed if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+
+
+def _survivors(scratch: Path, module: str, env: dict[str, str], show: bool) -> list[dict[str, str]]:
     listing = subprocess.run([*_mutmut_command(), "results"], cwd=scratch, env=env, capture_output=True, text=True)
+    mutated_module = (scratch / "mutants" / module).read_text() if show else ""
     survivors = []
     for line in listing.stdout.splitlines():
         name, _, status = line.strip().rpartition(": ")
         if status in ("survived", "no tests"):
             entry = {"mutant": name, "status": status}
             if show:
-                diff = subprocess.run([*_mutmut_command(), "show", name], cwd=scratch, env=env,
-                                      capture_output=True, text=True).stdout
-                entry["diff"] = "\n".join(line for line in diff.splitlines()
-                                          if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+                entry["diff"] = _mutant_diff(mutated_module, name)
             survivors.append(entry)
     return survivors
 
@@ -118,7 +142,7 @@ def mutate_module(module: str, tests: list[str], max_children: int, show: bool, 
             "meets_target": bool(counted) and killed / counted >= TARGET_SCORE,
             **stats,
             "seconds": round(time.monotonic() - start, 1),
-            "survivors": _survivors(scratch, env, show),
+            "survivors": _survivors(scratch, module, env, show),
         }
     finally:
         if keep:
