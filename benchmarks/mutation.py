@@ -159,11 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch copies (to `mutmut browse` them)")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)
-    result = {
-        "target_score": TARGET_SCORE,
-        "modules": [mutate_module(m, MODULES[m], args.max_children, args.show_diffs, args.keep) for m in args.modules],
-        "provenance": provenance(),
-    }
+    modules = []
+    for module in args.modules:
+        modules.append(mutate_module(module, MODULES[module], args.max_children, args.show_diffs, args.keep))
+        done = modules[-1]  # one line per module as it finishes: a full run takes a while
+        print(f"{module}: score {done.get('score')} ({done.get('killed')} killed, {done.get('survived')} survived, "
+              f"{done.get('no_tests')} without tests) {done.get('error', '')[:200]}", file=sys.stderr, flush=True)
+    result = {"target_score": TARGET_SCORE, "modules": modules, "provenance": provenance()}
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
