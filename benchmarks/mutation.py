@@ -91,7 +91,8 @@ def _function_source(text: str, name: str) -> list[str]:
             indent = len(line) - len(line.lstrip())
             body = [line]
             for following in lines[index + 1:]:
-                if following.strip() and len(following) - len(following.lstrip()) <= indent:
+                dedented = following.strip() and len(following) - len(following.lstrip()) <= indent
+                if dedented and not following.lstrip().startswith(")"):  # ")" closes a multi-line signature
                     break
                 body.append(following)
             return body

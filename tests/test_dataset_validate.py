@@ -14,6 +14,7 @@ from datasets import Dataset
 import dataset_builder.validate as validate_module
 from dataset_builder.validate import ValidationReport, validate_split
 from snake_world_eqm.data import COLUMNS, features
+from snake_world_eqm.data.features import SOURCE_NAMES
 from snake_world_eqm.data.generate import GenerationConfig, chunk_rows, rows_to_table
 from snake_world_eqm.game import Event, SnakeState, batched_successors, encode_observation
 from snake_world_eqm.game.encoding import EMPTY, FOOD
@@ -32,6 +33,7 @@ def _single_row(body: tuple, food: tuple, action: int | None, episode_id: int) -
         "event": event[:, action], "next_state_per_action": successors, "reward_per_action": reward,
         "terminated_per_action": terminated, "event_per_action": event, "episode_id": np.array([episode_id]),
         "step": np.array([0]), "snake_length": np.array([len(body)]), "symmetry": np.array([0]),
+        "source": np.array([SOURCE_NAMES.index("expert")]),
     }
 
 
@@ -251,7 +253,22 @@ def _previous_row_took_another_action(rows):
     others = [a for a in range(4) if not np.array_equal(rows["next_state_per_action"][row - 1, a], rows["state"][row])]
     assert taken not in others
     rows["taken_action"][row - 1] = others[0]
+    rows["source"][row - 1] = SOURCE_NAMES.index("perturbed")  # a step off the expert's label is a perturbed one
     return row  # the row whose state no longer follows
+
+
+def _unknown_source(rows):
+    row = _continued_row(rows)
+    rows["source"][row] = len(SOURCE_NAMES)
+    return row
+
+
+def _perturbed_step_claimed_by_the_expert(rows):
+    perturbed = np.flatnonzero((rows["source"] == SOURCE_NAMES.index("perturbed")) & (rows["taken_action"] != rows["action"]))
+    assert len(perturbed), "no perturbed step in the rows"
+    row = int(perturbed[0])
+    rows["source"][row] = SOURCE_NAMES.index("expert")  # the expert never takes a move other than its label
+    return row
 
 
 CORRUPTIONS = {
@@ -269,6 +286,8 @@ CORRUPTIONS = {
     "event": ("event", _expert_column("event", lambda e: (e + 1) % 6)),
     "snake length": ("snake_length", _expert_column("snake_length", lambda n: n + 1)),
     "episode broken": ("continuity", _previous_row_took_another_action),
+    "unknown player": ("source", _unknown_source),
+    "perturbed step said to be the expert's": ("source_expert_action", _perturbed_step_claimed_by_the_expert),
 }
 
 

@@ -134,3 +134,24 @@ def test_column_shaped_events_and_actions_are_accepted():
     # Food masking applies to the eating rows only, row by row.
     both = np.concatenate([moved_food, moved_food])
     assert cell_accuracy(both, np.concatenate([target, target]), np.array([NONE, EAT])).tolist() == [14 / 16, 1.0]
+
+
+def test_auroc_of_integer_scores_averages_tied_ranks():
+    # Python ints: the ranks must still be fractional (a tie shares 1.5, not 1).
+    assert auroc([1, 1, 0], [1, 0, 0]) == pytest.approx(0.75)
+
+
+def test_degenerate_inputs_return_nan_without_dividing_by_zero():
+    import warnings
+
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(auroc([1.0, 2.0], [1, 1])) and np.isnan(auroc([1.0, 2.0], [0, 0]))
+        from snake_world_eqm.evaluation.metrics import mean_or_nan
+
+        assert np.isnan(mean_or_nan(np.array([])))
+
+
+def test_is_terminal_names_a_bad_shape():
+    with pytest.raises(ValueError, match=r"^boards must have shape \(B, H, W\), got \(4, 4\)$"):
+        is_terminal(np.zeros((4, 4)))
