@@ -155,3 +155,19 @@ def test_degenerate_inputs_return_nan_without_dividing_by_zero():
 def test_is_terminal_names_a_bad_shape():
     with pytest.raises(ValueError, match=r"^boards must have shape \(B, H, W\), got \(4, 4\)$"):
         is_terminal(np.zeros((4, 4)))
+
+
+def test_validity_and_coherence_row_by_row_on_a_non_square_batch():
+    # Two rows of 5x5 boards (so the action axis, 4, is not mistaken for a board axis), eating transitions
+    # whose predicted food sits elsewhere: valid and coherent, because food respawn is excluded per action.
+    def board(food):
+        cells = np.zeros((5, 5), dtype=np.int8)
+        cells[0, 0], cells[0, 1], cells[food] = HEAD_LEFT, TAIL, FOOD
+        return cells
+
+    successors = np.stack([np.stack([board((4, 4)), board((3, 3)), np.zeros((5, 5), np.int8), board((2, 2))])] * 2)
+    events = np.array([[EAT, EAT, WALL, EAT]] * 2)
+    predicted = np.stack([board((1, 4)), np.zeros((5, 5), np.int8)])  # row 0: any eating successor; row 1: death
+    assert validity(predicted, successors, events).tolist() == [True, True]
+    assert coherence(predicted, np.array([3, 2]), successors, events).tolist() == [True, True]
+    assert coherence(predicted, np.array([2, 0]), successors, events).tolist() == [False, False]
