@@ -125,7 +125,7 @@ def test_a_clean_build_with_eating_and_a_win_has_no_violation(clean_rows, monkey
     assert report.violations == 0 and report.rows == len(clean_rows["state"])
 
 
-def test_violations_add_up_over_batches_and_splits(clean_rows, tmp_path, monkeypatch):
+def test_violations_add_up_over_batches_and_splits(clean_rows, tmp_path, monkeypatch, capsys):
     from datasets import DatasetDict
 
     from dataset_builder.validate import validate_dataset
@@ -136,12 +136,28 @@ def test_violations_add_up_over_batches_and_splits(clean_rows, tmp_path, monkeyp
     DatasetDict({"train": Dataset(table), "test": Dataset(rows_to_table(clean_rows, features(SIZE, SIZE)))}
                 ).save_to_disk(str(tmp_path / "dataset"))
     monkeypatch.setattr(validate_module, "BATCH_SIZE", 16)
+    capsys.readouterr()  # save_to_disk's own progress
     report = validate_dataset(tmp_path / "dataset", progress=False)
+    assert "validating" not in capsys.readouterr().err  # progress=False reaches every split
+    assert validate_dataset(tmp_path / "dataset").violations == 2  # progress bars by default
+    shown = capsys.readouterr().err
+    assert "validating train" in shown and "validating test" in shown
     assert report.rows == 2 * len(rows["state"]) and report.violations == 2
     assert dict(report.by_check) == {"reward": 2}  # checks that never failed are not listed
     assert report.examples == ["train row 3: reward", "train row 40: reward"]
     assert report.summary().splitlines() == [f"2 violations in {2 * len(rows['state'])} rows", "  reward: 2",
                                              "  e.g. train row 3: reward", "  e.g. train row 40: reward"]
+
+
+def test_a_dataset_without_a_required_column_is_refused_by_name(clean_rows, tmp_path):
+    from datasets import DatasetDict
+
+    from dataset_builder.validate import validate_dataset
+
+    table = rows_to_table(clean_rows, features(SIZE, SIZE)).drop_columns(["event_per_action"])
+    DatasetDict({"train": Dataset(table)}).save_to_disk(str(tmp_path / "dataset"))
+    with pytest.raises(ValueError, match=r"missing required column\(s\) \['event_per_action'\]"):
+        validate_dataset(tmp_path / "dataset", progress=False)
 
 
 def test_progress_bar_counts_rows_and_can_be_silenced(clean_rows, capsys):
