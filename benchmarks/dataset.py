@@ -25,6 +25,7 @@ import snake_world_eqm.game.batched as batched_module
 import snake_world_eqm.game.expert as expert_module
 from dataset_builder.builder import build_dataset
 from snake_world_eqm.data.generate import DEFAULT_EXPERT, EXPERT_KINDS, GenerationConfig
+from snake_world_eqm.provenance import with_provenance
 
 TARGET_ROWS_PER_S = 60_000
 
@@ -95,7 +96,7 @@ def main() -> None:
     rows_per_s = args.num_samples / seconds
     print(
         json.dumps(
-            {
+            with_provenance({
                 "benchmark": "dataset_build",
                 "rows_per_s": round(rows_per_s, 1),
                 "target_rows_per_s": TARGET_ROWS_PER_S,
@@ -118,7 +119,7 @@ def main() -> None:
                 "cpu_count": os.cpu_count(),
                 "load_average_1min": os.getloadavg()[0],
                 "python": platform.python_version(),
-            }
+            })
         )
     )
 

@@ -17,6 +17,7 @@ import time
 
 from snake_world_eqm.evaluation.cli import build_parser as evaluate_parser
 from snake_world_eqm.evaluation.cli import config_from_args
+from snake_world_eqm.provenance import with_provenance
 
 
 def random_model_and_dataset(size: int, rows: int, seed: int):
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                              "setup_seconds": round(setup_seconds, 1),
                              "seconds": round(time.perf_counter() - started - setup_seconds, 1),
                              "torch_threads": __import__("torch").get_num_threads()})
-    result = json_ready(result)
+    result = json_ready(with_provenance(result))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=2, allow_nan=False)

@@ -19,12 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
 
 from snake_world_eqm.game import Event, batched_step, decode_observation, encode_observation, new_game
 from snake_world_eqm.game.expert import EXPERT_KINDS, expert_actions
+from snake_world_eqm.provenance import with_provenance
 
 DEATHS = ("wall", "self", "reverse")
 END_CAUSES = ("win", *DEATHS, "stall", "cap")
@@ -147,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             entry[f"start_{start}"] = summary
         entry["throughput"] = throughput(args.kind, np.concatenate(boards), args.throughput_batch, args.single_decisions, args.seed)
         report[f"{height}x{width}"] = entry
-        print(json.dumps({f"{height}x{width}": entry}), flush=True)  # progress, one line per size
-    print(json.dumps(report, indent=2))
+        print(json.dumps({f"{height}x{width}": entry}), file=sys.stderr, flush=True)  # progress, one line per size
+    print(json.dumps(with_provenance(report), indent=2))
     return 0
 
 

@@ -21,6 +21,7 @@ import torch
 
 from snake_world_eqm import SnakePolicyBaseline, SnakePolicyBaselineConfig, SnakeWorldEqM, SnakeWorldEqMConfig
 from snake_world_eqm.game import batched_successors, encode_observation, new_game
+from snake_world_eqm.provenance import with_provenance
 
 CONFIGS = {"cpu_small": SnakeWorldEqMConfig.cpu_small, "default": SnakeWorldEqMConfig}
 
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
         "note": "ratios are within one run; sample() uses validate=False (legality checked elsewhere)",
         "results": [bench_config(name, args.batch_sizes, args.repeats) for name in args.configs],
     }
-    print(json.dumps(report, indent=2))
+    print(json.dumps(with_provenance(report), indent=2))
     return 0
 
 

@@ -18,6 +18,8 @@ import time
 import numpy as np
 import torch
 
+from snake_world_eqm.provenance import with_provenance
+
 
 def midgame_boards(count: int, size: int, seed: int, ticks: int = 60) -> np.ndarray:
     """Boards after `ticks` expert moves from seeded starts (longer snakes than a fresh game)."""
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             agent.act_batch(boards)
         result["seconds_per_tick"][name] = round((time.perf_counter() - started) / args.ticks, 4)
     result["seconds_per_1000_ticks"] = {k: round(v * 1000, 1) for k, v in result["seconds_per_tick"].items()}
-    print(json.dumps(result, indent=2))
+    print(json.dumps(with_provenance(result), indent=2))
     return 0
 
 

@@ -34,7 +34,7 @@ HEADLINE_METRICS = {
     "play.baseline.mean_apples": "Baseline agent mean apples",
     "play.expert.mean_apples": "Expert mean apples",
     "play.random.mean_apples": "Random agent mean apples",
-    "uncertainty.grad_norm_auroc_action": "Grad-norm AUROC (action errors)",
+    "uncertainty.grad_norm.action_error_auroc": "Grad-norm AUROC (action errors)",
 }
 
 CARD_TEMPLATE = """---

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import snake_world_eqm.data.generate as generate_module
 from snake_world_eqm.data import (
     COLUMNS,
     GenerationConfig,
@@ -162,7 +163,13 @@ def test_augmented_copies_stay_in_their_episode_split():
     assert sum(len(split) for split in dataset.values()) == 8 * SMALL["num_samples"]
     episodes = {name: set(split["episode_id"]) for name, split in dataset.items()}
     assert not episodes["train"] & (episodes["validation"] | episodes["test"])
-    assert split_rows  # imported API used by the builder
+    # split_rows (what the builder writes per split) drops the helper column and keeps episodes whole.
+    rows = generate_module.chunk_rows(config, 0)
+    by_split = split_rows(rows)
+    assert sum(len(columns["state"]) for columns in by_split.values()) == len(rows["state"])
+    assert all(list(columns) == list(COLUMNS) for columns in by_split.values())
+    split_episodes = [set(columns["episode_id"].tolist()) for columns in by_split.values()]
+    assert all(not a & b for i, a in enumerate(split_episodes) for b in split_episodes[i + 1:])
 
 
 @pytest.mark.parametrize(

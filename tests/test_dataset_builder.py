@@ -90,7 +90,7 @@ def test_validate_counts_corrupted_rows(built, tmp_path, capsys):
     rows["reward"][10] = 5.0
     pq.write_table(rows_to_table(rows, features(6, 6)), file)
     report = validate_dataset(corrupted, progress=False)
-    assert report.violations == 2 if row != 10 else 1
+    assert report.violations == (2 if row != 10 else 1)
     assert report.by_check["reward"] == 1
     assert report.by_check["next_state_per_action"] == 1
     assert main(["validate", str(corrupted), "--no-progress"]) == 1

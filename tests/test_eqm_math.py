@@ -134,3 +134,127 @@ def test_nag_paths_agree_when_nobody_stops():
     torch.testing.assert_close(plain.grad_norm, gated.grad_norm)
     torch.testing.assert_close(plain.last_field, gated.last_field)
     assert plain.num_steps.tolist() == gated.num_steps.tolist() == [6, 6, 6]
+
+
+# Non-default a and b: every test above uses a = 0.8 and b = 1.5, the defaults, so a schedule that ignored
+# them would pass. These use a = 0.5, b = 2.
+@pytest.mark.parametrize(
+    ("schedule", "gamma", "expected"),
+    [
+        ("truncated", 0.25, 1.0),  # flat before a
+        ("truncated", 0.75, 0.5),  # (1 - 0.75) / (1 - 0.5)
+        ("piecewise", 0.0, 2.0),  # b at the noise
+        ("piecewise", 0.25, 1.5),  # halfway from b to 1
+        ("piecewise", 0.5, 1.0),  # 1 at γ = a
+        ("piecewise", 0.9, 0.2),  # (1 - 0.9) / (1 - 0.5)
+    ],
+)
+def test_schedule_and_target_honour_non_default_a_and_b(schedule, gamma, expected):
+    scale = gradient_scale(torch.tensor([gamma]), schedule, multiplier=LAM, a=0.5, b=2.0)
+    assert scale.item() == pytest.approx(LAM * expected)
+    x, eps = torch.tensor([[1.0, -2.0]]), torch.tensor([[0.5, 3.0]])
+    target = target_gradient(x, eps, torch.tensor([gamma]), schedule, multiplier=LAM, a=0.5, b=2.0)
+    torch.testing.assert_close(target, (eps - x) * LAM * expected)
+
+
+def test_nag_adaptive_stop_keeps_the_update_mask():
+    # A held coordinate (the action, when the planner asks "what if") must not drift on the adaptive path
+    # either, and the stopping norm is measured over the moving coordinates only.
+    x0 = torch.tensor([[4.0, 0.0, 3.0], [0.05, 0.0, 9.0]])
+    mask = torch.tensor([True, True, False])
+    res = nag_descent(lambda p, idx: p, x0, num_steps=10, step_size=0.5, momentum=0.3,
+                      adaptive_threshold=0.1, update_mask=mask, return_trajectory=True)
+    assert res.x[:, 2].tolist() == [3.0, 9.0]
+    assert torch.all(res.trajectory[:, :, 2] == x0[:, 2])
+    assert res.x[0, 0].abs().item() < 0.2
+    # Sample 1's moving part has norm 0.05 < 0.1: it stops at its first evaluation (its held 9 does not count).
+    assert res.num_steps[1].item() == 1 and res.grad_norm[1].item() == pytest.approx(0.05)
+    assert torch.all(res.last_field[:, 2] == 0)
+
+
+def test_nag_per_sample_mask_on_both_paths():
+    x0 = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    mask = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # (B, D): a different held coordinate per sample
+    for threshold in (None, 1e-9):
+        res = nag_descent(lambda p, idx: p, x0, num_steps=3, step_size=0.5, adaptive_threshold=threshold,
+                          update_mask=mask)
+        assert res.x[0, 1].item() == 2.0 and res.x[1, 0].item() == 3.0
+        assert res.x[0, 0].item() == pytest.approx(0.125) and res.x[1, 1].item() == pytest.approx(0.5)
+
+
+def test_defaults_are_the_linear_schedule_with_multiplier_one_and_b_one_and_a_half():
+    gamma = torch.tensor([0.0, 0.3, 0.9])
+    torch.testing.assert_close(gradient_scale(gamma), 1.0 - gamma)
+    assert gradient_scale(torch.tensor([0.0]), "piecewise").item() == pytest.approx(1.5)  # b = 1.5 by default
+    assert gradient_scale(torch.tensor([0.4]), "piecewise").item() == pytest.approx(1.5 - 0.5 * 0.4 / 0.8)  # a = 0.8
+    x, eps = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 1.0]])
+    torch.testing.assert_close(target_gradient(x, eps, torch.tensor([0.3])), (eps - x) * 0.7)
+    torch.testing.assert_close(target_gradient(x, eps, torch.tensor([0.0]), "piecewise"), (eps - x) * 1.5)
+
+
+def test_schedule_error_messages_are_exact_and_a_must_be_strictly_positive():
+    with pytest.raises(ValueError, match=r"^gamma must lie in \[0, 1\]$"):
+        gradient_scale(torch.tensor([-0.1]))
+    with pytest.raises(ValueError, match=r"^a must be in \(0, 1\), got 0.0$"):
+        gradient_scale(torch.tensor([0.5]), "piecewise", a=0.0)
+    with pytest.raises(ValueError, match=r"^schedule must be one of"):
+        gradient_scale(torch.tensor([0.5]), "LINEAR")
+
+
+def test_nag_argument_checks_are_each_enforced_and_one_step_is_allowed():
+    message = r"^need num_steps >= 1, step_size > 0 and momentum in \[0, 1\)$"
+    for kwargs in ({"num_steps": 0, "step_size": 0.1}, {"num_steps": 2, "step_size": 0.0},
+                   {"num_steps": 2, "step_size": 0.1, "momentum": -0.1}):
+        with pytest.raises(ValueError, match=message):
+            nag_descent(lambda p, i: p, torch.ones(1, 2), **kwargs)
+    res = nag_descent(lambda p, i: p, torch.ones(1, 2), num_steps=1, step_size=0.5)
+    assert res.x.tolist() == [[0.5, 0.5]] and res.num_steps.tolist() == [1]
+
+
+def test_nag_output_types_and_the_field_sees_every_sample_index():
+    seen = []
+
+    def field(p, idx):
+        seen.append(idx.tolist())
+        return p
+
+    x0 = torch.tensor([[1.0, 0.0], [2.0, 0.0]], dtype=torch.float64)
+    mask = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    plain = nag_descent(field, x0, num_steps=2, step_size=0.5)
+    assert seen == [[0, 1], [0, 1]] and plain.trajectory is None
+    assert plain.num_steps.dtype == torch.long and plain.grad_norm.dtype == torch.float64
+    gated = nag_descent(field, x0, num_steps=2, step_size=0.5, adaptive_threshold=1e-6)
+    assert gated.trajectory is None
+    assert gated.num_steps.dtype == torch.long and gated.grad_norm.dtype == torch.float64
+    # A mask of another dtype must not change the iterates' dtype.
+    x32 = x0.float()
+    assert nag_descent(field, x32, 2, 0.5, update_mask=mask).x.dtype == torch.float32
+    assert nag_descent(field, x32, 2, 0.5, adaptive_threshold=1e-6, update_mask=mask).x.dtype == torch.float32
+
+
+def test_nag_a_norm_equal_to_the_threshold_still_moves():
+    res = nag_descent(lambda p, idx: p, torch.tensor([[0.5]]), num_steps=2, step_size=0.5, adaptive_threshold=0.5)
+    # ‖f‖ = 0.5 is not below 0.5: update to 0.25, then ‖f‖ = 0.25 < 0.5 stops.
+    assert res.x.item() == pytest.approx(0.25) and res.num_steps.tolist() == [2]
+
+
+def test_nag_trajectory_pads_with_the_final_iterate():
+    res = nag_descent(lambda p, idx: p, torch.tensor([[8.0]]), num_steps=12, step_size=0.5, adaptive_threshold=0.1,
+                      return_trajectory=True)
+    assert res.num_steps.tolist() == [8] and res.trajectory.shape == (13, 1, 1)
+    assert res.trajectory[1].item() == 4.0
+    assert torch.all(res.trajectory[8:] == res.x)
+
+
+def test_nag_keeps_everything_on_the_input_device():
+    # The meta device stands in for a GPU: any tensor created on the default device would show up as "cpu".
+    seen = []
+
+    def field(p, idx):
+        seen.append(idx.device)
+        return p
+
+    res = nag_descent(field, torch.zeros(3, 2, device="meta"), num_steps=2, step_size=0.5)
+    assert {res.x.device.type, res.num_steps.device.type, res.grad_norm.device.type} == {"meta"}
+    assert [device.type for device in seen] == ["meta", "meta"]
+    assert res.num_steps.dtype == torch.long

@@ -47,6 +47,33 @@ def test_a_perfect_model_scores_perfectly(tiny_dataset):
     assert set(RESULT_KEYS) <= set(result)
 
 
+class _WrongFreeActionOracle(OracleWorldModel):
+    """Exact for every held action, but its free sample takes another action (and that action's true board)."""
+
+    def sample(self, obs, action=None, **kwargs):
+        if action is None:
+            expert = super().sample(obs, **kwargs).action
+            action = (expert + 1) % 4
+        return super().sample(obs, action=action, **kwargs)
+
+
+def test_next_board_exact_holds_the_expert_action_not_the_free_sample(tiny_dataset):
+    # A perfect oracle cannot tell the two apart; this model can: its held boards are all right, its free
+    # sample picks another action. next_board_exact is about the held expert action, so it stays perfect.
+    from snake_world_eqm.evaluation.evaluate import held_out_metrics, load_rows
+
+    rows = load_rows(tiny_dataset["test"], 80)
+    result, _ = held_out_metrics(_WrongFreeActionOracle(SIZE, SIZE, seed=3), rows, _small_cfg())
+    assert result["action_accuracy"] == 0.0
+    assert result["next_board_exact"] == 1.0 and result["next_board_cell_accuracy"] == 1.0
+    assert result["whatif_exact"]["mean"] == 1.0
+    # The free board is its own action's successor (coherent, valid) but not the expert's.
+    assert result["coherence"] == 1.0 and result["validity"] == 1.0 and result["free_next_board_exact"] == 1.0
+    expert_next = rows["next_state"]
+    free_boards = _WrongFreeActionOracle(SIZE, SIZE, seed=3).sample(rows["state"]).next_board.numpy()
+    assert (free_boards != expert_next).any(axis=(1, 2)).mean() > 0.5  # the two definitions really differ here
+
+
 def test_corrupted_boards_are_all_illegal(tiny_dataset):
     from snake_world_eqm.game import validate_observation
 
@@ -98,6 +125,11 @@ def test_evaluate_cli_writes_json_and_plots(tiny_dataset, tmp_path):
     assert "fatal_decision_auroc" in result["uncertainty"]["seed_disagreement"]
     assert result["play"]["planner"]["planner_config"]["gate"] == "always"
     assert result["play"]["planner"]["cost"]["decisions"] > 0
+    # Every headline metric of the model card names a key that evaluate really writes (a misspelt key
+    # would silently drop its row from the card).
+    from snake_world_eqm.hub import HEADLINE_METRICS, flatten_metrics
+
+    assert set(HEADLINE_METRICS) - set(flatten_metrics(result)) == set()
     assert "NaN" not in (tmp_path / "out.json").read_text()  # strict JSON: undefined AUROCs are null
     pngs = sorted(path.name for path in (tmp_path / "plots").iterdir())
     assert pngs == ["accuracy_vs_steps.png", "adaptive_tradeoff.png", "apples_per_agent.png",

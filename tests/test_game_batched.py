@@ -26,13 +26,18 @@ from snake_world_eqm.game import (
 def test_games_reset_when_done_and_keep_terminal_boards_in_the_returned_step():
     games = BatchedSnakeGames(3, 4, 4, seed=0)
     games.obs[0] = encode_observation(SnakeState(4, 4, ((0, 0), (1, 0), (2, 0)), (3, 3)))
+    # Boards 1 and 2 move up safely, so exactly one game ends.
+    games.obs[1] = encode_observation(SnakeState(4, 4, ((2, 1), (3, 1)), (0, 3)))
+    games.obs[2] = encode_observation(SnakeState(4, 4, ((1, 3), (2, 3), (3, 3)), (0, 0)))
     first_ids = games.episode_ids.copy()
     nxt, reward, event, terminated = games.step(np.array([0, 0, 0]))  # board 0 runs into the wall
     assert event[0] == Event.WALL and terminated[0] and reward[0] == -1.0 and not nxt[0].any()
     assert games.obs[0].any()  # replaced by a new game
     decode_observation(games.obs[0])
     assert games.episode_ids[0] == first_ids.max() + 1 and games.episode_steps[0] == 0
-    assert games.episode_steps[1:].tolist() == [1, 1] or terminated[1:].any()
+    assert not terminated[1:].any() and event[1:].tolist() == [Event.NONE, Event.NONE]
+    assert games.episode_steps[1:].tolist() == [1, 1]  # the other games go on
+    assert games.episode_ids[1:].tolist() == first_ids[1:].tolist()
 
 
 def test_games_are_seeded_and_can_keep_finished_boards():

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snake_world_eqm.game import DELTAS, Event, batched_step, decode_observation, encode_observation, new_game
-from snake_world_eqm.game.expert import EXPERT_KINDS, _CycleOrder, _Snakes, expert_actions, fill_action, tail_reachable_after
+from snake_world_eqm.game.expert import (
+    EXPERT_KINDS,
+    _CycleOrder,
+    _Snakes,
+    expert_actions,
+    fill_action,
+    tail_reachable_after,
+)
 from snake_world_eqm.game.hamilton import cycle_positions, route_variants
 
 

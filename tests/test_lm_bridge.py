@@ -207,13 +207,30 @@ def test_generate_returns_only_new_tokens_and_matches_greedy_forward(tokenizer, 
     assert len(out.texts) == 3
 
 
-def test_decide_parses_answers_and_falls_back_to_eqm(tokenizer):
+def test_decide_runs_end_to_end(tokenizer):
     bridge = make_bridge(tokenizer, "llama")
     decision = bridge.decide(legal_boards(4), generator=torch.Generator().manual_seed(0))
     assert decision.action.shape == (4,) and decision.action.dtype == torch.long
-    parsed = torch.tensor([a.action if a.action is not None else -1 for a in decision.answers])
-    expected = torch.where(decision.parsed_ok, parsed, decision.eqm_action)
-    assert torch.equal(decision.action, expected)
+    assert set(decision.action.tolist()) <= {0, 1, 2, 3} and len(decision.texts) == 4
+
+
+@pytest.mark.parametrize("with_eqm_action", [True, False])
+def test_decide_takes_the_parsed_action_and_falls_back_to_the_world_models(tokenizer, monkeypatch, with_eqm_action):
+    # Known LM answers: two parse, two do not; the fallback must be the world model's action for that row.
+    from snake_world_eqm.lm_bridge.modeling_lm_bridge import SnakeLMBridgeGenerateOutput
+
+    bridge = make_bridge(tokenizer, "llama", with_world_model=False)
+    texts = ["action : left . eat : no .", "no idea", "ACTION: up", "action : sideways"]
+    world_action = torch.tensor([1, 2, 3, 1])
+    # The sampled EqM action wins over the logits' argmax when present (they can differ); else the argmax.
+    logits_action = (world_action + 1) % 4 if with_eqm_action else world_action
+    features = SnakeWorldFeatures(action_logits=torch.nn.functional.one_hot(logits_action, 4).float(),
+                                  eqm_action=world_action if with_eqm_action else None)
+    monkeypatch.setattr(bridge, "generate", lambda *a, **k: SnakeLMBridgeGenerateOutput(texts=texts, features=features))
+    decision = bridge.decide(features=features)
+    assert decision.parsed_ok.tolist() == [True, False, True, False]
+    assert decision.action.tolist() == [3, 2, 0, 1]  # left (parsed), 2 (fallback), up (parsed), 1 (fallback)
+    assert decision.eqm_action.tolist() == world_action.tolist()
 
 
 def test_world_features_whatif_flags_match_the_world_models_predictions(tokenizer):

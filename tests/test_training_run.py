@@ -138,11 +138,11 @@ def test_epochs_bound_the_run_and_leftover_temp_checkpoints_are_ignored(dataset,
 class _ScriptedModel:
     """Answers `sample` with boards from the batch: the truth, or the unchanged current board."""
 
-    def __init__(self, batch, truthful: bool):
-        self.batch, self.truthful = batch, truthful
+    def __init__(self, batch, truthful: bool, free_action_shift: int = 0):
+        self.batch, self.truthful, self.free_action_shift = batch, truthful, free_action_shift
 
     def sample(self, state, action=None, generator=None, validate=True):
-        chosen = self.batch["action"] if action is None else action
+        chosen = (self.batch["action"] + self.free_action_shift) % 4 if action is None else action
         rows = torch.arange(len(state))
         if self.truthful:
             board = self.batch["next_state_per_action"][rows, chosen].clone()
@@ -175,6 +175,19 @@ def test_validation_metrics_of_an_oracle_are_one(dataset):
     for name in ("action_accuracy", "next_board_exact", "free_next_board_exact", "validity", "coherence",
                  "whatif_exact.mean"):
         assert rows[name].min().item() == 1.0, name
+
+
+def test_validation_next_board_exact_holds_the_expert_action(dataset):
+    # Exact for every held action, but the free sample takes the next action over: next_board_exact (held
+    # expert action) stays 1 while the free sample's board against the expert's successor is 0.
+    batch = _batch_with_eating(dataset)
+    rows = eqm_row_metrics(_ScriptedModel(batch, truthful=True, free_action_shift=1), batch, torch.Generator())
+    assert rows["action_accuracy"].max().item() == 0.0
+    assert rows["next_board_exact"].min().item() == 1.0 and rows["whatif_exact.mean"].min().item() == 1.0
+    assert rows["coherence"].min().item() == 1.0
+    different = (batch["next_state_per_action"][torch.arange(len(batch["action"])), (batch["action"] + 1) % 4]
+                 != batch["next_state"]).flatten(1).any(1)
+    torch.testing.assert_close(rows["free_next_board_exact"], (~different).float())
 
 
 def test_validation_metrics_of_a_model_that_predicts_no_change_are_zero(dataset):

@@ -25,6 +25,7 @@ from snake_world_eqm.planning import (
     planner_options_from_args,
     set_threads,
 )
+from snake_world_eqm.provenance import provenance
 
 AGENT_NAMES = ("eqm", "planner", "baseline", "expert", "random")
 
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}", file=sys.stderr)
     # The raw per-row norms feed the histogram only; the JSON keeps the summary numbers.
     result["uncertainty"].pop("grad_norm_values", None)
+    result["provenance"] = provenance()  # command, code revision, machine, date: docs/results/README.md
     text = json.dumps(json_ready(result), indent=2, allow_nan=False)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

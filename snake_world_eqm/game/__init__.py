@@ -31,7 +31,13 @@ from snake_world_eqm.game.encoding import (
     validate_observation,
 )
 from snake_world_eqm.game.env import ENV_ID, SnakeEnv, register_env
-from snake_world_eqm.game.expert import EXPERT_KINDS, astar_action, expert_actions, fill_action, heuristic_action
+from snake_world_eqm.game.expert import (
+    EXPERT_KINDS,
+    astar_action,
+    expert_actions,
+    fill_action,
+    heuristic_action,
+)
 from snake_world_eqm.game.render import render_ansi, render_rgb
 from snake_world_eqm.game.rules import (
     ACTION_NAMES,

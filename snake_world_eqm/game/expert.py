@@ -46,7 +46,7 @@ All are deterministic functions of the board.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache, partial
+from functools import cache, partial
 
 import numpy as np
 
@@ -62,7 +62,12 @@ from snake_world_eqm.game.encoding import (
     TAIL,
     encode_observation,
 )
-from snake_world_eqm.game.hamilton import back_distance_table, cycle_positions, neighbour_table, route_variants
+from snake_world_eqm.game.hamilton import (
+    back_distance_table,
+    cycle_positions,
+    neighbour_table,
+    route_variants,
+)
 from snake_world_eqm.game.rules import DELTAS, NUM_ACTIONS, SnakeState
 
 EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle")
@@ -648,7 +653,7 @@ class _Snakes:
         return part
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cell_major(height: int, width: int, variant: int) -> np.ndarray:
     return np.ascontiguousarray(back_distance_table(height, width, variant).T).reshape(-1)
 

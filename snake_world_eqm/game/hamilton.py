@@ -22,7 +22,7 @@ keeps the order as well: these are the safe shortcuts.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from snake_world_eqm.game.encoding import BODY_LEFT, HEAD_UP, NUM_CELL_CLASSES
 from snake_world_eqm.game.rules import DELTAS, check_board_size
 
 
-@lru_cache(maxsize=None)
+@cache
 def cycle_route(height: int, width: int) -> tuple[tuple[int, int], ...]:
     """The route's cells in order (H*W cells; on odd x odd boards the twin step counts two)."""
     check_board_size(height, width)
@@ -89,7 +89,7 @@ def route_variants(height: int, width: int) -> int:
     return 2 * (8 if height == width else 4)
 
 
-@lru_cache(maxsize=None)
+@cache
 def cycle_positions(height: int, width: int, variant: int = 0) -> tuple[np.ndarray, int]:
     """(position of each flat cell along route ``variant`` (H*W,) int64, number of positions M).
 
@@ -104,7 +104,7 @@ def cycle_positions(height: int, width: int, variant: int = 0) -> tuple[np.ndarr
     return position, size
 
 
-@lru_cache(maxsize=None)
+@cache
 def _base_positions(height: int, width: int) -> tuple[np.ndarray, int]:
     route = cycle_route(height, width)
     position = np.full(height * width, -1, dtype=np.int64)
@@ -117,7 +117,7 @@ def _base_positions(height: int, width: int) -> tuple[np.ndarray, int]:
     return position, index
 
 
-@lru_cache(maxsize=None)
+@cache
 def back_distance_table(height: int, width: int, variant: int = 0) -> np.ndarray:
     """(NUM_CELL_CLASSES, H*W): for a head/body code at a cell, the forward distance along the
     route from the segment it points to (toward the tail) to the cell itself; 0 elsewhere.
@@ -137,7 +137,7 @@ def back_distance_table(height: int, width: int, variant: int = 0) -> np.ndarray
     return table
 
 
-@lru_cache(maxsize=None)
+@cache
 def neighbour_table(height: int, width: int) -> np.ndarray:
     """(H*W, 4) the flat cell next to each cell in each direction; H*W where that is off the board."""
     cells = height * width

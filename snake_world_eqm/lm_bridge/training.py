@@ -31,6 +31,7 @@ from transformers import (
 )
 
 from snake_world_eqm.data import collate, load_snake_dataset
+from snake_world_eqm.provenance import provenance
 
 from .configuration_lm_bridge import DEFAULT_PROMPT
 from .modeling_lm_bridge import SnakeLMBridge, SnakeWorldFeatures
@@ -416,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         train_seconds=round(train_seconds, 1),
         train_steps=history[-1]["step"] if history else 0,
         final_train_loss=history[-1]["loss"] if history else None,
+        provenance=provenance(),  # command, code revision, machine, date: docs/results/README.md
     )
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)

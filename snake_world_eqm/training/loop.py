@@ -19,6 +19,7 @@ import torch
 
 from snake_world_eqm.processes import capped_workers
 
+from ..provenance import provenance
 from . import checkpoints as ckpt
 from .args import TrainingSetupError, hparams_for_trackers, resolve_trackers, validate_args
 from .data import collate_rows, forward_columns, load_splits, make_eval_loader, make_train_loader
@@ -35,6 +36,7 @@ from .outputs import (
     save_model_folder,
     write_run_file,
 )
+from .selection import is_improvement
 from .validation import BASELINE_METRICS, EQM_METRICS, _loss_components, validate
 
 logger = logging.getLogger("snake_world_eqm.training")
@@ -458,9 +460,7 @@ def _run_validation(ctx: _Context) -> dict[str, float]:
     if value is None:  # e.g. loss_whatif without per-action columns
         logger.warning("--best-metric %s is not among the validation metrics %s", name, sorted(metrics))
         return metrics
-    lower_is_better = "loss" in name
-    improved = state.best_value is None or (value < state.best_value if lower_is_better else value > state.best_value)
-    if improved:
+    if is_improvement(name, value, state.best_value):
         state.best_value, state.best_step = value, state.global_step
         if acc.is_main_process:
             save_model_folder(acc.unwrap_model(ctx.model), Path(args.output_dir) / "best", _summary(ctx, "running"),
@@ -509,6 +509,7 @@ def _summary(ctx: _Context, stopped_because: str) -> dict[str, Any]:
         "validation_split": ctx.setup.splits.eval_split,
         "evals": ctx.log.entries("eval") if acc.is_main_process else [],
         "command": getattr(ctx.args, "command", None) or command_line(),
+        "provenance": provenance(getattr(ctx.args, "command", None) or command_line()),
     }
 
 

@@ -1,0 +1,178 @@
+"""Mutation testing of the core modules with mutmut; prints the score of each module as JSON.
+
+Not part of CI: each module costs minutes of CPU. Every module is mutated in its own scratch copy of
+the repository (mutmut reads its settings from the working directory's pyproject.toml and keeps its
+state in `mutants/`), with only the test files that exercise it, so a run never touches this checkout.
+
+    pip install -e .[mutation]
+    python benchmarks/mutation.py                                  # every module in MODULES
+    python benchmarks/mutation.py --modules snake_world_eqm/eqm.py --json docs/results/mutation.json
+
+Score = (killed + timed out) / (mutants - skipped); a mutant no test covers counts as surviving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from snake_world_eqm.provenance import provenance, write_json  # noqa: E402
+
+# Module -> the test files that are meant to catch its bugs (mutmut runs only those that reach a mutant).
+MODULES = {
+    "snake_world_eqm/eqm.py": ["tests/test_eqm_math.py"],
+    "snake_world_eqm/evaluation/metrics.py": ["tests/test_evaluation_metrics.py"],
+    "dataset_builder/validate.py": ["tests/test_dataset_validate.py"],
+    "snake_world_eqm/training/selection.py": ["tests/test_training_best.py"],
+    "snake_world_eqm/game/encoding.py": ["tests/test_game_encoding.py"],
+    "snake_world_eqm/game/rules.py": ["tests/test_game_rules.py"],
+    "snake_world_eqm/game/batched.py": ["tests/test_game_batched.py"],
+    "snake_world_eqm/game/expert.py": ["tests/test_game_expert.py"],
+}
+COPIED = ("snake_world_eqm", "dataset_builder", "tests")
+TARGET_SCORE = 0.90
+
+
+def _mutmut_command() -> list[str]:
+    beside_python = Path(sys.executable).with_name("mutmut")
+    found = beside_python if beside_python.exists() else shutil.which("mutmut")
+    if not found:
+        raise SystemExit("mutmut is not installed: pip install -e .[mutation]")
+    return [str(found)]
+
+
+def _mutmut_settings(module: str, tests: list[str]) -> str:
+    quoted = lambda items: "[" + ", ".join(json.dumps(item) for item in items) + "]"  # noqa: E731
+    return (
+        "\n[tool.mutmut]\n"
+        f"source_paths = {quoted(['snake_world_eqm', 'dataset_builder'])}\n"
+        f"only_mutate = {quoted([module])}\n"
+        f"also_copy = {quoted(['tests'])}\n"
+        f"pytest_add_cli_args_test_selection = {quoted(tests)}\n"
+        f"pytest_add_cli_args = {quoted(['-p', 'no:cacheprovider', '-q'])}\n"
+    )
+
+
+def _scratch_copy(module: str, tests: list[str]) -> Path:
+    scratch = Path(tempfile.mkdtemp(prefix="snake-mutation-"))
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "mutants")
+    for name in COPIED:
+        shutil.copytree(REPO / name, scratch / name, ignore=ignore)
+    pyproject = (REPO / "pyproject.toml").read_text()
+    pyproject = re.sub(r"\n\[tool\.mutmut\][^\[]*", "\n", pyproject)  # our per-module settings replace any
+    (scratch / "pyproject.toml").write_text(pyproject + _mutmut_settings(module, tests))
+    return scratch
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)  # the mutated copy under mutants/ must be the only one tests can import first
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    return env
+
+
+def _function_source(text: str, name: str) -> list[str]:
+    """The lines of `def name(...)` in mutmut's rewritten module (up to the next line indented no deeper)."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if line.lstrip().startswith(f"def {name}("):
+            indent = len(line) - len(line.lstrip())
+            body = [line]
+            for following in lines[index + 1:]:
+                dedented = following.strip() and len(following) - len(following.lstrip()) <= indent
+                if dedented and not following.lstrip().startswith(")"):  # ")" closes a multi-line signature
+                    break
+                body.append(following)
+            return body
+    return []
+
+
+def _mutant_diff(mutated_module: str, mutant: str) -> str:
+    """The changed lines of one mutant against the original function (read from mutants/, no mutmut process)."""
+    short = mutant.rsplit(".", 1)[-1]
+    original = re.sub(r"__mutmut_\d+$", "__mutmut_orig", short)
+    before = [line.replace(original, short) for line in _function_source(mutated_module, original)]
+    after = _function_source(mutated_module, short)
+    changed = difflib.unified_diff(before, after, lineterm="", n=0)
+    return "\n".join(line.strip() for line in changed if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+
+
+def _survivors(scratch: Path, module: str, env: dict[str, str], show: bool) -> list[dict[str, str]]:
+    listing = subprocess.run([*_mutmut_command(), "results"], cwd=scratch, env=env, capture_output=True, text=True)
+    mutated_module = (scratch / "mutants" / module).read_text() if show else ""
+    survivors = []
+    for line in listing.stdout.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if status in ("survived", "no tests"):
+            entry = {"mutant": name, "status": status}
+            if show:
+                entry["diff"] = _mutant_diff(mutated_module, name)
+            survivors.append(entry)
+    return survivors
+
+
+def mutate_module(module: str, tests: list[str], max_children: int, show: bool, keep: bool) -> dict:
+    scratch = _scratch_copy(module, tests)
+    env = _environment()
+    start = time.monotonic()
+    try:
+        run = subprocess.run([*_mutmut_command(), "run", "--max-children", str(max_children)], cwd=scratch,
+                             env=env, capture_output=True, text=True)
+        if run.returncode != 0:
+            return {"module": module, "tests": tests, "error": (run.stdout + run.stderr)[-2000:]}
+        subprocess.run([*_mutmut_command(), "export-cicd-stats"], cwd=scratch, env=env, capture_output=True, check=True)
+        stats = json.loads((scratch / "mutants" / "mutmut-cicd-stats.json").read_text())
+        counted = stats["total"] - stats["skipped"]
+        killed = stats["killed"] + stats["timeout"]
+        return {
+            "module": module,
+            "tests": tests,
+            "score": round(killed / counted, 4) if counted else None,
+            "meets_target": bool(counted) and killed / counted >= TARGET_SCORE,
+            **stats,
+            "seconds": round(time.monotonic() - start, 1),
+            "survivors": _survivors(scratch, module, env, show),
+        }
+    finally:
+        if keep:
+            print(f"kept {scratch}", file=sys.stderr)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--modules", nargs="+", default=list(MODULES), choices=list(MODULES), metavar="MODULE")
+    parser.add_argument("--max-children", type=int, default=1, help="parallel mutant runs (default 1: a shared CPU)")
+    parser.add_argument("--show-diffs", action="store_true", help="include each survivor's diff")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch copies (to `mutmut browse` them)")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args(argv)
+    modules = []
+    for module in args.modules:
+        modules.append(mutate_module(module, MODULES[module], args.max_children, args.show_diffs, args.keep))
+        done = modules[-1]  # one line per module as it finishes: a full run takes a while
+        print(f"{module}: score {done.get('score')} ({done.get('killed')} killed, {done.get('survived')} survived, "
+              f"{done.get('no_tests')} without tests) {done.get('error', '')[:200]}", file=sys.stderr, flush=True)
+    result = {"target_score": TARGET_SCORE, "modules": modules, "provenance": provenance()}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
