@@ -9,10 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from snake_world_eqm.evaluation.evaluate import FIXED_STEP_COUNTS, EvalConfig, evaluate, json_ready
-
+# torch and the evaluation code load after parsing, so `--help` answers at once.
 AGENT_NAMES = ("eqm", "planner", "baseline", "expert", "random")
 
 
@@ -36,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--planner-mode", default="guard", choices=("guard", "trap", "search"),
                         help="guard: take the EqM action unless its own predicted board is a death, then search; "
                         "trap: also search when that board cuts the tail off; search: always search all actions")
-    parser.add_argument("--fixed-steps", default=",".join(map(str, FIXED_STEP_COUNTS)))
+    parser.add_argument("--fixed-steps", default=None,
+                        help="comma-separated sampling step counts (default: 1,2,3,5,10,20, evaluate.FIXED_STEP_COUNTS)")
     parser.add_argument("--thresholds", default=None, help="comma-separated adaptive thresholds (default: "
                         "half, one and two times the median gradient norms reached at fixed step counts)")
     parser.add_argument("--adaptive-max-steps", type=int, default=20)
@@ -56,7 +54,10 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
     return values
 
 
-def config_from_args(args: argparse.Namespace, argv: list[str]) -> EvalConfig:
+def config_from_args(args: argparse.Namespace, argv: list[str]):
+    from snake_world_eqm.evaluation.evaluate import FIXED_STEP_COUNTS, EvalConfig
+
+    fixed_steps = FIXED_STEP_COUNTS if args.fixed_steps is None else _int_list(args.fixed_steps, "--fixed-steps")
     agents = tuple(name.strip() for name in args.agents.split(",") if name.strip())
     unknown = sorted(set(agents) - set(AGENT_NAMES))
     if unknown:
@@ -75,7 +76,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> EvalConfig:
             raise SystemExit(f"{flag} must be at least 1, got {value}")
     return EvalConfig(split=args.split, max_rows=args.max_rows, batch_size=args.batch_size, games=args.games,
                       play_seed=args.play_seed, max_steps=args.max_steps, sample_seed=args.seed, agents=agents,
-                      planner_depth=args.planner_depth, planner_mode=args.planner_mode, fixed_steps=_int_list(args.fixed_steps, "--fixed-steps"),
+                      planner_depth=args.planner_depth, planner_mode=args.planner_mode, fixed_steps=fixed_steps,
                       thresholds=thresholds, adaptive_max_steps=args.adaptive_max_steps,
                       spread_seeds=args.spread_seeds,
                       command="snake-eqm evaluate " + " ".join(shlex.quote(a) for a in argv))
@@ -95,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args, argv)
+    import torch
+
     from snake_world_eqm.data import load_snake_dataset
+    from snake_world_eqm.evaluation.evaluate import evaluate, json_ready
+
     # Trained weights produce subnormal floats that make CPU convolutions several times slower.
     torch.set_flush_denormal(True)
 

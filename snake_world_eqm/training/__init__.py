@@ -16,10 +16,10 @@ __all__ = ["TrainingSetupError", "build_parser", "main", "run"]
 
 def run(argv: list[str] | None = None) -> dict:
     """Parse, check every input, train; return the summary (also written to OUTPUT_DIR/metrics.json)."""
-    from .loop import prepare_run, train
-
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    from .loop import prepare_run, train  # after parsing: `--help` must not wait for torch
+
     args.command = shlex.join(["snake-eqm", "train", *argv])  # recorded in metrics.json and the model card
     return train(prepare_run(args))
 
