@@ -180,6 +180,8 @@ def build_model_card(
     commands: list[str] | None = None,
     extra_markdown: str = "",
     license: str = "apache-2.0",
+    base_model: str | None = None,
+    extra_datasets: list[str] | None = None,
 ) -> ModelCard:
     """A model card whose metadata carries the evaluation metrics as model-index results."""
     flat = flatten_metrics(metrics or {})
@@ -201,7 +203,8 @@ def build_model_card(
         library_name="transformers",
         license=license,
         tags=["snake", "world-model", "equilibrium-matching", "energy-based-model", "reinforcement-learning"],
-        datasets=[dataset_id],
+        datasets=list(dict.fromkeys([dataset_id, *(extra_datasets or [])])),
+        base_model=base_model,
         model_name=repo_id.split("/")[-1],
         eval_results=eval_results or None,
     )

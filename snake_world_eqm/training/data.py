@@ -35,14 +35,59 @@ class SnakeSplits:
 
 
 def load_splits(
-    dataset: str,
+    dataset: str | Sequence[str],
     model_kind: str,
     train_split: str = "train",
     eval_split: str = "validation",
     max_train_samples: int | None = None,
     max_eval_samples: int | None = None,
 ) -> SnakeSplits:
-    """Load, check and cap the splits; every problem is a TrainingSetupError naming it."""
+    """Load, check, mix and cap the splits; every problem is a TrainingSetupError naming it.
+
+    Several datasets (e.g. the expert data plus DAgger rounds) are mixed by rows: their train splits are
+    concatenated (the shuffle then mixes them), and so are their evaluation splits. They must hold boards of
+    one size; columns only some of them have (e.g. `source`) are dropped.
+    """
+    from datasets import concatenate_datasets
+
+    names = [dataset] if isinstance(dataset, str) else list(dataset)
+    if not names:
+        raise TrainingSetupError("--dataset: give at least one dataset")
+    parts = [_load_one(name, model_kind, train_split, eval_split) for name in names]
+    shapes = {name: board_shape(train) for name, (train, _, _) in zip(names, parts)}
+    if len(set(shapes.values())) > 1:
+        sizes = ", ".join(f"{name}: {h}x{w}" for name, (h, w) in shapes.items())
+        raise TrainingSetupError(f"--dataset: the datasets hold different board sizes ({sizes}); mix one size at a time")
+    common = [column for column in parts[0][0].column_names if all(column in p[0].column_names for p in parts)]
+    train = concatenate_datasets([p[0].select_columns(common) for p in parts]) if len(parts) > 1 else parts[0][0]
+    if max_train_samples is not None:
+        train = train.select(range(min(max_train_samples, len(train))))
+    evaluations = [(p[1], p[2]) for p in parts if p[1] is not None]
+    evaluation, chosen_eval = None, None
+    if evaluations:
+        eval_common = [c for c in evaluations[0][0].column_names if all(c in e.column_names for e, _ in evaluations)]
+        evaluation = concatenate_datasets([e.select_columns(eval_common) for e, _ in evaluations]) \
+            if len(evaluations) > 1 else evaluations[0][0]
+        chosen_eval = evaluations[0][1]
+        if max_eval_samples is not None:
+            evaluation = _spread_rows(evaluation, max_eval_samples, [len(e) for e, _ in evaluations])
+    height, width = next(iter(shapes.values()))
+    return SnakeSplits(train, evaluation, chosen_eval, height, width)
+
+
+def _spread_rows(evaluation: Any, limit: int, lengths: list[int]) -> Any:
+    """The first rows of each mixed evaluation split in proportion to its size (one dataset: its first rows)."""
+    if len(lengths) == 1 or limit >= len(evaluation):
+        return evaluation.select(range(min(limit, len(evaluation))))
+    starts = np.cumsum([0, *lengths[:-1]])
+    quotas = np.floor(np.asarray(lengths) / sum(lengths) * limit).astype(int)
+    quotas[: limit - quotas.sum()] += 1
+    rows = np.concatenate([np.arange(start, start + min(q, n)) for start, q, n in zip(starts, quotas, lengths)])
+    return evaluation.select(rows.tolist())
+
+
+def _load_one(dataset: str, model_kind: str, train_split: str, eval_split: str) -> tuple[Any, Any, str | None]:
+    """(train, evaluation or None, evaluation split name) of one dataset, checked."""
     from snake_world_eqm.data import check_columns, load_snake_dataset
 
     try:
@@ -59,19 +104,10 @@ def load_splits(
         raise TrainingSetupError(f"--dataset {dataset}: {error}") from error
     if len(train) == 0:
         raise TrainingSetupError(f"--dataset {dataset}: the {train_split!r} split is empty")
-    if max_train_samples is not None:
-        train = train.select(range(min(max_train_samples, len(train))))
-
     chosen_eval = next((name for name in (eval_split, "test") if name in splits and name != train_split), None)
-    evaluation = None
-    if chosen_eval is not None and len(dataset_dict[chosen_eval]) > 0:
-        evaluation = dataset_dict[chosen_eval]
-        if max_eval_samples is not None:
-            evaluation = evaluation.select(range(min(max_eval_samples, len(evaluation))))
-    else:
-        chosen_eval = None
-    height, width = board_shape(train)
-    return SnakeSplits(train, evaluation, chosen_eval, height, width)
+    if chosen_eval is None or len(dataset_dict[chosen_eval]) == 0:
+        return train, None, None
+    return train, dataset_dict[chosen_eval], chosen_eval
 
 
 def board_shape(dataset: Any) -> tuple[int, int]:

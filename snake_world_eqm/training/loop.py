@@ -18,7 +18,7 @@ import torch
 from . import checkpoints as ckpt
 from .args import TrainingSetupError, hparams_for_trackers, resolve_trackers, validate_args
 from .data import collate_rows, forward_columns, load_splits, make_eval_loader, make_train_loader
-from .model_setup import build_config, build_model, model_classes
+from .model_setup import build_config, build_model, model_classes, resolve_model_kind
 from .outputs import JsonlLog, command_line, save_final_model, save_model_folder
 from .validation import BASELINE_METRICS, EQM_METRICS, _loss_components, validate
 
@@ -54,13 +54,14 @@ class RunSetup:
 
 def prepare_run(args: argparse.Namespace) -> RunSetup:
     """All input checks, in the order that fails fastest; nothing is written yet."""
+    saved_config = resolve_model_kind(args)
     validate_args(args)
     _check_best_metric(args)
     trackers = resolve_trackers(args.report_to, args.wandb)
     resume_from = _resolve_resume(args)
     splits = load_splits(args.dataset, args.model, args.train_split, args.eval_split,
                          args.max_train_samples, args.max_eval_samples)
-    config = build_config(args, splits.board_height, splits.board_width)
+    config = build_config(args, splits.board_height, splits.board_width, saved_config)
     _smoke_test(args, config, splits.train)
     return RunSetup(args, trackers, resume_from, splits, config)
 
@@ -354,6 +355,7 @@ def _summary(ctx: _Context, stopped_because: str) -> dict[str, Any]:
     return {
         "model": ctx.args.model,
         "dataset": ctx.args.dataset,
+        "base_model": getattr(ctx.args, "model_name_or_path", None),
         "global_step": state.global_step,
         "max_steps": ctx.total_steps,
         "epochs_completed": round(state.epoch + state.batch_in_epoch / max(1, _batches_per_epoch(ctx)), 4),
@@ -381,7 +383,8 @@ def _summary(ctx: _Context, stopped_because: str) -> dict[str, Any]:
 def _card_info(ctx: _Context) -> dict[str, Any]:
     config = ctx.setup.config
     return {"dataset": ctx.args.dataset, "board_size": f"{config.board_height}x{config.board_width}",
-            "command": getattr(ctx.args, "command", None) or command_line(), "repo_id": Path(ctx.args.output_dir).name}
+            "command": getattr(ctx.args, "command", None) or command_line(), "repo_id": Path(ctx.args.output_dir).name,
+            "base_model": getattr(ctx.args, "model_name_or_path", None)}
 
 
 def _finish(ctx: _Context, stopped_because: str) -> dict[str, Any]:
