@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import shlex
@@ -55,21 +56,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 @contextlib.contextmanager
 def _progress_every_few_seconds():
-    """tqdm reads TQDM_* defaults from the environment: in a pipe or a log, one line every few seconds."""
-    if sys.stderr.isatty() or "TQDM_MININTERVAL" in os.environ:
-        yield
-        return
-    os.environ["TQDM_MININTERVAL"] = PIPED_PROGRESS_SECONDS
+    """Our progress bars (dataset, training, evaluation) stay; the libraries' sub-second ones (loading
+    weights, writing shards, converting splits) go. tqdm reads TQDM_* defaults from the environment: in a
+    pipe or a log, a bar prints one status line every few seconds instead of every tick."""
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    piped = not sys.stderr.isatty() and "TQDM_MININTERVAL" not in os.environ
+    restore = [enable for enabled, enable in (
+        (transformers_logging.is_progress_bar_enabled(), transformers_logging.enable_progress_bar),
+        (datasets.is_progress_bar_enabled(), datasets.enable_progress_bars)) if enabled]
+    transformers_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    if piped:
+        os.environ["TQDM_MININTERVAL"] = PIPED_PROGRESS_SECONDS
     try:
         yield
     finally:
-        os.environ.pop("TQDM_MININTERVAL", None)
+        if piped:
+            os.environ.pop("TQDM_MININTERVAL", None)
+        for enable in restore:
+            enable()
 
 
-def _run_step(title: str, module_main, argv: list[str], command: str, log: list[str]) -> None:
+def _run_step(title: str, module_main, argv: list[str], command: str, log: list[str],
+              quiet: bool = False) -> None:
+    """Run one subcommand's `main(argv)`; `quiet` keeps its stdout out of the console (it is in a file)."""
     log.append(f"{command} {shlex.join(argv)}")
     print(f"\n=== {title}\n$ {log[-1]}", flush=True)
-    code = module_main(argv)
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        code = module_main(argv)
     if code:
         raise SystemExit(f"snake-eqm demo: step '{title}' failed with exit code {code}")
 
@@ -169,7 +185,7 @@ def run_demo(args: argparse.Namespace) -> int:
               ["--model", str(out / "eqm"), "--baseline", str(out / "baseline"), "--dataset", str(dataset),
                "--games", str(args.games), "--max-steps", str(args.max_steps), "--max-rows", str(args.eval_rows),
                "--json", str(out / "report.json"), "--plots", str(out / "plots")],
-              "snake-eqm evaluate", log)
+              "snake-eqm evaluate", log, quiet=True)  # its JSON goes to report.json; the summary follows
     _run_step("record a game", play.main,
               ["--model", str(out / "eqm"), "--agent", "eqm", "--seed", str(args.seed), "--max-steps", "300",
                "--gif", str(out / "eqm_game.gif"), "--show-prediction"],
