@@ -58,18 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
 def _progress_every_few_seconds():
     """Our progress bars (dataset, training, evaluation) stay; the libraries' sub-second ones (loading
     weights, writing shards, converting splits) go. tqdm reads TQDM_* defaults from the environment: in a
-    pipe or a log, a bar prints one status line every few seconds instead of every tick."""
+    pipe or a log, a bar prints one status line every few seconds instead of ten a second."""
+    piped = not sys.stderr.isatty() and "TQDM_MININTERVAL" not in os.environ
+    if piped:  # before the libraries load: tqdm reads it when first imported (no effect if already loaded)
+        os.environ["TQDM_MININTERVAL"] = PIPED_PROGRESS_SECONDS
     import datasets
     from transformers.utils import logging as transformers_logging
 
-    piped = not sys.stderr.isatty() and "TQDM_MININTERVAL" not in os.environ
     restore = [enable for enabled, enable in (
         (transformers_logging.is_progress_bar_enabled(), transformers_logging.enable_progress_bar),
         (datasets.is_progress_bar_enabled(), datasets.enable_progress_bars)) if enabled]
     transformers_logging.disable_progress_bar()
     datasets.disable_progress_bars()
-    if piped:
-        os.environ["TQDM_MININTERVAL"] = PIPED_PROGRESS_SECONDS
     try:
         yield
     finally:
