@@ -144,7 +144,13 @@ def _ansi_or_codes(board: np.ndarray, colour: bool = True) -> str:
 
 
 def make_agent(name: str, model, planner_depth: int, seed: int, planner_mode: str = "guard"):
-    from snake_world_eqm.evaluation.agents import BaselineAgent, EqMAgent, ExpertAgent, PlannerAgent, RandomAgent
+    from snake_world_eqm.evaluation.agents import (
+        BaselineAgent,
+        EqMAgent,
+        ExpertAgent,
+        PlannerAgent,
+        RandomAgent,
+    )
 
     if name in MODEL_AGENTS and model is None:
         raise SystemExit(f"--agent {name} needs --model")
