@@ -13,7 +13,6 @@ Three layers, so the game logic is testable without a browser or gradio:
 
 # No `from __future__ import annotations`: gradio reads the `gr.Request` annotation of a callback defined
 # inside build_app, which only works when annotations are evaluated where the function is defined.
-import argparse
 import sys
 import time
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from snake_world_eqm.argtypes import positive_int
+from snake_world_eqm.app_args import build_parser
 from snake_world_eqm.evaluation.agents import ExpertAgent, PlannerAgent, sample_model
 from snake_world_eqm.evaluation.metrics import comparable_boards, is_terminal
 from snake_world_eqm.game import (
@@ -532,26 +531,6 @@ def push_space(space_id: str, model_id: str, folder: str | Path | None = None, p
 # ----------------------------------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------------------------------
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port in 1..65535, got {text!r}")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="snake-eqm app", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="world model folder or Hub repo id (default: the shipped "
-                        "10x10 checkpoint)")
-    parser.add_argument("--port", type=_port, default=None, help="default: gradio's (7860, or the next free)")
-    parser.add_argument("--host", default=None, help="default: gradio's (127.0.0.1 unless GRADIO_SERVER_NAME is set)")
-    parser.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,8 @@
-"""`snake-eqm`: one entry point whose subcommands call the same `main(argv)` the scripts use."""
+"""`snake-eqm`: one entry point whose subcommands call the same `main(argv)` the scripts use.
+
+Every subcommand's `build_parser()` lives in a module that imports neither torch nor transformers, so
+`snake-eqm <command> --help` answers at once (measured in README.md); the heavy imports wait for a real run.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ SUBCOMMANDS = {
     "lm-train": ("snake_world_eqm.lm_bridge.training", "train the LM bridge on world-model predictions"),
     "app": ("snake_world_eqm.app", "watch, steer and question the world model in the browser (Gradio)"),
 }
+# Where `build_parser()` lives when it is not the command's own module (that one loads torch at import).
+PARSER_MODULES = {"lm-train": "snake_world_eqm.lm_bridge.args", "app": "snake_world_eqm.app_args"}
+HELP_FLAGS = ("-h", "--help")
 
 
 def _usage() -> str:
@@ -32,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"snake-eqm: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    if any(flag in rest for flag in HELP_FLAGS) and name in PARSER_MODULES:
+        parser = importlib.import_module(PARSER_MODULES[name]).build_parser()
+        try:
+            parser.parse_args(rest)
+        except SystemExit as exit_:  # --help prints and exits 0; a bad flag beside it exits 2
+            return int(exit_.code or 0)
     module = importlib.import_module(SUBCOMMANDS[name][0])
     return int(module.main(rest) or 0)
 

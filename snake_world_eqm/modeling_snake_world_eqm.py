@@ -554,11 +554,32 @@ class SnakeWorldEqM(SnakePreTrainedModel):
             raise ValueError("latent contains NaN or infinite values")
         return latent.to(device=self.device, dtype=self.dtype)
 
-    def from_latent(self, latent: torch.Tensor, current_board) -> torch.Tensor:
-        """Per-cell logits (B, H, W, 12) of the board a latent names, decoded against the current board."""
+    def from_latent(self, latent: torch.Tensor, current_board=None) -> torch.Tensor:
+        """Per-cell logits (B, H, W, 12) of the next board a latent names: the next state's representation
+        in board space (its argmax is the board, as in `decode_latent`).
+
+        The latent names the *change* from the current board, so decoding needs that board. The seed's
+        one-argument form `model.from_latent(result['latent_next'])` works for the `latent_next` of this
+        model's most recent `sample()` call, decoded against the boards that call saw; any other latent
+        without `current_board` is refused (a ValueError), never decoded against the wrong board.
+        """
+        if current_board is None:
+            current_board = self._boards_of_last_sample(latent)
         boards = prepare_boards(self.config, current_board, self.device, validate=False)
         latent = self._check_latent(latent, boards.shape[0])
         return self.decoder(latent, self.decoder.board_features(boards))
+
+    def _boards_of_last_sample(self, latent) -> torch.Tensor:
+        """The boards behind `latent` when it is the `latent_next` the last `sample()` returned."""
+        last = getattr(self, "_last_sample", None)
+        if last is not None and isinstance(latent, torch.Tensor):
+            last_latent, last_boards = last
+            candidate = latent.unsqueeze(0) if latent.dim() == 1 else latent
+            if candidate is last_latent or (candidate.shape == last_latent.shape
+                                            and torch.equal(candidate.to(last_latent.device), last_latent)):
+                return last_boards
+        raise ValueError("from_latent(latent) without current_board decodes only the latent_next of the last "
+                         "sample() call; pass the board it follows: from_latent(latent, current_board)")
 
     def decode_latent(self, latent: torch.Tensor, current_board) -> torch.Tensor:
         """The board (B, H, W) long a latent names (argmax of `from_latent`)."""
@@ -726,6 +747,7 @@ class SnakeWorldEqM(SnakePreTrainedModel):
         chosen = held if action is not None else action_block.argmax(-1)
         action_grad_norm = torch.zeros(batch, device=self.device) if action is not None else result.last_field[:, lat:].norm(dim=-1)
         next_board = self.decoder(latent, self.decoder.board_features(boards)).argmax(-1)
+        self._last_sample = (latent, boards)  # lets the seed's one-argument `from_latent(latent_next)` decode
         return SnakeWorldEqMSampleOutput(
             action=chosen, action_logits=action_block, latent_next=latent, next_board=next_board,
             num_steps=result.num_steps, grad_norm=result.grad_norm, action_grad_norm=action_grad_norm,

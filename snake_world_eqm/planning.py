@@ -45,9 +45,7 @@ ALIVE, ATE, DIED, LOST = 0, 1, 2, 3
 DEATH_BASE, LOST_BASE = -100.0, -50.0
 
 
-# Bounds on the search: a decision costs about 4 x rollouts x horizon samples, so these keep one step of play
-# to seconds at worst on a CPU (an unbounded depth once made `play` never finish a step).
-MAX_HORIZON, MAX_ROLLOUTS = 64, 32
+from snake_world_eqm.planning_flags import MAX_HORIZON, MAX_ROLLOUTS  # noqa: E402  (bounds of the search)
 
 
 @dataclass
@@ -532,64 +530,15 @@ def imagined_risk(planner: ModelPlanner, boards: np.ndarray, horizon: int) -> np
 
 # ---- command-line flags (shared by `snake-eqm play` and `snake-eqm evaluate`) ---------------------------
 
-def _int_from(low: int, high: int):
-    """An argparse type: an integer in [low, high] (argparse then exits 2 naming the flag)."""
-    import argparse
 
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
-        return value
+# Command-line flags live in a torch-free module (so `--help` stays instant); re-exported here.
+from snake_world_eqm.planning_flags import (  # noqa: E402
+    PLANNER_FLAGS,
+    add_planner_arguments,
+    add_thread_argument,
+    planner_options_from_args,
+    set_threads,
+)
 
-    return parse
-
-
-PLANNER_FLAGS = {  # flag -> (PlannerConfig field, type, help)
-    "--planner-horizon": ("horizon", _int_from(1, MAX_HORIZON), f"imagined steps per line (default {PlannerConfig.horizon})"),
-    "--planner-rollouts": ("rollouts", _int_from(1, MAX_ROLLOUTS), "model-play lines per first action in a search "
-                           f"(default {PlannerConfig.rollouts}; "
-                           "one tail-following line is added)"),
-    "--planner-gate": ("gate", str, "risk: search only where the plan is risky or play stalls (default); "
-                       "always: search every move"),
-    "--planner-gate-seeds": ("gate_seeds", int, "extra noise seeds per move; search where they disagree "
-                             f"(default {PlannerConfig.gate_seeds})"),
-    "--planner-num-steps": ("num_steps", int, "sampler steps inside the planner (default: the model's)"),
-}
-
-
-def add_planner_arguments(parser) -> None:
-    """The planner's knobs as flags; left out, `PlannerConfig`'s defaults (the best measured) apply."""
-    group = parser.add_argument_group("planner (defaults: the best measured planner)")
-    for flag, (_, kind, text) in PLANNER_FLAGS.items():
-        group.add_argument(flag, type=kind, default=None, help=text)
-
-
-def planner_options_from_args(args) -> dict:
-    """PlannerConfig overrides from parsed flags; a bad value exits with a one-line error naming its flag."""
-    options = {}
-    for flag, (name, _, _) in PLANNER_FLAGS.items():
-        value = getattr(args, flag[2:].replace("-", "_"))
-        if value is None:
-            continue
-        try:
-            PlannerConfig(**{name: value})
-        except ValueError as error:
-            raise SystemExit(f"{flag} {value}: {error}") from None
-        options[name] = value
-    return options
-
-
-def add_thread_argument(parser) -> None:
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: batch-1 play is fastest on one thread, and far "
-                        "slower with many on a busy machine)")
-
-
-def set_threads(count: int) -> None:
-    if count < 1:
-        raise SystemExit(f"--threads must be at least 1, got {count}")
-    torch.set_num_threads(count)
+__all__ = ["MAX_HORIZON", "MAX_ROLLOUTS", "PLANNER_FLAGS", "ModelPlanner", "PlannerConfig", "PlannerStats",
+           "add_planner_arguments", "add_thread_argument", "planner_options_from_args", "set_threads"]

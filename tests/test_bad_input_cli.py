@@ -29,7 +29,7 @@ def no_work(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the work started before the bad input was found")
 
-    monkeypatch.setattr(evaluate_cli, "evaluate", refuse)
+    monkeypatch.setattr("snake_world_eqm.evaluation.evaluate.evaluate", refuse)  # imported lazily by the CLI
     monkeypatch.setattr(play_cli, "play_one_game", refuse)
 
 

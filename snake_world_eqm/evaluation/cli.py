@@ -9,8 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from snake_world_eqm.argtypes import (
     check_output_file,
     check_output_folder,
@@ -18,14 +16,14 @@ from snake_world_eqm.argtypes import (
     positive_float,
     positive_int,
 )
-from snake_world_eqm.evaluation.evaluate import FIXED_STEP_COUNTS, EvalConfig, evaluate, json_ready
-from snake_world_eqm.planning import (
+from snake_world_eqm.planning_flags import (
     add_planner_arguments,
     add_thread_argument,
     planner_options_from_args,
     set_threads,
 )
-from snake_world_eqm.provenance import provenance
+
+# torch and the evaluation code load after parsing, so `--help` answers at once.
 
 AGENT_NAMES = ("eqm", "planner", "baseline", "expert", "random")
 
@@ -46,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="step cap per game (default: 20 x cells, 2,000 on 10x10: enough to fill the board)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="sampling noise seed")
     parser.add_argument("--agents", default=",".join(AGENT_NAMES), help="comma-separated agents to play")
-    parser.add_argument("--fixed-steps", default=",".join(map(str, FIXED_STEP_COUNTS)))
+    parser.add_argument("--fixed-steps", default=None,
+                        help="comma-separated sampling step counts (default: 1,2,3,5,10,20, evaluate.FIXED_STEP_COUNTS)")
     parser.add_argument("--thresholds", default=None, help="comma-separated adaptive thresholds (default: "
                         "half, one and two times the median gradient norms reached at fixed step counts)")
     parser.add_argument("--adaptive-max-steps", type=positive_int, default=20)
@@ -72,7 +71,9 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
     return values
 
 
-def config_from_args(args: argparse.Namespace, argv: list[str]) -> EvalConfig:
+def config_from_args(args: argparse.Namespace, argv: list[str]):
+    from snake_world_eqm.evaluation.evaluate import FIXED_STEP_COUNTS, EvalConfig
+
     agents = tuple(name.strip() for name in args.agents.split(",") if name.strip())
     unknown = sorted(set(agents) - set(AGENT_NAMES))
     if unknown:
@@ -92,7 +93,8 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> EvalConfig:
     return EvalConfig(split=args.split, max_rows=args.max_rows, batch_size=args.batch_size, games=args.games,
                       play_seed=args.play_seed, max_steps=args.max_steps, sample_seed=args.seed, agents=agents,
                       planner_options=planner_options_from_args(args),
-                      fixed_steps=_int_list(args.fixed_steps, "--fixed-steps"),
+                      fixed_steps=FIXED_STEP_COUNTS if args.fixed_steps is None
+                      else _int_list(args.fixed_steps, "--fixed-steps"),
                       thresholds=thresholds, adaptive_max_steps=args.adaptive_max_steps,
                       spread_seeds=args.spread_seeds, fatal_games=max(args.fatal_games, 0),
                       fatal_horizon=args.fatal_horizon,
@@ -113,7 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args, argv)
+    import torch
+
     from snake_world_eqm.data import load_snake_dataset
+    from snake_world_eqm.evaluation.evaluate import evaluate, json_ready
+    from snake_world_eqm.provenance import provenance
+
     # Trained weights produce subnormal floats that make CPU convolutions several times slower.
     torch.set_flush_denormal(True)
     set_threads(args.threads)

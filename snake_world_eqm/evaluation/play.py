@@ -1,60 +1,51 @@
 """`snake-eqm play`: watch an agent play one game in the terminal, or write it as a GIF.
 
-With `--show-prediction` each frame shows the world model's predicted next board (for the action the
-agent took) beside the real next board, so prediction errors are visible as they happen.
+With no flags the EqM agent plays the checkpoint shipped in the package (`--model` picks another).
+Moves are printed by name (up, right, down, left); colours are used only on a terminal and never when
+NO_COLOR is set. With `--show-prediction` each frame also shows the world model's prediction of the next
+board for the move the agent just chose (that move held fixed); the following frame shows the real one,
+so prediction errors are visible as they happen.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image
 
-from snake_world_eqm.argtypes import (
-    check_output_file,
-    non_negative_float,
-    non_negative_int,
-    positive_int,
-)
-from snake_world_eqm.evaluation.agents import (
-    Agent,
-    BaselineAgent,
-    EqMAgent,
-    ExpertAgent,
-    PlannerAgent,
-    RandomAgent,
-    sample_model,
-)
-from snake_world_eqm.game.encoding import EMPTY, FOOD, HEAD_ALONE, HEAD_LEFT, TAIL
-from snake_world_eqm.planning import (
+from snake_world_eqm.argtypes import check_output_file, non_negative_float, non_negative_int, positive_int
+from snake_world_eqm.planning_flags import (
     add_planner_arguments,
     add_thread_argument,
     planner_options_from_args,
     set_threads,
 )
 
+# torch, PIL and the agents load inside the functions that use them, so `--help` answers at once.
 MODEL_AGENTS = ("eqm", "planner", "baseline")
-# Fallback colours by cell code for predicted boards the renderer rejects (illegal predictions).
-_CODE_COLOURS = {EMPTY: (24, 24, 24), FOOD: (220, 40, 40), TAIL: (40, 120, 40)}
+WORLD_MODEL_AGENTS = ("eqm", "planner")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snake-eqm play", description=__doc__)
-    parser.add_argument("--model", default=None, help="world model folder or repo id (needed for eqm, "
-                        "planner and --show-prediction; for baseline, the baseline's folder)")
+    parser.add_argument("--model", default=None, help="world model folder or repo id (default: the 10x10 "
+                        "checkpoint shipped in the package); for --agent baseline, a baseline's folder (none is "
+                        "shipped)")
     parser.add_argument("--agent", default="eqm", choices=("eqm", "planner", "baseline", "expert", "random"))
     parser.add_argument("--gif", default=None, help="write the game to this GIF instead of the terminal")
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--max-steps", type=positive_int, default=500)
     parser.add_argument("--height", type=board_size, default=10, help="board size when no model gives it")
     parser.add_argument("--width", type=board_size, default=10)
-    parser.add_argument("--show-prediction", action="store_true")
-    parser.add_argument("--delay", type=non_negative_float, default=0.1, help="seconds between terminal frames")
+    parser.add_argument("--show-prediction", action="store_true",
+                        help="also show the world model's predicted next board for each chosen move (the next "
+                        "frame shows the real one)")
+    parser.add_argument("--delay", type=non_negative_float, default=0.1,
+                        help="seconds between frames on a terminal (no pause when the output is piped)")
     parser.add_argument("--frame-ms", type=positive_int, default=120, help="GIF frame duration")
     add_planner_arguments(parser)
     add_thread_argument(parser)
@@ -72,28 +63,85 @@ def board_size(text: str) -> int:
 
 def board_to_rgb(board: np.ndarray, cell: int = 16) -> np.ndarray:
     """Paint any board by cell code (no legality needed): heads bright, body green, food red."""
+    from snake_world_eqm.game.encoding import EMPTY, FOOD, HEAD_ALONE, HEAD_LEFT, TAIL
+
+    # Fallback colours by cell code for predicted boards the renderer rejects (illegal predictions).
+    code_colours = {EMPTY: (24, 24, 24), FOOD: (220, 40, 40), TAIL: (40, 120, 40)}
     image = np.zeros(board.shape + (3,), dtype=np.uint8)
     for code in np.unique(board):
         if HEAD_ALONE <= code <= HEAD_LEFT:
             colour = (120, 230, 120)
         else:
-            colour = _CODE_COLOURS.get(int(code), (60, 170, 60))
+            colour = code_colours.get(int(code), (60, 170, 60))
         image[board == code] = colour
     return np.kron(image, np.ones((cell, cell, 1), dtype=np.uint8))
 
 
-def render_frame(board: np.ndarray, predicted: np.ndarray | None) -> np.ndarray:
-    """One RGB frame: the real board, and the predicted board beside it when given."""
+def render_frame(board: np.ndarray, predicted: np.ndarray | None, caption: str | None = None,
+                 show_prediction: bool | None = None) -> np.ndarray:
+    """One RGB frame: the board labelled "game", the predicted next board beside it labelled "model's
+    prediction" (a grey panel when there is none, e.g. the last frame), and an optional caption below.
+
+    `show_prediction` defaults to whether `predicted` is given; set it to keep the two-panel layout on
+    frames without a prediction.
+    """
     from snake_world_eqm.game import render_rgb
 
-    real = _rgb_or_fallback(render_rgb, board)
-    if predicted is None:
-        return real
-    guess = _rgb_or_fallback(render_rgb, predicted)
-    if guess.shape[0] != real.shape[0]:  # the fallback painter may use a different cell size
-        guess = np.asarray(Image.fromarray(guess).resize((real.shape[1], real.shape[0]), Image.NEAREST))
-    gap = np.full((real.shape[0], 8, 3), 255, dtype=np.uint8)
-    return np.concatenate([real, gap, guess], axis=1)
+    panels = [("game", _rgb_or_fallback(render_rgb, board))]
+    if show_prediction if show_prediction is not None else predicted is not None:
+        real = panels[0][1]
+        if predicted is None:
+            guess = np.full_like(real, 90)
+        else:
+            guess = _rgb_or_fallback(render_rgb, predicted)
+            if guess.shape[:2] != real.shape[:2]:  # the fallback painter may use a different cell size
+                guess = _resize(guess, real.shape[:2])
+        panels.append(("model's prediction" if predicted is not None else "no prediction", guess))
+    return _compose(panels, caption)
+
+
+_LABEL_HEIGHT, _GAP = 14, 8
+
+
+def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), Image.NEAREST))
+
+
+def _compose(panels: list[tuple[str, np.ndarray]], caption: str | None) -> np.ndarray:
+    """Panels side by side on white, each with its label above, and the caption in a strip below."""
+    from PIL import Image, ImageDraw
+
+    height, width = panels[0][1].shape[:2]
+    total_width = len(panels) * width + (len(panels) - 1) * _GAP
+    total_height = _LABEL_HEIGHT + height + (_LABEL_HEIGHT if caption else 0)
+    canvas = Image.new("RGB", (total_width, total_height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for index, (label, image) in enumerate(panels):
+        left = index * (width + _GAP)
+        canvas.paste(Image.fromarray(image), (left, _LABEL_HEIGHT))
+        draw.text((left + 1, 1), label, fill=(0, 0, 0))
+    if caption:
+        draw.text((1, _LABEL_HEIGHT + height + 1), caption, fill=(0, 0, 0))
+    return np.asarray(canvas)
+
+
+def status_line(step_index: int, action: int | None, event: str, apples: int) -> str:
+    """What one frame shows in words: the move by name, what it did, and the score after it."""
+    from snake_world_eqm.game import ACTION_NAMES
+
+    if action is None:
+        ending = "step cap reached" if event == "cap" else f"game over ({event})"
+        return f"{ending}  apples: {apples}"
+    what = "" if event == "none" else f" ({event})"
+    return f"step {step_index}  move: {ACTION_NAMES[action]}{what}  apples: {apples}"
+
+
+def use_colour(stream=None) -> bool:
+    """ANSI colours only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    stream = sys.stdout if stream is None else stream
+    return bool(getattr(stream, "isatty", lambda: False)()) and not os.environ.get("NO_COLOR")
 
 
 def _rgb_or_fallback(render_rgb, board: np.ndarray) -> np.ndarray:
@@ -103,16 +151,24 @@ def _rgb_or_fallback(render_rgb, board: np.ndarray) -> np.ndarray:
         return board_to_rgb(board)
 
 
-def _ansi_or_codes(board: np.ndarray) -> str:
+def _ansi_or_codes(board: np.ndarray, colour: bool = True) -> str:
     from snake_world_eqm.game import render_ansi
 
     try:
-        return render_ansi(board.astype(np.int8))
+        return render_ansi(board.astype(np.int8), color=colour)
     except ValueError:
         return "\n".join(" ".join(f"{int(c):2d}" for c in row) for row in board) + "\n(illegal board)"
 
 
-def make_agent(name: str, model, seed: int, planner_options: dict | None = None) -> Agent:
+def make_agent(name: str, model, seed: int, planner_options: dict | None = None):
+    from snake_world_eqm.evaluation.agents import (
+        BaselineAgent,
+        EqMAgent,
+        ExpertAgent,
+        PlannerAgent,
+        RandomAgent,
+    )
+
     if name in MODEL_AGENTS and model is None:
         raise SystemExit(f"--agent {name} needs --model")
     if name == "eqm":
@@ -124,6 +180,19 @@ def make_agent(name: str, model, seed: int, planner_options: dict | None = None)
     return ExpertAgent() if name == "expert" else RandomAgent(seed)
 
 
+def model_path_for(args: argparse.Namespace) -> str | None:
+    """--model, else the shipped checkpoint when a world model is needed (none for expert/random alone)."""
+    if args.model is not None:
+        return args.model
+    if args.agent == "baseline":
+        raise SystemExit("--agent baseline needs --model (a trained baseline folder; none is shipped)")
+    if args.agent in WORLD_MODEL_AGENTS or args.show_prediction:
+        from snake_world_eqm import PRETRAINED_10X10
+
+        return str(PRETRAINED_10X10)
+    return None
+
+
 def load_model(path: str | None, agent: str):
     if path is None:
         return None
@@ -133,8 +202,9 @@ def load_model(path: str | None, agent: str):
     return cls.from_pretrained(path).eval()
 
 
-def play_one_game(agent: Agent, height: int, width: int, seed: int, max_steps: int, predictor=None):
+def play_one_game(agent, height: int, width: int, seed: int, max_steps: int, predictor=None):
     """Yield (board, predicted next board or None, action, event name, apples) for each step, then the end."""
+    from snake_world_eqm.evaluation.agents import sample_model
     from snake_world_eqm.game import EVENT_NAMES, encode_observation, new_game, step
 
     state, rng, apples = new_game(height, width, rng=seed), np.random.default_rng(seed), 0
@@ -158,39 +228,53 @@ def play_one_game(agent: Agent, height: int, width: int, seed: int, max_steps: i
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    import torch
+
     # Trained weights produce subnormal floats that make CPU convolutions several times slower.
     torch.set_flush_denormal(True)
     set_threads(args.threads)
+    path = model_path_for(args)
     try:
         check_output_file(args.gif, "--gif")
-        model = load_model(args.model, args.agent)
+        model = load_model(path, args.agent)
     except (ValueError, OSError, RuntimeError) as error:
         print(f"snake-eqm play: error: {error}", file=sys.stderr)
         return 2
-    if args.show_prediction and (model is None or args.agent == "baseline"):
-        raise SystemExit("--show-prediction needs --model with a world model (agent eqm, planner, expert or random)")
+    if args.show_prediction and args.agent == "baseline":
+        raise SystemExit("--show-prediction needs a world model; the baseline predicts no boards")
+    if model is not None and args.model is None:
+        print(f"model: the shipped checkpoint {path} (--model to choose another)", flush=True)
     height = model.config.board_height if model is not None else args.height
     width = model.config.board_width if model is not None else args.width
     agent = make_agent(args.agent, model, args.seed, planner_options_from_args(args))
     predictor = model if args.show_prediction else None
+    terminal, colour = sys.stdout.isatty(), use_colour()
     frames, apples = [], 0
-    for board, predicted, action, event, apples in play_one_game(agent, height, width, args.seed, args.max_steps,
-                                                                  predictor):
-        if predictor is not None and predicted is None:
-            predicted = np.zeros_like(board)  # the last frame has no prediction: keep the frame size
+    game = play_one_game(agent, height, width, args.seed, args.max_steps, predictor)
+    for index, (board, predicted, action, event, apples) in enumerate(game):
+        caption = status_line(index + 1, action, event, apples)
         if args.gif:
-            frames.append(Image.fromarray(render_frame(board, predicted)))
+            frames.append(render_frame(board, predicted, caption, show_prediction=predictor is not None))
             continue
-        print("\x1b[2J\x1b[H" + _ansi_or_codes(board))
+        # Clearing the screen and pausing only make sense on a terminal; a pipe gets one frame after another.
+        print(("\x1b[2J\x1b[H" if terminal else "") + _ansi_or_codes(board, colour))
         if predicted is not None:
-            print("predicted next board:\n" + _ansi_or_codes(predicted))
-        print(f"agent={args.agent} action={action} event={event} apples={apples}")
-        time.sleep(args.delay)
+            print("model's prediction of the next board after this move:\n" + _ansi_or_codes(predicted, colour))
+        print(f"agent: {args.agent}  {caption}", flush=True)
+        if terminal:
+            time.sleep(args.delay)
     if args.gif:
-        Path(args.gif).parent.mkdir(parents=True, exist_ok=True)
-        frames[0].save(args.gif, save_all=True, append_images=frames[1:], duration=args.frame_ms, loop=0)
+        _write_gif(frames, args.gif, args.frame_ms)
         print(f"wrote {args.gif}: {len(frames)} frames, {apples} apples")
     return 0
+
+
+def _write_gif(frames: list[np.ndarray], path: str, frame_ms: int) -> None:
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in frames]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,12 @@ from transformers.configuration_utils import SubConfigSpec
 
 from snake_world_eqm.configuration_snake_world_eqm import SnakeWorldEqMConfig
 
+from .args import DEFAULT_PROMPT  # defined beside the flags, which load without transformers
+
 NUM_ACTIONS = 4
 # Per action, the what-if features are (predicted terminal, predicted growth): see
 # `SnakeLMBridge.world_features`.
 WHATIF_FEATURES_PER_ACTION = 2
-DEFAULT_PROMPT = "what next ?"
 
 
 class SnakeLMBridgeConfig(PreTrainedConfig):

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
@@ -467,6 +474,10 @@ def _load_tokenizer(path, kwargs: dict) -> PreTrainedTokenizerBase | None:
     except (OSError, ValueError):
         return None
 
+
+# Registered so that AutoConfig/AutoModel (and AutoTokenizer, which reads the config) resolve a saved bridge.
+AutoConfig.register(SnakeLMBridgeConfig.model_type, SnakeLMBridgeConfig, exist_ok=True)
+AutoModel.register(SnakeLMBridgeConfig, SnakeLMBridge, exist_ok=True)
 
 __all__ = [
     "SnakeLMBridge",

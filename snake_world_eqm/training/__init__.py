@@ -10,17 +10,17 @@ import shlex
 import signal
 import sys
 
-from .args import TrainingSetupError, build_parser
+from .args import NonFiniteLossError, TrainingSetupError, build_parser
 
 __all__ = ["TrainingSetupError", "build_parser", "main", "run"]
 
 
 def run(argv: list[str] | None = None) -> dict:
     """Parse, check every input, train; return the summary (also written to OUTPUT_DIR/metrics.json)."""
-    from .loop import prepare_run, train
-
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    from .loop import prepare_run, train  # after parsing: `--help` must not wait for torch
+
     args.command = shlex.join(["snake-eqm", "train", *argv])  # recorded in metrics.json and the model card
     return train(prepare_run(args))
 
@@ -29,8 +29,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
     for noisy in ("httpx", "urllib3", "datasets", "huggingface_hub", "accelerate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from .loop import NonFiniteLossError
-
     try:
         summary = run(argv)
     except TrainingSetupError as error:

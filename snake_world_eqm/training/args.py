@@ -23,6 +23,10 @@ class TrainingSetupError(ValueError):
     """Bad input found before training starts; `main` prints it and returns 2."""
 
 
+class NonFiniteLossError(RuntimeError):
+    """The loss or the gradients became NaN/inf; the run stops, its last good checkpoint stays on disk."""
+
+
 # Flags whose names equal a config field; None means "use the config's (or preset's) default".
 MODEL_FLAGS = (
     "d_model",

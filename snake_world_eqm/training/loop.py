@@ -21,7 +21,13 @@ from snake_world_eqm.processes import capped_workers
 
 from ..provenance import provenance
 from . import checkpoints as ckpt
-from .args import TrainingSetupError, hparams_for_trackers, resolve_trackers, validate_args
+from .args import (
+    NonFiniteLossError,
+    TrainingSetupError,
+    hparams_for_trackers,
+    resolve_trackers,
+    validate_args,
+)
 from .data import collate_rows, forward_columns, load_splits, make_eval_loader, make_train_loader
 from .model_setup import build_config, build_model, model_classes, resolve_model_kind
 from .outputs import (
@@ -251,10 +257,6 @@ def train(setup: RunSetup) -> dict[str, Any]:
     if accelerator.num_processes == 1:
         _reset_accelerate_state()
     return summary
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss or the gradients became NaN/inf; the run stops, its last good checkpoint stays on disk."""
 
 
 class _StopOnSignal:
