@@ -12,6 +12,7 @@ import argparse
 import shlex
 import sys
 
+from snake_world_eqm.argtypes import board_size as _board_size
 from snake_world_eqm.argtypes import non_negative_int as _non_negative_int
 from snake_world_eqm.argtypes import positive_int as _positive_int
 from snake_world_eqm.argtypes import probability as _probability
@@ -36,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--perturb-prob", type=_probability, default=0.1, help="chance of a random non-fatal action per step")
     size.add_argument("--max-episode-steps", type=_positive_int, default=None, help="episode cap (default 20 x cells)")
     size.add_argument("--stall-steps", type=_positive_int, default=None, help="cut an episode after this many steps without food (default 2 x cells)")
+    multi = parser.add_argument_group("several board sizes (one config per size; replaces --height/--width)")
+    multi.add_argument("--board-sizes", nargs="+", type=_board_size, default=None, metavar="HxW",
+                       help="build one config per size, e.g. 6x6 8x8 10x10 8x12; --num-samples is shared equally")
+    multi.add_argument("--rows-per-size", nargs="+", type=_size_rows, default=[], metavar="HxW=N",
+                       help="rows (before augmentation) of the named sizes; the others get --num-samples / sizes")
     data = parser.add_argument_group("dataset")
     data.add_argument("--output", default="snake_world_dataset", help="output folder (Hub-shaped: README.md + data/*.parquet)")
     data.add_argument("--augment", action="store_true", help="add the 8 symmetries of the (square) board")
@@ -54,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     hub.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="push the folder to this dataset repo")
     hub.add_argument("--private", action="store_true")
     return parser
+
+
+def _size_rows(text: str) -> tuple[tuple[int, int], int]:
+    """"HxW=N" for --rows-per-size."""
+    size, _, rows = text.partition("=")
+    if not rows:
+        raise argparse.ArgumentTypeError(f"expected HxW=ROWS, got {text!r}")
+    return _board_size(size), _positive_int(rows)
 
 
 def config_from_args(args: argparse.Namespace) -> GenerationConfig:
@@ -78,6 +92,10 @@ def build_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.private and not args.push_to_hub:
         parser.error("--private only makes sense with --push-to-hub")
+    if args.board_sizes is not None:
+        return _build_multisize(parser, args, argv)
+    if args.rows_per_size:
+        parser.error("--rows-per-size needs --board-sizes")
     try:
         config = config_from_args(args)
         command = "python -m dataset_builder " + shlex.join(argv)
@@ -89,6 +107,28 @@ def build_main(argv: list[str]) -> int:
         parser.error(str(error))
     sizes = ", ".join(f"{split} {rows}" for split, rows in result.stats.rows.items())
     print(f"wrote {result.stats.total_rows} rows ({sizes}) to {result.path}")
+    if args.push_to_hub:
+        _push(result.path, args.push_to_hub, args.private)
+    return 0
+
+
+def _build_multisize(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> int:
+    """`--board-sizes ...`: one config per size in one folder (dataset_builder/multisize.py)."""
+    from .multisize import build_multisize_dataset, rows_per_size, size_configs
+
+    if args.num_shards != 1 or args.shard_index != 0:
+        parser.error("--board-sizes builds the whole dataset; seed-range shards (--num-shards) are for one size")
+    try:
+        rows = rows_per_size(args.board_sizes, args.num_samples, dict(args.rows_per_size))
+        configs = size_configs(config_from_args(args), rows)
+        result = build_multisize_dataset(
+            configs, args.output, num_proc=args.num_proc, overwrite=args.overwrite, progress=not args.no_progress,
+            command="python -m dataset_builder " + shlex.join(argv),
+        )
+    except (ValueError, FileExistsError, FileNotFoundError) as error:
+        parser.error(str(error))
+    sizes = ", ".join(f"{name} {stats.total_rows}" for name, stats in result.stats.items())
+    print(f"wrote {result.total_rows} rows ({sizes}) to {result.path}")
     if args.push_to_hub:
         _push(result.path, args.push_to_hub, args.private)
     return 0

@@ -49,3 +49,13 @@ def probability(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
     return value
+
+
+def board_size(text: str) -> tuple[int, int]:
+    """"HxW" (e.g. 10x10, 8x12) with sides in 4..32."""
+    from snake_world_eqm.data.sizes import parse_board_size
+
+    try:
+        return parse_board_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

@@ -238,7 +238,7 @@ def check_dataset_folder(dataset_dir: str | Path) -> Path:
         raise FileNotFoundError(f"dataset folder {path} does not exist")
     if not (path / "README.md").is_file():
         raise ValueError(f"dataset folder {path} has no README.md card: build it with `python -m dataset_builder`")
-    if not any(path.glob("data/*.parquet")):
+    if not any(path.glob("data/**/*.parquet")):  # data/*.parquet, or data/HxW/*.parquet for several sizes
         raise ValueError(f"dataset folder {path} has no data/*.parquet files")
     return path
 
