@@ -32,6 +32,7 @@ class SnakeSplits:
     eval_split: str | None
     board_height: int
     board_width: int
+    board_sizes: tuple[str, ...] = ()  # several sizes: their names ("6x6", ...); train/eval are MultiSizeSplit
 
 
 def load_splits(
@@ -45,6 +46,9 @@ def load_splits(
     """Load, check and cap the splits; every problem is a TrainingSetupError naming it."""
     from snake_world_eqm.data import check_columns, load_snake_dataset
 
+    sizes = _board_sizes_of(dataset)
+    if sizes is not None:
+        return load_multisize_splits(dataset, model_kind, train_split, eval_split, max_train_samples, max_eval_samples)
     try:
         dataset_dict = load_snake_dataset(dataset, required=REQUIRED_COLUMNS[model_kind])
     except (FileNotFoundError, ValueError, OSError) as error:
@@ -72,6 +76,58 @@ def load_splits(
         chosen_eval = None
     height, width = board_shape(train)
     return SnakeSplits(train, evaluation, chosen_eval, height, width)
+
+
+def _board_sizes_of(dataset: str) -> list[str] | None:
+    from snake_world_eqm.data.loading import dataset_board_sizes
+
+    try:
+        return dataset_board_sizes(dataset)
+    except (FileNotFoundError, ValueError, OSError) as error:
+        raise TrainingSetupError(f"--dataset {dataset}: cannot load it ({error})") from error
+
+
+def load_multisize_splits(
+    dataset: str,
+    model_kind: str,
+    train_split: str = "train",
+    eval_split: str = "validation",
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    eval_batch_size: int = 256,
+) -> SnakeSplits:
+    """A dataset with one config per board size: every size's splits, checked; train rows capped per size
+    (`max_train_samples` each), eval rows cut to the same number of whole batches for every size."""
+    from snake_world_eqm.data import check_columns, load_snake_dataset
+    from snake_world_eqm.data.sizes import parse_board_size
+
+    try:
+        by_size = load_snake_dataset(dataset, required=REQUIRED_COLUMNS[model_kind], board_size="all")
+    except (FileNotFoundError, ValueError, OSError) as error:
+        raise TrainingSetupError(f"--dataset {dataset}: cannot load it ({error})") from error
+    train, evaluation, chosen_eval = {}, {}, None
+    for name, dataset_dict in by_size.items():
+        if train_split not in dataset_dict:
+            raise TrainingSetupError(f"--dataset {dataset}: size {name} has no {train_split!r} split (found {list(dataset_dict)})")
+        split = dataset_dict[train_split]
+        try:
+            check_columns(split, REQUIRED_COLUMNS[model_kind])
+        except ValueError as error:
+            raise TrainingSetupError(f"--dataset {dataset} size {name}: {error}") from error
+        if len(split) == 0:
+            raise TrainingSetupError(f"--dataset {dataset}: the {train_split!r} split of size {name} is empty")
+        train[name] = split.select(range(min(max_train_samples, len(split)))) if max_train_samples else split
+        candidates = [s for s in (eval_split, "test") if s in dataset_dict and s != train_split and len(dataset_dict[s])]
+        if candidates:
+            evaluation[name], chosen_eval = dataset_dict[candidates[0]], candidates[0]
+    eval_part = None
+    if len(evaluation) == len(train):
+        eval_part = MultiSizeSplit(equal_eval_rows(evaluation, max_eval_samples, eval_batch_size))
+    else:
+        chosen_eval = None
+    names = list(MultiSizeSplit(train).names)
+    height, width = parse_board_size(names[len(names) // 2])  # the config's default size: the median one
+    return SnakeSplits(MultiSizeSplit(train), eval_part, chosen_eval, height, width, tuple(names))
 
 
 def board_shape(dataset: Any) -> tuple[int, int]:
@@ -139,3 +195,175 @@ def make_eval_loader(dataset: Any, batch_size: int, num_workers: int) -> DataLoa
         collate_fn=collate_rows,
         num_workers=num_workers,
     )
+
+
+# ---- several board sizes: one size per batch ----------------------------------------------------------------
+
+
+class MultiSizeSplit:
+    """One split holding several board sizes, `{size name: datasets.Dataset}`, in size order.
+
+    It answers what the loop asks of a split (`column_names`, `len`, `split[i]`, `features`) with rows
+    numbered size by size, so the rest of the training code does not care how many sizes there are;
+    the loaders below keep every batch within one size (boards of one shape stack into one tensor).
+    """
+
+    def __init__(self, by_size: dict[str, Any]) -> None:
+        from snake_world_eqm.data.sizes import sort_sizes
+
+        if not by_size:
+            raise TrainingSetupError("a multi-size split needs at least one board size")
+        self.by_size = {name: by_size[name] for name in sort_sizes(by_size)}
+        self.names = list(self.by_size)
+        lengths = [len(split) for split in self.by_size.values()]
+        self.offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+    @property
+    def column_names(self) -> list[str]:
+        columns = [set(split.column_names) for split in self.by_size.values()]
+        first = next(iter(self.by_size.values())).column_names
+        return [name for name in first if all(name in c for c in columns)]
+
+    @property
+    def features(self) -> Any:
+        return next(iter(self.by_size.values())).features
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        bucket = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        return self.by_size[self.names[bucket]][int(index - self.offsets[bucket])]
+
+    def rows_per_size(self) -> dict[str, int]:
+        return {name: len(split) for name, split in self.by_size.items()}
+
+
+class MultiSizeTorchDataset(torch.utils.data.Dataset):
+    """Per-size `SnakeTorchDataset`s behind one index space (size by size); a batch must stay in one size."""
+
+    def __init__(self, split: MultiSizeSplit, columns: Sequence[str] | None = None) -> None:
+        self.parts = [as_torch_dataset(dataset, columns) for dataset in split.by_size.values()]
+        self.offsets = split.offsets
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def _bucket(self, index: int) -> int:
+        return int(np.searchsorted(self.offsets, index, side="right") - 1)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        bucket = self._bucket(index)
+        return self.parts[bucket][int(index - self.offsets[bucket])]
+
+    def __getitems__(self, indices: list[int]) -> dict[str, np.ndarray]:
+        rows = np.asarray(indices, dtype=np.int64)
+        bucket = self._bucket(int(rows[0]))
+        local = rows - self.offsets[bucket]
+        if local.min() < 0 or local.max() >= len(self.parts[bucket]):
+            raise RuntimeError("a batch mixes board sizes; use SizeBucketBatchSampler")
+        return self.parts[bucket].__getitems__(local.tolist())
+
+
+class SizeBucketBatchSampler(Sampler[list[int]]):
+    """Batches of one board size each, in an order that is a function of (seed, epoch) only.
+
+    Each epoch, size s contributes `batches_per_size[s]` batches: by default its rows // batch_size (every
+    row about once per epoch), or with `weights` that share of the same total number of batches (a size
+    whose share exceeds its rows cycles through fresh permutations of them). Then the batches of all
+    sizes are shuffled together, so an optimizer step sees one size and consecutive steps mix sizes.
+    Accelerate shards it across processes batch by batch (each process still gets one-size batches).
+    """
+
+    def __init__(self, rows_per_size: Sequence[int], batch_size: int, seed: int,
+                 weights: Sequence[float] | None = None, shuffle: bool = True) -> None:
+        self.rows_per_size = [int(n) for n in rows_per_size]
+        self.offsets = np.concatenate([[0], np.cumsum(self.rows_per_size)]).astype(np.int64)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.drop_last = False
+        self.epoch = 0
+        self.sampler = self  # Accelerate's DataLoaderShard.set_epoch reaches a sharded sampler through `.sampler`
+        self.batches_per_size = self._batches_per_size(weights)
+
+    def _batches_per_size(self, weights: Sequence[float] | None) -> list[int]:
+        natural = [max(1, n // self.batch_size) if n else 0 for n in self.rows_per_size]
+        if weights is None:
+            return natural
+        if len(weights) != len(self.rows_per_size) or any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise TrainingSetupError(f"size weights must be one non-negative number per size, not all zero, got {list(weights)}")
+        total = sum(natural)
+        return [max(1, round(total * w / sum(weights))) if w > 0 and n else 0
+                for w, n in zip(weights, self.rows_per_size)]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return sum(self.batches_per_size)
+
+    def _rows(self, bucket: int, count: int, generator: torch.Generator) -> np.ndarray:
+        size = self.rows_per_size[bucket]
+        if not self.shuffle:
+            return np.arange(min(count, size))
+        pieces, have = [], 0
+        while have < count:
+            pieces.append(torch.randperm(size, generator=generator).numpy())
+            have += size
+        return np.concatenate(pieces)[:count]
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + 7919 * self.epoch)
+        batches = []
+        for bucket, count in enumerate(self.batches_per_size):
+            size = self.rows_per_size[bucket]
+            per_batch = min(self.batch_size, size)
+            rows = self._rows(bucket, count * per_batch, generator) + self.offsets[bucket]
+            batches += [rows[i * per_batch:(i + 1) * per_batch].tolist() for i in range(count)]
+        order = torch.randperm(len(batches), generator=generator).tolist() if self.shuffle else range(len(batches))
+        for index in order:
+            yield batches[index]
+
+
+def make_multisize_train_loader(split: MultiSizeSplit, columns: list[str], batch_size: int, seed: int,
+                                num_workers: int, weights: Sequence[float] | None = None):
+    """Size-bucketed training loader; returns (loader, batch sampler) like `make_train_loader`."""
+    sampler = SizeBucketBatchSampler(list(split.rows_per_size().values()), batch_size, seed, weights)
+    loader = DataLoader(MultiSizeTorchDataset(split, columns), batch_sampler=sampler, collate_fn=collate_rows,
+                        num_workers=num_workers)
+    return loader, sampler
+
+
+def make_multisize_eval_loader(split: MultiSizeSplit, batch_size: int, num_workers: int) -> DataLoader:
+    """Every size's rows in one-size batches of one common length, so that `gather_for_metrics` across
+    processes stacks equal shapes (the split was cut to equal multiples of it by `equal_eval_rows`)."""
+    columns = [name for name in EVAL_COLUMNS if name in split.column_names]
+    rows = list(split.rows_per_size().values())
+    per_batch = min(batch_size, min(rows))
+    sampler = SizeBucketBatchSampler(rows, per_batch, seed=0, shuffle=False)
+    return DataLoader(MultiSizeTorchDataset(split, columns), batch_sampler=sampler, collate_fn=collate_rows,
+                      num_workers=num_workers)
+
+
+def equal_eval_rows(by_size: dict[str, Any], max_rows: int | None, batch_size: int) -> dict[str, Any]:
+    """The first rows of each size's eval split, the same whole number of batches for every size."""
+    smallest = min(len(split) for split in by_size.values())
+    per_size = smallest if max_rows is None else min(smallest, max(1, max_rows // len(by_size)))
+    per_batch = min(batch_size, per_size)
+    per_size = (per_size // per_batch) * per_batch
+    return {name: split.select(range(per_size)) for name, split in by_size.items()}
+
+
+def size_weights_for(split: Any, weights: Sequence[tuple[tuple[int, int], float]]) -> list[float] | None:
+    """`--size-weights HxW=W ...` as one weight per size of `split` (unnamed sizes weigh 1); None when none given."""
+    from snake_world_eqm.data.sizes import size_name
+
+    if not weights:
+        return None
+    given = {size_name(*size): float(weight) for size, weight in weights}
+    unknown = sorted(set(given) - set(split.names))
+    if unknown:
+        raise TrainingSetupError(f"--size-weights names size(s) {', '.join(unknown)} that the dataset lacks "
+                                 f"(it has {', '.join(split.names)})")
+    return [given.get(name, 1.0) for name in split.names]
