@@ -37,6 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--perturb-prob", type=_probability, default=0.1, help="chance of a random non-fatal action per step")
     size.add_argument("--max-episode-steps", type=_positive_int, default=None, help="episode cap (default 20 x cells)")
     size.add_argument("--stall-steps", type=_positive_int, default=None, help="cut an episode after this many steps without food (default 2 x cells)")
+    size.add_argument("--initial-length", type=_positive_int, default=3, help="snake length at the start of each episode")
+    onpolicy = parser.add_argument_group("on-policy data (DAgger): a trained model plays, the expert labels every state")
+    onpolicy.add_argument("--policy", metavar="PATH_OR_REPO_ID", default=None,
+                          help="trained checkpoint (folder or Hub repo id) that plays the games")
+    onpolicy.add_argument("--beta", type=float, default=None,
+                          help="probability that the expert plays a step instead of the policy (default 0.5 with --policy)")
+    onpolicy.add_argument("--policy-agent", choices=("auto", "eqm", "planner", "baseline"), default="auto",
+                          help="how the policy acts: auto = EqM agent for an EqM model, classifier for a baseline")
     multi = parser.add_argument_group("several board sizes (one config per size; replaces --height/--width)")
     multi.add_argument("--board-sizes", nargs="+", type=_board_size, default=None, metavar="HxW",
                        help="build one config per size, e.g. 6x6 8x8 10x10 8x12; --num-samples is shared equally")
@@ -71,6 +79,19 @@ def _size_rows(text: str) -> tuple[tuple[int, int], int]:
 
 
 def config_from_args(args: argparse.Namespace) -> GenerationConfig:
+    """The generation config; with --policy, the checkpoint is loaded and checked here (before any output)."""
+    policy = None
+    if args.beta is not None and args.policy is None:
+        raise ValueError("--beta only makes sense with --policy")
+    beta = 0.5 if args.beta is None else args.beta
+    if args.policy is not None:
+        if not 0.0 <= beta <= 1.0:  # checked before the model loads
+            raise ValueError(f"--beta must be in [0, 1] (the probability that the expert plays a step), got {beta}")
+        if args.num_proc != 1:
+            raise ValueError("--policy plays in one process (the model batches across games already); drop --num-proc")
+        from .policy import load_policy
+
+        policy = load_policy(args.policy, args.policy_agent, args.height, args.width, seed=args.seed)
     return GenerationConfig(
         num_samples=args.num_samples,
         height=args.height,
@@ -84,6 +105,10 @@ def config_from_args(args: argparse.Namespace) -> GenerationConfig:
         augment=args.augment,
         rows_per_chunk=args.rows_per_chunk,
         parallel_games=args.parallel_games,
+        initial_length=args.initial_length,
+        beta=beta if policy is not None else 1.0,
+        policy_name=args.policy,
+        policy=policy,
     )
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from datasets import Features
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from snake_world_eqm.data.features import ACTION_NAMES, EVENT_NAMES, SPLITS
+from snake_world_eqm.data.features import ACTION_NAMES, EVENT_NAMES, SOURCE_NAMES, SPLITS
 from snake_world_eqm.data.generate import GenerationConfig
 
 LENGTH_BIN = 5  # snake lengths are histogrammed in bins of this width
@@ -32,6 +32,7 @@ class DatasetStats:
     perturbed: int = 0
     events: Counter = field(default_factory=Counter)
     lengths: Counter = field(default_factory=Counter)
+    sources: Counter = field(default_factory=Counter)  # who played the steps (SOURCE_NAMES index)
 
     def add(self, split: str, rows: dict[str, np.ndarray], num_bytes: int) -> None:
         self.rows[split] += len(rows["action"])
@@ -42,6 +43,8 @@ class DatasetStats:
         self.events.update(dict(enumerate(np.bincount(rows["event"], minlength=len(EVENT_NAMES)).tolist())))
         bins, counts = np.unique(rows["snake_length"] // LENGTH_BIN, return_counts=True)
         self.lengths.update(dict(zip(bins.tolist(), counts.tolist())))
+        if "source" in rows:
+            self.sources.update(dict(enumerate(np.bincount(rows["source"], minlength=len(SOURCE_NAMES)).tolist())))
 
     def merge(self, other: DatasetStats) -> None:
         """Add another chunk's counts (chunks never share an episode)."""
@@ -53,6 +56,7 @@ class DatasetStats:
         self.perturbed += other.perturbed
         self.events.update(other.events)
         self.lengths.update(other.lengths)
+        self.sources.update(other.sources)
 
     @property
     def total_rows(self) -> int:
@@ -133,6 +137,11 @@ def build_card(
     feature_table = _table(("column", "feature"), [(f"`{name}`", f"`{feature!r}`") for name, feature in dataset_features.items()])
     expert = "A* planner" if config.expert == "astar" else "heuristic (greedy with safety check)"
     shard_note = "" if shard[1] == 1 else f"\nThis folder holds shard {shard[0]} of {shard[1]} (seed-range sharding).\n"
+    policy_note = "" if config.policy_name is None else (
+        f"\n**On-policy (DAgger) data.** Steps were played by the policy `{config.policy_name}` and, with "
+        f"probability beta = {config.beta}, by the expert; every visited state is labelled with the expert's "
+        f"action. `source` says who played each step: "
+        + ", ".join(f"{name} {stats.sources.get(i, 0):,}" for i, name in enumerate(SOURCE_NAMES)) + ".\n")
     body = f"""
 # Snake world-model transitions ({config.height}x{config.width})
 
@@ -144,7 +153,7 @@ terminated flags and events. With probability {config.perturb_prob} the episode 
 non-fatal action instead of the expert's (`taken_action`), so states off the expert's path are
 covered; the label stays the expert's. Terminal transitions carry the all-empty terminal board.
 Splits are by episode, never by row.{" Rows are augmented with the 8 symmetries of the square board (`symmetry` 0-7); the copies of an episode stay in its split." if config.augment else ""}
-{shard_note}
+{shard_note}{policy_note}
 ```python
 from datasets import load_dataset
 ds = load_dataset("REPO_ID_OR_FOLDER")

@@ -15,7 +15,7 @@ import numpy as np
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from snake_world_eqm.data.features import COLUMNS
+from snake_world_eqm.data.features import COLUMNS, OPTIONAL_COLUMNS, SOURCE_NAMES
 from snake_world_eqm.data.loading import dataset_board_sizes, load_snake_dataset, to_numpy_columns
 from snake_world_eqm.game import Event, batched_successors, mask_food
 from snake_world_eqm.game.encoding import FOOD
@@ -65,6 +65,23 @@ def check_batch(batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[
         "terminated": batch["terminated"] != batch["terminated_per_action"][rows, action],
         "event": batch["event"] != batch["event_per_action"][rows, action],
         "snake_length": batch["snake_length"] != (state >= 2).sum(axis=(1, 2)),
+        **_source_failures(batch),
+    }
+
+
+def _source_failures(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`source` (when present) names a known player, and a step the expert played took the expert's label.
+
+    Augmented copies (symmetry > 0) are relabelled with the expert's decision on the transformed board,
+    so only the original orientation is held to the second check.
+    """
+    if "source" not in batch:
+        return {}
+    source = batch["source"]
+    expert_played = (source == SOURCE_NAMES.index("expert")) & (batch["symmetry"] == 0)
+    return {
+        "source": (source < 0) | (source >= len(SOURCE_NAMES)),
+        "source_expert_action": expert_played & (batch["taken_action"] != batch["action"]),
     }
 
 
@@ -93,7 +110,8 @@ def validate_split(split: Dataset, name: str, report: ValidationReport, seed: in
     previous = None
     with tqdm(total=len(split), unit="row", desc=f"validating {name}", disable=not progress) as bar:
         for start in range(0, len(split), BATCH_SIZE):
-            batch = to_numpy_columns(split.select(range(start, min(start + BATCH_SIZE, len(split)))), COLUMNS)
+            columns = [name for name in COLUMNS if name in split.column_names]
+            batch = to_numpy_columns(split.select(range(start, min(start + BATCH_SIZE, len(split)))), columns)
             failures = check_batch(batch, rng)
             failures["continuity"] = _continuity_failures(batch, previous)
             any_failure = np.zeros(len(batch["state"]), dtype=bool)
@@ -110,7 +128,8 @@ def validate_split(split: Dataset, name: str, report: ValidationReport, seed: in
 
 def validate_dataset(path_or_repo: str | os.PathLike, progress: bool = True) -> ValidationReport:
     """Load every split (of every board size, for a multi-size dataset) and re-simulate all its rows."""
-    by_size = load_snake_dataset(path_or_repo, required=COLUMNS, board_size="all")
+    required = [name for name in COLUMNS if name not in OPTIONAL_COLUMNS]
+    by_size = load_snake_dataset(path_or_repo, required=required, board_size="all")
     several = len(by_size) > 1 or dataset_board_sizes(path_or_repo) is not None
     report = ValidationReport()
     for size, dataset in by_size.items():

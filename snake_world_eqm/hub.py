@@ -66,7 +66,7 @@ The expert the model imitates is an A* planner with a tail-reachability check.
 
 ## Limits
 
-- Trained for one board size ({{ board_size }}); other sizes need another model.
+{{ size_note }}
 - Numbers are from held-out episodes of the dataset's test split and from seeded closed-loop games;
   they say nothing about other games.
 - Food placement after eating is random; next-board exact match excludes it.
@@ -180,6 +180,9 @@ def build_model_card(
     commands: list[str] | None = None,
     extra_markdown: str = "",
     license: str = "apache-2.0",
+    base_model: str | None = None,
+    extra_datasets: list[str] | None = None,
+    size_note: str | None = None,
 ) -> ModelCard:
     """A model card whose metadata carries the evaluation metrics as model-index results."""
     flat = flatten_metrics(metrics or {})
@@ -201,7 +204,8 @@ def build_model_card(
         library_name="transformers",
         license=license,
         tags=["snake", "world-model", "equilibrium-matching", "energy-based-model", "reinforcement-learning"],
-        datasets=[dataset_id],
+        datasets=list(dict.fromkeys([dataset_id, *(extra_datasets or [])])),
+        base_model=base_model,
         model_name=repo_id.split("/")[-1],
         eval_results=eval_results or None,
     )
@@ -213,6 +217,7 @@ def build_model_card(
         results_table=_results_table(flat),
         extra=extra_markdown,
         board_size=board_size,
+        size_note=size_note or f"- Trained for one board size ({board_size}); other sizes need another model.",
         commands="\n".join(commands or ["# (commands not recorded)"]),
     )
 
@@ -322,11 +327,24 @@ def write_model_card(model_dir: str | Path, metrics_json: str | Path | None, rep
                   f"{train_metrics.get('samples_seen')} samples, {train_metrics.get('train_seconds')} s at "
                   f"{train_metrics.get('samples_per_second')} samples/s (mixed precision: {train_metrics.get('mixed_precision')}, "
                   f"{train_metrics.get('num_processes')} process(es)).\n\n")
-    if metrics:
+    size_note = None
+    if not config.get("fixed_board_size", True):
+        sizes = json.loads(training.read_text()).get("board_sizes") if training.is_file() else None
+        board = ", ".join(sizes) if sizes else "several sizes"
+        size_note = (f"- Trained on the board sizes {board} (one model, `fixed_board_size=False`); it runs on any "
+                     "size from 4x4 to 32x32. Sizes it never saw are measured separately; rows and columns "
+                     "beyond the largest trained size have untrained position embeddings.")
+    if metrics and "sizes" in metrics:  # a `snake-eqm evaluate-sizes` result: one row per board size
+        from snake_world_eqm.evaluation.by_size import markdown_table
+
+        commands.append((metrics.get("config") or {}).get("command") or "# evaluation command not recorded")
+        extra += "### Per board size (seen and unseen in training)\n\n" + markdown_table(metrics)
+        metrics = None
+    elif metrics:
         commands.append((metrics.get("config") or {}).get("command") or "# evaluation command not recorded")
         extra += "### Claims, measured\n\n" + claims_table(metrics) + "\n\n### Closed-loop play\n\n" + play_table(metrics)
     card = build_model_card(metrics, repo_id=repo_id, dataset_id=dataset_id, board_size=board,
-                            commands=commands or None, extra_markdown=extra)
+                            commands=commands or None, extra_markdown=extra, size_note=size_note)
     card.save(path / "README.md")
     return path / "README.md"
 

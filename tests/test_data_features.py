@@ -45,6 +45,7 @@ def _random_rows(num_rows: int, height: int = 5, width: int = 6, seed: int = 0) 
         "step": rng.integers(0, 100, num_rows).astype(np.int32),
         "snake_length": rng.integers(1, 30, num_rows).astype(np.int32),
         "symmetry": rng.integers(0, 8, num_rows).astype(np.int8),
+        "source": rng.integers(0, 3, num_rows),
     }
 
 

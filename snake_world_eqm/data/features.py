@@ -12,6 +12,9 @@ from datasets import Array2D, Array3D, ClassLabel, Features, List, Value
 # game engine; `tests/test_data_features.py` checks they agree with `snake_world_eqm.game`.
 ACTION_NAMES = ("up", "right", "down", "left")
 EVENT_NAMES = ("none", "eat", "wall", "self", "win", "reverse")
+# Who played the step (`taken_action`): the expert, a trained policy (on-policy/DAgger data) or a random
+# perturbation. The label (`action`) is always the expert's.
+SOURCE_NAMES = ("expert", "policy", "perturbed")
 NUM_ACTIONS = 4
 
 BOARD_COLUMNS = ("state", "next_state")
@@ -29,7 +32,10 @@ COLUMNS = (
     "step",
     "snake_length",
     "symmetry",
+    "source",
 )
+# Columns that datasets built before they existed lack; readers and the validator treat them as optional.
+OPTIONAL_COLUMNS = ("source",)
 SPLITS = ("train", "validation", "test")
 
 # Numpy dtype of each column as generated (ClassLabels are stored as int64 by `datasets`).
@@ -49,6 +55,7 @@ COLUMN_DTYPES = {
     "step": "int32",
     "snake_length": "int32",
     "symmetry": "int8",
+    "source": "int64",
 }
 
 
@@ -73,6 +80,7 @@ def features(height: int, width: int) -> Features:
             "step": Value("int32"),
             "snake_length": Value("int32"),
             "symmetry": Value("int8"),
+            "source": ClassLabel(names=list(SOURCE_NAMES)),
         }
     )
 

@@ -9,6 +9,12 @@ chunks) do not change a single byte of the result.
 Each step records the state, the expert's action (the label), the successors of all four actions
 ("what if"), and the action the episode actually took: with probability `perturb_prob` a random
 non-fatal action other than the expert's, so the data covers states the expert would not enter.
+
+On-policy data (DAgger, Ross, Gordon & Bagnell 2011): with a `policy` (a batched callable
+`(B, H, W) int8 boards -> (B,) actions`, e.g. a trained model's `act_batch`), each step is played by the
+expert with probability `beta` and by the policy otherwise; every visited state is still labelled with
+the expert's action and all four successors, and `source` records who played it. The data layer only
+receives the callable: it never imports a model.
 """
 
 from __future__ import annotations
@@ -25,12 +31,13 @@ import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features
 from tqdm.auto import tqdm
 
-from .features import COLUMN_DTYPES, COLUMNS, NUM_ACTIONS, SPLITS, features
+from .features import COLUMN_DTYPES, COLUMNS, NUM_ACTIONS, SOURCE_NAMES, SPLITS, features
 
 EXPERT_KINDS = ("astar", "heuristic")
 MIN_BOARD_SIZE, MAX_BOARD_SIZE = 4, 32  # mirrors snake_world_eqm.game.rules (checked in tests)
 NUM_SYMMETRIES = 8
 _EVENT_EAT = 1  # Event.EAT
+SOURCE_EXPERT, SOURCE_POLICY, SOURCE_PERTURBED = (SOURCE_NAMES.index(name) for name in ("expert", "policy", "perturbed"))
 _MAX_PARALLEL_GAMES = 256
 
 Columns = dict[str, np.ndarray]
@@ -54,6 +61,10 @@ class GenerationConfig:
     rows_per_chunk: int = 200_000  # big enough for ~256 parallel games that still finish ~3 episodes each
     parallel_games: int | None = None  # None: chosen from the chunk size so episodes mostly finish
     initial_length: int = 3
+    beta: float = 1.0  # with a policy: probability that the expert plays a step (the policy plays the rest)
+    policy_name: str | None = None  # the policy's id (folder or repo id), for the card; None: expert only
+    # The batched policy itself: not data, so not compared, printed or serialised.
+    policy: Callable[[np.ndarray], np.ndarray] | None = field(default=None, compare=False, repr=False)
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -74,6 +85,15 @@ class GenerationConfig:
         )
         _check(self.expert in EXPERT_KINDS, f"expert must be one of {EXPERT_KINDS}, got {self.expert!r}")
         _check(0.0 <= self.perturb_prob <= 1.0, f"perturb_prob must be in [0, 1], got {self.perturb_prob!r}")
+        _check(
+            isinstance(self.beta, (int, float)) and not isinstance(self.beta, bool) and 0.0 <= self.beta <= 1.0,
+            f"beta must be in [0, 1] (the probability that the expert plays a step), got {self.beta!r}",
+        )
+        _check(self.policy is None or callable(self.policy), f"policy must be a batched callable, got {self.policy!r}")
+        _check(
+            isinstance(self.initial_length, int) and self.initial_length >= 1,
+            f"initial_length must be a positive integer, got {self.initial_length!r}",
+        )
         for name in ("max_episode_steps", "stall_steps", "parallel_games"):
             value = getattr(self, name)
             _check(value is None or (isinstance(value, int) and value > 0), f"{name} must be a positive integer, got {value!r}")
@@ -120,6 +140,7 @@ class GenerationConfig:
     def to_dict(self) -> dict:
         data = asdict(self)
         data.pop("extra")
+        data.pop("policy")
         data["split_fractions"] = list(self.split_fractions)
         return data
 
@@ -145,7 +166,8 @@ def shard_chunks(config: GenerationConfig, shard_index: int = 0, num_shards: int
 
 
 def _choose_taken_actions(expert: np.ndarray, terminated: np.ndarray, rng: np.random.Generator, prob: float) -> np.ndarray:
-    """The expert's action, or with probability `prob` a random non-terminating other action."""
+    """The behaviour action (`expert`: the expert's or the policy's), or with probability `prob` a random
+    non-terminating other action."""
     batch = np.arange(len(expert))
     perturb = rng.random(len(expert)) < prob
     scores = rng.random((len(expert), NUM_ACTIONS))  # drawn always, so the stream never depends on the outcome
@@ -154,6 +176,19 @@ def _choose_taken_actions(expert: np.ndarray, terminated: np.ndarray, rng: np.ra
     scores[~allowed] = -1.0
     alternative = scores.argmax(axis=1)
     return np.where(perturb & allowed.any(axis=1), alternative, expert)
+
+
+def _behaviour_actions(config: GenerationConfig, obs: np.ndarray, expert: np.ndarray,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Who plays each game's step: the expert, or (with a policy, at rate 1 - beta) the policy."""
+    if config.policy is None:  # no draw at all: expert-only builds keep their random stream
+        return expert, np.full(len(expert), SOURCE_EXPERT, dtype=np.int64)
+    learner = np.asarray(config.policy(obs), dtype=np.int64).reshape(-1)
+    if learner.shape != expert.shape or ((learner < 0) | (learner >= NUM_ACTIONS)).any():
+        raise ValueError(f"the policy must return one action in 0..{NUM_ACTIONS - 1} per board, got {learner!r}")
+    expert_plays = rng.random(len(expert)) < config.beta
+    return (np.where(expert_plays, expert, learner),
+            np.where(expert_plays, SOURCE_EXPERT, SOURCE_POLICY).astype(np.int64))
 
 
 def _new_boards(config: GenerationConfig, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -178,6 +213,7 @@ class _ChunkRecorder:
             "terminated_per_action": (NUM_ACTIONS,),
             "event_per_action": (NUM_ACTIONS,),
             "step": (),
+            "source": (),
             "episode_start": (),
         }
         dtypes = {**COLUMN_DTYPES, "episode_start": "bool"}
@@ -209,11 +245,13 @@ def play_chunk(config: GenerationConfig, chunk_index: int, on_rows: Callable[[in
     for t in range(steps):
         successors, rewards, events, terminated = batched_successors(obs, rng)
         expert = np.asarray(expert_actions(obs, config.expert), dtype=np.int64)
-        taken = _choose_taken_actions(expert, np.asarray(terminated, dtype=bool), rng, config.perturb_prob)
+        behaviour, source = _behaviour_actions(config, obs, expert, rng)
+        taken = _choose_taken_actions(behaviour, np.asarray(terminated, dtype=bool), rng, config.perturb_prob)
+        source = np.where(taken != behaviour, SOURCE_PERTURBED, source)
         recorder.record(
             t, state=obs, action=expert, taken_action=taken, next_state_per_action=successors,
             reward_per_action=rewards, terminated_per_action=terminated, event_per_action=events,
-            step=episode_step, episode_start=starting,
+            step=episode_step, source=source, episode_start=starting,
         )
         since_food = np.where(events[slots, taken] == _EVENT_EAT, 0, since_food + 1)
         episode_step += 1
@@ -340,6 +378,8 @@ def map_chunks(
     it gets an `on_rows` callback that advances the progress bar step by step.
     """
     _check(isinstance(num_proc, int) and num_proc >= 1, f"num_proc must be a positive integer, got {num_proc!r}")
+    _check(config.policy is None or num_proc == 1,
+           "a policy plays in one process (it batches across the games already); use num_proc=1")
     chunks = shard_chunks(config, shard_index, num_shards)
     total = sum(config.chunk_rows(c) for c in chunks)
     with tqdm(total=total, unit="row", desc="generating", disable=not progress) as bar:

@@ -30,7 +30,8 @@ REQUIRED_COLUMNS = ("state", "action", "next_state")
 # Converted in numpy: torch's own int8 -> int64 cast measured ~1000x slower on this CPU build.
 _TENSOR_DTYPES: dict[str, np.dtype] = {
     **{name: np.dtype(np.int64) for name in ("state", "next_state", "next_state_per_action", "action", "taken_action")},
-    **{name: np.dtype(np.int64) for name in ("event", "event_per_action", "episode_id", "step", "snake_length", "symmetry")},
+    **{name: np.dtype(np.int64) for name in ("event", "event_per_action", "episode_id", "step", "snake_length", "symmetry",
+                                             "source")},
     "reward": np.dtype(np.float32),
     "reward_per_action": np.dtype(np.float32),
     "terminated": np.dtype(np.bool_),

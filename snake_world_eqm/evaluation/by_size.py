@@ -42,6 +42,7 @@ class SizeEvalConfig:
     data_seed: int = EVAL_DATA_SEED
     batch_size: int = 512
     min_cap: int = 2000  # step cap per game: max(min_cap, 20 x cells)
+    expert_cache: str | None = None  # JSON of expert play per size: the expert does not depend on the model
     command: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -83,13 +84,8 @@ def evaluate_size(model, height: int, width: int, cfg: SizeEvalConfig, progress:
     rows = evaluation_rows(height, width, cfg.rows, cfg.data_seed)
     one_step, _ = held_out_metrics(model, rows, EvalConfig(batch_size=cfg.batch_size, sample_seed=cfg.sample_seed))
     cap = play_cap(height, width, cfg.min_cap)
-    play = {}
-    for name, agent in (("eqm", EqMAgent(model, seed=cfg.sample_seed)), ("expert", ExpertAgent())):
-        summary = play_both_starts(agent, height, width, cfg.games, cfg.play_seed, cap, progress=progress)
-        for start in summary.get("by_start", {}).values():
-            for key in _PER_GAME_KEYS:
-                start.pop(key, None)
-        play[name] = {key: value for key, value in summary.items() if key not in _PER_GAME_KEYS}
+    play = {"eqm": _play(EqMAgent(model, seed=cfg.sample_seed), height, width, cap, cfg, progress),
+            "expert": expert_play(height, width, cap, cfg, progress)}
     expert_apples = play["expert"]["mean_apples"]
     name = size_name(height, width)
     return {
@@ -111,6 +107,31 @@ def evaluate_size(model, height: int, width: int, cfg: SizeEvalConfig, progress:
         "play": play,
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _play(agent, height: int, width: int, cap: int, cfg: SizeEvalConfig, progress: bool) -> dict:
+    summary = play_both_starts(agent, height, width, cfg.games, cfg.play_seed, cap, progress=progress)
+    for start in summary.get("by_start", {}).values():
+        for key in _PER_GAME_KEYS:
+            start.pop(key, None)
+    return {key: value for key, value in summary.items() if key not in _PER_GAME_KEYS}
+
+
+def expert_play(height: int, width: int, cap: int, cfg: SizeEvalConfig, progress: bool = False) -> dict:
+    """The A* expert's play on the same seeded games; read from / added to `cfg.expert_cache` when set
+    (keyed by everything the games depend on), since it is the same for every model."""
+    key = f"{size_name(height, width)} games={cfg.games} seed={cfg.play_seed} cap={cap}"
+    cache = Path(cfg.expert_cache) if cfg.expert_cache else None
+    stored = json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
+    if key in stored:
+        return stored[key]
+    summary = json_ready(_play(ExpertAgent(), height, width, cap, cfg, progress))
+    if cache is not None:
+        stored = json.loads(cache.read_text()) if cache.is_file() else {}
+        stored[key] = summary
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(stored, indent=1) + "\n")
+    return summary
 
 
 def evaluate_sizes(model, cfg: SizeEvalConfig, progress: bool = True) -> dict:
@@ -218,7 +239,7 @@ def trained_sizes(model_path: str, model) -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snake-eqm evaluate-sizes", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="world model folder or Hub repo id")
+    parser.add_argument("--model", default=None, help="world model folder or Hub repo id (SnakeWorldEqM)")
     parser.add_argument("--sizes", nargs="+", default=list(DEFAULT_SIZES), metavar="HxW")
     parser.add_argument("--seen-sizes", nargs="+", default=None, metavar="HxW",
                         help="sizes the model was trained on (default: metrics.json's board_sizes beside it)")
@@ -230,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", default=None)
     parser.add_argument("--markdown", default=None)
     parser.add_argument("--plot", default=None)
+    parser.add_argument("--expert-cache", default=None,
+                        help="JSON file holding the expert's play per size (reused across models, filled when missing)")
+    parser.add_argument("--expert-only", action="store_true",
+                        help="only play the expert on every size (fills --expert-cache; no model needed)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-progress", action="store_true")
     return parser
@@ -247,13 +272,18 @@ def main(argv: list[str] | None = None) -> int:
         seen = None if args.seen_sizes is None else tuple(size_name(*parse_board_size(t)) for t in args.seen_sizes)
     except ValueError as error:
         parser.error(str(error))
+    if args.expert_only:
+        return _expert_only(args, sizes)
+    if args.model is None:
+        parser.error("--model is required (unless --expert-only)")
     from snake_world_eqm.modeling_snake_world_eqm import SnakeWorldEqM
 
     torch.set_flush_denormal(True)  # trained weights give subnormal floats that slow CPU convolutions
     model = SnakeWorldEqM.from_pretrained(args.model).to(args.device).eval()
     cfg = SizeEvalConfig(sizes=sizes, seen_sizes=seen if seen is not None else trained_sizes(args.model, model),
                          rows=args.rows, games=args.games, play_seed=args.play_seed, sample_seed=args.seed,
-                         min_cap=args.min_cap, command="snake-eqm evaluate-sizes " + shlex.join(argv))
+                         min_cap=args.min_cap, expert_cache=args.expert_cache,
+                         command="snake-eqm evaluate-sizes " + shlex.join(argv))
     try:
         result = evaluate_sizes(model, cfg, progress=not args.no_progress)
     except ValueError as error:
@@ -272,6 +302,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         print(f"wrote {plot_by_size(result, args.plot)}", file=sys.stderr)
     print(table)
+    return 0
+
+
+def _expert_only(args: argparse.Namespace, sizes: tuple[str, ...]) -> int:
+    if not args.expert_cache:
+        raise SystemExit("snake-eqm evaluate-sizes: --expert-only needs --expert-cache")
+    cfg = SizeEvalConfig(sizes=sizes, games=args.games, play_seed=args.play_seed, min_cap=args.min_cap,
+                         expert_cache=args.expert_cache)
+    for name in sort_sizes(sizes):
+        height, width = parse_board_size(name)
+        summary = expert_play(height, width, play_cap(height, width, cfg.min_cap), cfg)
+        print(f"{name}: expert mean apples {summary['mean_apples']:.1f} over {summary['games']} games")
     return 0
 
 

@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gif", default=None, help="write the game to this GIF instead of the terminal")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-steps", type=int, default=500)
-    parser.add_argument("--height", type=int, default=10, help="board size when no model gives it")
-    parser.add_argument("--width", type=int, default=10)
+    parser.add_argument("--height", type=int, default=None,
+                        help="board height (default: the model's, else 10); any 4..32 for a model with fixed_board_size=False")
+    parser.add_argument("--width", type=int, default=None, help="board width (default: the model's, else 10)")
     parser.add_argument("--planner-depth", type=int, default=2)
     parser.add_argument("--planner-mode", default="guard", choices=("guard", "trap", "search"))
     parser.add_argument("--show-prediction", action="store_true")
@@ -137,6 +138,24 @@ def play_one_game(agent: Agent, height: int, width: int, seed: int, max_steps: i
     yield board, None, None, "cap", apples
 
 
+def board_size_to_play(model, height: int | None, width: int | None) -> tuple[int, int]:
+    """--height/--width, else the model's size, else 10x10; a size the model cannot take is a one-line error."""
+    from snake_world_eqm.evaluation.by_size import check_model_takes
+    from snake_world_eqm.game.rules import MAX_BOARD_SIZE, MIN_BOARD_SIZE
+
+    config = getattr(model, "config", None)
+    height = height or (config.board_height if config is not None else 10)
+    width = width or (config.board_width if config is not None else 10)
+    if not (MIN_BOARD_SIZE <= height <= MAX_BOARD_SIZE and MIN_BOARD_SIZE <= width <= MAX_BOARD_SIZE):
+        raise SystemExit(f"snake-eqm play: board {height}x{width} is outside {MIN_BOARD_SIZE}..{MAX_BOARD_SIZE}")
+    if config is not None and hasattr(config, "fixed_board_size"):
+        try:
+            check_model_takes(model, height, width)
+        except ValueError as error:
+            raise SystemExit(f"snake-eqm play: {error}") from None
+    return height, width
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     # Trained weights produce subnormal floats that make CPU convolutions several times slower.
@@ -144,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(args.model, args.agent)
     if args.show_prediction and (model is None or args.agent == "baseline"):
         raise SystemExit("--show-prediction needs --model with a world model (agent eqm, planner, expert or random)")
-    height = model.config.board_height if model is not None else args.height
-    width = model.config.board_width if model is not None else args.width
+    height, width = board_size_to_play(model, args.height, args.width)
     agent = make_agent(args.agent, model, args.planner_depth, args.seed, args.planner_mode)
     predictor = model if args.show_prediction else None
     frames, apples = [], 0

@@ -50,6 +50,28 @@ MODEL_FLAGS = (
     "whatif_loss_weight",
 )
 
+# Config fields a fine-tuning run may change against its checkpoint: how the field is sampled and how the
+# loss terms are weighted. Everything else shapes the weights (or what they mean) and must match.
+FINETUNE_OVERRIDABLE = (
+    "dropout",
+    "gradient_schedule",
+    "gradient_multiplier",
+    "schedule_a",
+    "schedule_b",
+    "eqm_sampling_steps",
+    "eqm_step_size",
+    "eqm_nag_momentum",
+    "eqm_adaptive_threshold",
+    "state_loss_weight",
+    "action_loss_weight",
+    "recon_loss_weight",
+    "whatif_loss_weight",
+    "recon_changed_weight",
+    "decoder_noise_std",
+    "whatif_recon_fraction",
+    "fixed_board_size",  # the same weights run on any size: a 10x10 checkpoint may learn several sizes
+)
+
 # Trackers Accelerate knows; the availability check is accelerate.utils.is_<name>_available.
 KNOWN_TRACKERS = ("tensorboard", "wandb", "comet_ml", "aim", "mlflow", "clearml", "dvclive", "swanlab", "trackio")
 
@@ -88,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", required=True, help="local dataset folder or Hugging Face Hub dataset repo id")
+    data.add_argument("--dataset", required=True, nargs="+", metavar="PATH_OR_REPO_ID",
+                      help="local dataset folder(s) or Hugging Face Hub dataset repo id(s); several are mixed by rows "
+                           "(e.g. the expert data plus DAgger rounds)")
     data.add_argument("--train-split", default="train")
     data.add_argument("--eval-split", default="validation", help="falls back to 'test' when absent")
     data.add_argument("--max-train-samples", type=_positive_int, default=None)
@@ -100,8 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
                            "default: each size's share of the rows). Every batch holds one size")
 
     model = parser.add_argument_group("model (unset flags keep the config's / preset's defaults)")
-    model.add_argument("--model", choices=("eqm", "baseline"), default="eqm",
-                       help="the EqM world model, or SnakePolicyBaseline on the same data pipeline")
+    model.add_argument("--model", choices=("eqm", "baseline"), default=None,
+                       help="the EqM world model (default), or SnakePolicyBaseline on the same data pipeline; "
+                            "with --model-name-or-path it must match the checkpoint (default: the checkpoint's)")
+    model.add_argument("--model-name-or-path", default=None, metavar="PATH_OR_REPO_ID",
+                       help="fine-tune this checkpoint (a folder, a Hub repo id, or a repo id in the HF cache offline): "
+                            "the architecture comes from its config; sampler and loss-weight flags may override")
     model.add_argument("--config-preset", default=None,
                        help="start from a SnakeWorldEqMConfig preset: cpu-small | recommended (flags override it)")
     model.add_argument("--d-model", type=_positive_int, default=None)

@@ -36,19 +36,116 @@ class SnakeSplits:
 
 
 def load_splits(
-    dataset: str,
+    dataset: str | Sequence[str],
     model_kind: str,
     train_split: str = "train",
     eval_split: str = "validation",
     max_train_samples: int | None = None,
     max_eval_samples: int | None = None,
 ) -> SnakeSplits:
-    """Load, check and cap the splits; every problem is a TrainingSetupError naming it."""
+    """Load, check, mix and cap the splits; every problem is a TrainingSetupError naming it.
+
+    Several datasets (e.g. the expert data plus DAgger rounds) are mixed by rows: their train splits are
+    concatenated (the shuffle then mixes them), and so are their evaluation splits; columns only some of
+    them have (e.g. `source`) are dropped. Datasets of several board sizes (one multi-size dataset, or
+    datasets of different sizes) give a `MultiSizeSplit` per split: same-size parts are mixed as above,
+    `max_train_samples` caps each size, and training batches hold one size each.
+    """
+    from snake_world_eqm.data.sizes import parse_board_size, size_name
+
+    names = [dataset] if isinstance(dataset, str) else list(dataset)
+    if not names:
+        raise TrainingSetupError("--dataset: give at least one dataset")
+    by_size: dict[str, list[tuple[Any, Any, str | None]]] = {}
+    for name in names:
+        sizes = _board_sizes_of(name)
+        if sizes is None:
+            part = _load_one(name, model_kind, train_split, eval_split)
+            by_size.setdefault(size_name(*board_shape(part[0])), []).append(part)
+        else:
+            for size, part in _load_sizes(name, model_kind, train_split, eval_split).items():
+                by_size.setdefault(size, []).append(part)
+    if len(by_size) == 1:
+        (size, parts), = by_size.items()
+        train, evaluation, chosen_eval = _mix(parts, max_train_samples, max_eval_samples)
+        height, width = parse_board_size(size)
+        return SnakeSplits(train, evaluation, chosen_eval, height, width)
+    mixed = {size: _mix(parts, max_train_samples, None) for size, parts in by_size.items()}
+    train = MultiSizeSplit({size: m[0] for size, m in mixed.items()})
+    evaluations = {size: m[1] for size, m in mixed.items() if m[1] is not None}
+    evaluation, chosen_eval = None, None
+    if len(evaluations) == len(mixed):  # validation averages over every size, equal rows each
+        evaluation = MultiSizeSplit(equal_eval_rows(evaluations, max_eval_samples, EVAL_BATCH_ROWS))
+        chosen_eval = next(m[2] for m in mixed.values())
+    height, width = parse_board_size(train.names[len(train.names) // 2])  # the config's default size: the median one
+    return SnakeSplits(train, evaluation, chosen_eval, height, width, tuple(train.names))
+
+
+# Validation batches of a multi-size split hold at most this many rows of one size (equal for every size).
+EVAL_BATCH_ROWS = 256
+
+
+def _mix(parts: list[tuple[Any, Any, str | None]], max_train_samples: int | None,
+         max_eval_samples: int | None) -> tuple[Any, Any, str | None]:
+    """(train, evaluation, evaluation split name) of same-size parts, concatenated by rows and capped."""
+    from datasets import concatenate_datasets
+
+    common = [column for column in parts[0][0].column_names if all(column in p[0].column_names for p in parts)]
+    train = concatenate_datasets([p[0].select_columns(common) for p in parts]) if len(parts) > 1 else parts[0][0]
+    if max_train_samples is not None:
+        train = train.select(range(min(max_train_samples, len(train))))
+    evaluations = [(p[1], p[2]) for p in parts if p[1] is not None]
+    evaluation, chosen_eval = None, None
+    if evaluations:
+        eval_common = [c for c in evaluations[0][0].column_names if all(c in e.column_names for e, _ in evaluations)]
+        evaluation = concatenate_datasets([e.select_columns(eval_common) for e, _ in evaluations]) \
+            if len(evaluations) > 1 else evaluations[0][0]
+        chosen_eval = evaluations[0][1]
+        if max_eval_samples is not None:
+            evaluation = _spread_rows(evaluation, max_eval_samples, [len(e) for e, _ in evaluations])
+    return train, evaluation, chosen_eval
+
+
+def _load_sizes(dataset: str, model_kind: str, train_split: str, eval_split: str) -> dict[str, tuple[Any, Any, str | None]]:
+    """{size: (train, evaluation or None, evaluation split name)} of a multi-size dataset, each size checked."""
     from snake_world_eqm.data import check_columns, load_snake_dataset
 
-    sizes = _board_sizes_of(dataset)
-    if sizes is not None:
-        return load_multisize_splits(dataset, model_kind, train_split, eval_split, max_train_samples, max_eval_samples)
+    try:
+        by_size = load_snake_dataset(dataset, required=REQUIRED_COLUMNS[model_kind], board_size="all")
+    except (FileNotFoundError, ValueError, OSError) as error:
+        raise TrainingSetupError(f"--dataset {dataset}: cannot load it ({error})") from error
+    parts = {}
+    for size, dataset_dict in by_size.items():
+        if train_split not in dataset_dict:
+            raise TrainingSetupError(f"--dataset {dataset}: size {size} has no {train_split!r} split (found {list(dataset_dict)})")
+        train = dataset_dict[train_split]
+        try:
+            check_columns(train, REQUIRED_COLUMNS[model_kind])
+        except ValueError as error:
+            raise TrainingSetupError(f"--dataset {dataset} size {size}: {error}") from error
+        if len(train) == 0:
+            raise TrainingSetupError(f"--dataset {dataset}: the {train_split!r} split of size {size} is empty")
+        chosen = next((n for n in (eval_split, "test") if n in dataset_dict and n != train_split
+                       and len(dataset_dict[n])), None)
+        parts[size] = (train, dataset_dict[chosen] if chosen else None, chosen)
+    return parts
+
+
+def _spread_rows(evaluation: Any, limit: int, lengths: list[int]) -> Any:
+    """The first rows of each mixed evaluation split in proportion to its size (one dataset: its first rows)."""
+    if len(lengths) == 1 or limit >= len(evaluation):
+        return evaluation.select(range(min(limit, len(evaluation))))
+    starts = np.cumsum([0, *lengths[:-1]])
+    quotas = np.floor(np.asarray(lengths) / sum(lengths) * limit).astype(int)
+    quotas[: limit - quotas.sum()] += 1
+    rows = np.concatenate([np.arange(start, start + min(q, n)) for start, q, n in zip(starts, quotas, lengths)])
+    return evaluation.select(rows.tolist())
+
+
+def _load_one(dataset: str, model_kind: str, train_split: str, eval_split: str) -> tuple[Any, Any, str | None]:
+    """(train, evaluation or None, evaluation split name) of one dataset, checked."""
+    from snake_world_eqm.data import check_columns, load_snake_dataset
+
     try:
         dataset_dict = load_snake_dataset(dataset, required=REQUIRED_COLUMNS[model_kind])
     except (FileNotFoundError, ValueError, OSError) as error:
@@ -63,19 +160,10 @@ def load_splits(
         raise TrainingSetupError(f"--dataset {dataset}: {error}") from error
     if len(train) == 0:
         raise TrainingSetupError(f"--dataset {dataset}: the {train_split!r} split is empty")
-    if max_train_samples is not None:
-        train = train.select(range(min(max_train_samples, len(train))))
-
     chosen_eval = next((name for name in (eval_split, "test") if name in splits and name != train_split), None)
-    evaluation = None
-    if chosen_eval is not None and len(dataset_dict[chosen_eval]) > 0:
-        evaluation = dataset_dict[chosen_eval]
-        if max_eval_samples is not None:
-            evaluation = evaluation.select(range(min(max_eval_samples, len(evaluation))))
-    else:
-        chosen_eval = None
-    height, width = board_shape(train)
-    return SnakeSplits(train, evaluation, chosen_eval, height, width)
+    if chosen_eval is None or len(dataset_dict[chosen_eval]) == 0:
+        return train, None, None
+    return train, dataset_dict[chosen_eval], chosen_eval
 
 
 def _board_sizes_of(dataset: str) -> list[str] | None:
@@ -85,49 +173,6 @@ def _board_sizes_of(dataset: str) -> list[str] | None:
         return dataset_board_sizes(dataset)
     except (FileNotFoundError, ValueError, OSError) as error:
         raise TrainingSetupError(f"--dataset {dataset}: cannot load it ({error})") from error
-
-
-def load_multisize_splits(
-    dataset: str,
-    model_kind: str,
-    train_split: str = "train",
-    eval_split: str = "validation",
-    max_train_samples: int | None = None,
-    max_eval_samples: int | None = None,
-    eval_batch_size: int = 256,
-) -> SnakeSplits:
-    """A dataset with one config per board size: every size's splits, checked; train rows capped per size
-    (`max_train_samples` each), eval rows cut to the same number of whole batches for every size."""
-    from snake_world_eqm.data import check_columns, load_snake_dataset
-    from snake_world_eqm.data.sizes import parse_board_size
-
-    try:
-        by_size = load_snake_dataset(dataset, required=REQUIRED_COLUMNS[model_kind], board_size="all")
-    except (FileNotFoundError, ValueError, OSError) as error:
-        raise TrainingSetupError(f"--dataset {dataset}: cannot load it ({error})") from error
-    train, evaluation, chosen_eval = {}, {}, None
-    for name, dataset_dict in by_size.items():
-        if train_split not in dataset_dict:
-            raise TrainingSetupError(f"--dataset {dataset}: size {name} has no {train_split!r} split (found {list(dataset_dict)})")
-        split = dataset_dict[train_split]
-        try:
-            check_columns(split, REQUIRED_COLUMNS[model_kind])
-        except ValueError as error:
-            raise TrainingSetupError(f"--dataset {dataset} size {name}: {error}") from error
-        if len(split) == 0:
-            raise TrainingSetupError(f"--dataset {dataset}: the {train_split!r} split of size {name} is empty")
-        train[name] = split.select(range(min(max_train_samples, len(split)))) if max_train_samples else split
-        candidates = [s for s in (eval_split, "test") if s in dataset_dict and s != train_split and len(dataset_dict[s])]
-        if candidates:
-            evaluation[name], chosen_eval = dataset_dict[candidates[0]], candidates[0]
-    eval_part = None
-    if len(evaluation) == len(train):
-        eval_part = MultiSizeSplit(equal_eval_rows(evaluation, max_eval_samples, eval_batch_size))
-    else:
-        chosen_eval = None
-    names = list(MultiSizeSplit(train).names)
-    height, width = parse_board_size(names[len(names) // 2])  # the config's default size: the median one
-    return SnakeSplits(MultiSizeSplit(train), eval_part, chosen_eval, height, width, tuple(names))
 
 
 def board_shape(dataset: Any) -> tuple[int, int]:

@@ -28,7 +28,7 @@ from .data import (
     make_train_loader,
     size_weights_for,
 )
-from .model_setup import build_config, build_model, model_classes
+from .model_setup import build_config, build_model, model_classes, resolve_model_kind
 from .outputs import JsonlLog, command_line, save_final_model, save_model_folder
 from .validation import BASELINE_METRICS, EQM_METRICS, _loss_components, validate
 
@@ -64,16 +64,22 @@ class RunSetup:
 
 def prepare_run(args: argparse.Namespace) -> RunSetup:
     """All input checks, in the order that fails fastest; nothing is written yet."""
+    saved_config = resolve_model_kind(args)
     validate_args(args)
     _check_best_metric(args)
     trackers = resolve_trackers(args.report_to, args.wandb)
     resume_from = _resolve_resume(args)
     splits = load_splits(args.dataset, args.model, args.train_split, args.eval_split,
                          args.max_train_samples, args.max_eval_samples)
-    if splits.board_sizes and not any(key == "fixed_board_size" for key, _ in args.config_set):
-        # Several sizes: a new model runs on any size unless the user insists (then _check_sizes refuses).
+    fresh = getattr(args, "model_name_or_path", None) is None
+    if fresh and splits.board_sizes and not any(key == "fixed_board_size" for key, _ in args.config_set):
+        # Several sizes: a new model runs on any size unless the user insists (then _check_sizes refuses);
+        # a fixed-size checkpoint must be told explicitly (--config-set fixed_board_size=false).
         args.config_set = [*args.config_set, ("fixed_board_size", False)]
-    config = build_config(args, splits.board_height, splits.board_width)
+    if saved_config is not None:  # before build_config, whose own size check would name one size only
+        _check_sizes(args, saved_config.__class__.from_dict({**saved_config.to_dict(), **dict(
+            (k, v) for k, v in args.config_set if k == "fixed_board_size")}), splits)
+    config = build_config(args, splits.board_height, splits.board_width, saved_config)
     _check_sizes(args, config, splits)
     _smoke_test(args, config, splits.train)
     return RunSetup(args, trackers, resume_from, splits, config)
@@ -108,12 +114,17 @@ def _check_sizes(args: argparse.Namespace, config: Any, splits: Any) -> None:
     weights = getattr(args, "size_weights", None) or []
     if splits.board_sizes and getattr(config, "fixed_board_size", False):
         raise TrainingSetupError(
-            f"--dataset {args.dataset} holds several board sizes ({', '.join(splits.board_sizes)}) but the model "
-            f"is fixed to {config.board_height}x{config.board_width} boards; use --config-set fixed_board_size=false")
+            f"--dataset {' '.join(_names(args.dataset))} holds several board sizes ({', '.join(splits.board_sizes)}) but the model "
+            f"is fixed to {config.board_height}x{config.board_width} boards (fixed_board_size=True); "
+            "use --config-set fixed_board_size=false")
     if weights and not splits.board_sizes:
         raise TrainingSetupError("--size-weights needs a dataset with several board sizes")
     if weights:
         size_weights_for(splits.train, weights)  # names a size the dataset lacks
+
+
+def _names(dataset: Any) -> list[str]:
+    return [dataset] if isinstance(dataset, str) else list(dataset)
 
 
 def _smoke_test(args: argparse.Namespace, config: Any, train: Any) -> None:
@@ -391,6 +402,7 @@ def _summary(ctx: _Context, stopped_because: str) -> dict[str, Any]:
         "model": ctx.args.model,
         "dataset": ctx.args.dataset,
         "board_sizes": _trained_sizes(ctx),
+        "base_model": getattr(ctx.args, "model_name_or_path", None),
         "global_step": state.global_step,
         "max_steps": ctx.total_steps,
         "epochs_completed": round(state.epoch + state.batch_in_epoch / max(1, _batches_per_epoch(ctx)), 4),
@@ -423,7 +435,8 @@ def _trained_sizes(ctx: _Context) -> list[str]:
 
 def _card_info(ctx: _Context) -> dict[str, Any]:
     return {"dataset": ctx.args.dataset, "board_size": ", ".join(_trained_sizes(ctx)),
-            "command": getattr(ctx.args, "command", None) or command_line(), "repo_id": Path(ctx.args.output_dir).name}
+            "command": getattr(ctx.args, "command", None) or command_line(), "repo_id": Path(ctx.args.output_dir).name,
+            "base_model": getattr(ctx.args, "model_name_or_path", None)}
 
 
 def _finish(ctx: _Context, stopped_because: str) -> dict[str, Any]:

@@ -78,17 +78,26 @@ def save_final_model(model: Any, output_dir: str | Path, metrics: dict[str, Any]
 def write_card(folder: Path, metrics: dict[str, Any], card_info: dict[str, Any]) -> None:
     from snake_world_eqm.hub import build_model_card
 
-    dataset = card_info.get("dataset", "")
-    is_repo_id = dataset.count("/") == 1 and not Path(dataset).exists()
+    datasets = card_info.get("dataset", "")
+    datasets = [datasets] if isinstance(datasets, str) else list(datasets)
+    dataset_ids = [name if _is_repo_id(name) else "local-dataset" for name in datasets] or ["local-dataset"]
+    base_model = card_info.get("base_model")
     card = build_model_card(
         None,  # the card's eval_results are for `snake-eqm evaluate` on the test split, not for these
         repo_id=card_info.get("repo_id", "snake-world-eqm"),
-        dataset_id=dataset if is_repo_id else "local-dataset",
+        dataset_id=dataset_ids[0],
+        extra_datasets=dataset_ids[1:],
+        base_model=base_model if base_model and _is_repo_id(base_model) else None,
         board_size=card_info.get("board_size", "?"),
         commands=[card_info.get("command", command_line())],
-        extra_markdown=_training_summary(metrics),
+        extra_markdown=(f"Fine-tuned from `{base_model}`.\n\n" if base_model else "") + _training_summary(metrics),
     )
     card.save(folder / "README.md")
+
+
+def _is_repo_id(name: str) -> bool:
+    """A Hub repo id ("org/name") rather than a local path."""
+    return str(name).count("/") == 1 and not Path(name).exists() and not str(name).startswith((".", "/", "~"))
 
 
 def _training_summary(metrics: dict[str, Any]) -> str:
