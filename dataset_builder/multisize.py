@@ -28,7 +28,14 @@ from snake_world_eqm.data.features import SPLITS, features
 from snake_world_eqm.data.generate import GenerationConfig, chunk_rows, map_chunks, rows_to_table, split_rows
 from snake_world_eqm.data.sizes import size_name, sort_sizes
 
-from .builder import PARQUET_OPTIONS, ROW_GROUP_SIZE, _current_umask, _publish, check_output_path, chunk_file_name
+from .builder import (
+    PARQUET_OPTIONS,
+    ROW_GROUP_SIZE,
+    _current_umask,
+    _publish,
+    check_output_path,
+    chunk_file_name,
+)
 from .card import DatasetStats, _dataset_info, _percent, _size_category, _table
 
 

@@ -19,7 +19,7 @@ def load_policy(path_or_repo: str, agent: str, height: int, width: int, seed: in
     `agent="auto"` plays an EqM checkpoint with the EqM agent and a baseline with its classifier.
     """
     from snake_world_eqm.evaluation.agents import BaselineAgent, EqMAgent, PlannerAgent
-    from snake_world_eqm.pretrained import load_config, model_kind, load_model
+    from snake_world_eqm.pretrained import load_config, load_model, model_kind
 
     if agent not in POLICY_AGENTS:
         raise ValueError(f"--policy-agent must be one of {POLICY_AGENTS}, got {agent!r}")

@@ -20,8 +20,9 @@ class PretrainedLoadError(ValueError):
 
 def load_config(path_or_repo: str | os.PathLike) -> Any:
     """The checkpoint's config as our config class; raises PretrainedLoadError naming the problem."""
-    import snake_world_eqm.modeling_snake_world_eqm  # noqa: F401  (registers the Auto classes)
     from transformers import AutoConfig
+
+    import snake_world_eqm.modeling_snake_world_eqm  # noqa: F401  (registers the Auto classes)
 
     text = str(path_or_repo)
     looks_local = Path(text).expanduser().exists() or text.startswith((".", "/", "~")) or text.count("/") != 1

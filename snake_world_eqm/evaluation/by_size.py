@@ -54,15 +54,15 @@ def play_cap(height: int, width: int, min_cap: int = 2000) -> int:
 EVAL_GAMES = 16  # parallel expert games whose steps the one-step rows are drawn from
 
 
-def evaluation_rows(height: int, width: int, num_rows: int, seed: int) -> dict[str, np.ndarray]:
+def evaluation_rows(height: int, width: int, num_rows: int, seed: int, games: int = EVAL_GAMES) -> dict[str, np.ndarray]:
     """`num_rows` rows drawn uniformly from about one whole expert episode in each of `EVAL_GAMES` games on an
     HxW board (so long snakes are measured as often as the training data holds them), as `held_out_metrics`
     reads them."""
     from snake_world_eqm.data.generate import GenerationConfig, chunk_rows
 
-    generated = max(num_rows, EVAL_GAMES * 3 * height * width)  # an A* episode lasts about 3 x cells steps
+    generated = max(num_rows, games * 3 * height * width)  # an A* episode lasts about 3 x cells steps
     config = GenerationConfig(num_samples=generated, height=height, width=width, seed=seed,
-                              split_fractions=(1.0, 0.0, 0.0), parallel_games=EVAL_GAMES, rows_per_chunk=generated)
+                              split_fractions=(1.0, 0.0, 0.0), parallel_games=games, rows_per_chunk=generated)
     rows = chunk_rows(config, 0)
     chosen = np.sort(np.random.default_rng(seed).choice(generated, size=num_rows, replace=False))
     names = ("state", "action", "next_state", "event", "next_state_per_action", "event_per_action")
@@ -78,15 +78,12 @@ def check_model_takes(model, height: int, width: int) -> None:
 
 
 def evaluate_size(model, height: int, width: int, cfg: SizeEvalConfig, progress: bool = False) -> dict:
-    """One-step metrics and play of the EqM agent and the expert on one board size."""
+    """One-step metrics and the EqM agent's play on one board size (the expert's play: `add_expert_play`)."""
     check_model_takes(model, height, width)
     started = time.perf_counter()
     rows = evaluation_rows(height, width, cfg.rows, cfg.data_seed)
     one_step, _ = held_out_metrics(model, rows, EvalConfig(batch_size=cfg.batch_size, sample_seed=cfg.sample_seed))
     cap = play_cap(height, width, cfg.min_cap)
-    play = {"eqm": _play(EqMAgent(model, seed=cfg.sample_seed), height, width, cap, cfg, progress),
-            "expert": expert_play(height, width, cap, cfg, progress)}
-    expert_apples = play["expert"]["mean_apples"]
     name = size_name(height, width)
     return {
         "size": name,
@@ -100,13 +97,22 @@ def evaluate_size(model, height: int, width: int, cfg: SizeEvalConfig, progress:
         "validity": one_step["validity"],
         "coherence": one_step["coherence"],
         "rows": one_step["rows"],
-        "eqm_mean_apples": play["eqm"]["mean_apples"],
-        "expert_mean_apples": expert_apples,
-        "apples_ratio": play["eqm"]["mean_apples"] / expert_apples if expert_apples else None,
+        "eqm_mean_apples": None,
+        "expert_mean_apples": None,
+        "apples_ratio": None,
         "max_steps": cap,
-        "play": play,
+        "play": {"eqm": _play(EqMAgent(model, seed=cfg.sample_seed), height, width, cap, cfg, progress)},
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def add_expert_play(entry: dict, cfg: SizeEvalConfig, progress: bool = False) -> dict:
+    """The expert's play on the same games, and the EqM agent's share of its apples."""
+    entry["play"]["expert"] = expert_play(entry["height"], entry["width"], entry["max_steps"], cfg, progress)
+    entry["eqm_mean_apples"] = entry["play"]["eqm"]["mean_apples"]
+    entry["expert_mean_apples"] = expert = entry["play"]["expert"]["mean_apples"]
+    entry["apples_ratio"] = entry["eqm_mean_apples"] / expert if expert else None
+    return entry
 
 
 def _play(agent, height: int, width: int, cap: int, cfg: SizeEvalConfig, progress: bool) -> dict:
@@ -147,6 +153,9 @@ def evaluate_sizes(model, cfg: SizeEvalConfig, progress: bool = True) -> dict:
             print(f"evaluating {size_name(height, width)} ...", file=sys.stderr)
         with torch.no_grad():
             results.append(evaluate_size(model, height, width, cfg, progress=False))
+    # The expert last: its games are the same for every model, so a cache (or a parallel --expert-only run) has them.
+    for entry in results:
+        add_expert_play(entry, cfg)
     return {"sizes": results, "config": asdict(cfg)}
 
 
