@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--max-episode-steps", type=_positive_int, default=None, help="episode cap (default 20 x cells)")
     size.add_argument("--stall-steps", type=_positive_int, default=None, help="cut an episode after this many steps without food (default 2 x cells)")
     size.add_argument("--initial-length", type=_positive_int, default=3, help="snake length at the start of each episode")
+    size.add_argument("--one-cell-fraction", type=_probability, default=None,
+                      help="start this share of the episodes from a one-cell snake (reversal is legal at length 1)")
     onpolicy = parser.add_argument_group("on-policy data (DAgger): a trained model plays, the expert labels every state")
     onpolicy.add_argument("--policy", metavar="PATH_OR_REPO_ID", default=None,
                           help="trained checkpoint (folder or Hub repo id) that plays the games")
@@ -106,6 +108,7 @@ def config_from_args(args: argparse.Namespace) -> GenerationConfig:
         rows_per_chunk=args.rows_per_chunk,
         parallel_games=args.parallel_games,
         initial_length=args.initial_length,
+        one_cell_fraction=args.one_cell_fraction,
         beta=beta if policy is not None else 1.0,
         policy_name=args.policy,
         policy=policy,
@@ -204,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         return validate_main(argv[1:])
     if argv and argv[0] == "push":
         return push_main(argv[1:])
+    if argv and argv[0] == "dagger":
+        from .dagger import main as dagger_main
+
+        return dagger_main(argv[1:])
     if argv and argv[0] == "build":
         argv = argv[1:]
     return build_main(argv)

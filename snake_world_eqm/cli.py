@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "push": ("snake_world_eqm.hub", "push a model or dataset folder to the Hugging Face Hub"),
     "demo": ("snake_world_eqm.demo", "build a small dataset, train, evaluate and report, on CPU"),
     "lm-train": ("snake_world_eqm.lm_bridge.training", "train the LM bridge on world-model predictions"),
+    "app": ("snake_world_eqm.app", "watch, steer and question the world model in the browser (Gradio)"),
 }
 
 

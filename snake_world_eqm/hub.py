@@ -260,13 +260,19 @@ def push_folder(
     api: HfApi | None = None,
 ) -> Any:
     """Create the repo if needed and upload the folder in one commit."""
-    if repo_type not in ("model", "dataset"):
-        raise ValueError(f"repo_type must be 'model' or 'dataset', got {repo_type!r}")
+    if repo_type not in ("model", "dataset", "space"):
+        raise ValueError(f"repo_type must be 'model', 'dataset' or 'space', got {repo_type!r}")
     if "/" not in repo_id or repo_id.count("/") != 1:
         raise ValueError(f"repo_id must look like 'org/name', got {repo_id!r}")
-    path = check_model_folder(folder) if repo_type == "model" else check_dataset_folder(folder)
+    if repo_type == "space":  # the app's Space folder (snake_world_eqm.app.build_space_folder)
+        from snake_world_eqm.app import check_space_folder
+
+        path = check_space_folder(folder)
+    else:
+        path = check_model_folder(folder) if repo_type == "model" else check_dataset_folder(folder)
     api = api or HfApi(token=token)
-    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+    space_sdk = {"space_sdk": "gradio"} if repo_type == "space" else {}
+    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **space_sdk)
     if revision:
         api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
     files = _files_to_upload(path)
@@ -353,7 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snake-eqm push", description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", help="a folder written by save_pretrained")
     parser.add_argument("--dataset-dir", help="a folder written by `python -m dataset_builder`")
-    parser.add_argument("--repo-id", required=True, help="target repo, e.g. org/snake-eqm")
+    parser.add_argument("--repo-id", help="target repo, e.g. org/snake-eqm (not with --space-id)")
+    parser.add_argument("--space-id", default=None, help="build and push the demo Space (snake_world_eqm/app.py) "
+                        "here, e.g. org/snake-eqm-demo; --model-id names the model it runs")
+    parser.add_argument("--model-id", default=None, help="with --space-id: the Hub model the Space loads")
+    parser.add_argument("--space-dir", default=None, help="with --space-id: keep the built Space folder here")
+    parser.add_argument("--package-spec", default=None, help="with --space-id: the pip requirement that installs "
+                        "snake-world-eqm in the Space (default snake-world-eqm[app]==VERSION)")
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--commit-message", default=None)
     parser.add_argument("--revision", default=None, help="branch to push to (created if missing)")
@@ -369,6 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.space_id:
+        return _push_space(args)
+    if not args.repo_id:
+        raise SystemExit("snake-eqm push: --repo-id is required (or --space-id for the demo Space)")
     if bool(args.model_dir) == bool(args.dataset_dir):
         raise SystemExit("snake-eqm push: give exactly one of --model-dir or --dataset-dir")
     if args.card_only and not args.model_dir:
@@ -391,4 +407,22 @@ def main(argv: list[str] | None = None) -> int:
         token=args.token,
     )
     print(f"pushed {folder} to {args.repo_id} ({repo_type}): {getattr(info, 'commit_url', info)}")
+    return 0
+
+
+def _push_space(args: argparse.Namespace) -> int:
+    from snake_world_eqm.app import push_space
+
+    if args.model_dir or args.dataset_dir or args.repo_id or args.card_only:
+        raise SystemExit("snake-eqm push: --space-id takes --model-id, not --model-dir/--dataset-dir/--repo-id/"
+                         "--card-only")
+    if not args.model_id:
+        raise SystemExit("snake-eqm push: --space-id needs --model-id (the Hub model the Space runs)")
+    try:
+        info = push_space(args.space_id, args.model_id, folder=args.space_dir, package_spec=args.package_spec,
+                          private=args.private, token=args.token, commit_message=args.commit_message,
+                          revision=args.revision)
+    except ValueError as error:
+        raise SystemExit(f"snake-eqm push: {error}") from None
+    print(f"pushed the Space for {args.model_id} to {args.space_id}: {getattr(info, 'commit_url', info)}")
     return 0

@@ -93,3 +93,57 @@ def test_play_cli_needs_a_model_for_model_agents():
 
     with pytest.raises(SystemExit, match="needs --model"):
         main(["--agent", "planner"])
+
+
+def test_both_start_kinds_play_the_same_seeds_and_pool_their_games():
+    from snake_world_eqm.evaluation.agents import ExpertAgent
+    from snake_world_eqm.evaluation.closed_loop import default_max_steps, play_both_starts
+
+    summary = play_both_starts(ExpertAgent(), 6, 6, num_games=3, seed=11, progress=False)
+    by_start = summary["by_start"]
+    assert sorted(by_start) == ["1", "3"] and summary["games"] == 6
+    assert by_start["1"]["start_length"] == 1 and by_start["3"]["start_length"] == 3
+    assert summary["max_steps"] == default_max_steps(6, 6) == 720
+    assert summary["apples_per_game"] == by_start["3"]["apples_per_game"] + by_start["1"]["apples_per_game"]
+    assert summary["mean_apples"] == np.mean(summary["apples_per_game"])
+    assert sum(summary["end_causes"].values()) == 6
+    low, high = summary["mean_apples_ci95"]
+    assert low <= summary["mean_apples"] <= high
+    steps, apples = sum(summary["steps_per_game"]), sum(summary["apples_per_game"])
+    assert summary["steps_per_apple"] == steps / apples
+    one_cell = initial_boards(3, 6, 6, seed=11, start_length=1)
+    assert ((one_cell >= 2).sum(axis=(1, 2)) == 1).all()  # a lone head, and the same food seeds
+    three_cell = initial_boards(3, 6, 6, seed=11)
+    assert ((three_cell >= 2).sum(axis=(1, 2)) == 3).all()
+
+
+def test_bootstrap_interval_is_reproducible_and_narrows_with_more_games():
+    from snake_world_eqm.evaluation.closed_loop import bootstrap_mean_interval
+
+    rng = np.random.default_rng(0)
+    few, many = rng.normal(50, 10, 10), rng.normal(50, 10, 1000)
+    assert bootstrap_mean_interval(few) == bootstrap_mean_interval(few)
+    width_few = np.diff(bootstrap_mean_interval(few))[0]
+    width_many = np.diff(bootstrap_mean_interval(many))[0]
+    assert width_many < width_few / 5  # ~ 1/sqrt(n)
+    low, high = bootstrap_mean_interval(np.full(20, 7.0))
+    assert low == high == 7.0
+
+
+def test_a_stall_limit_ends_games_that_circle_without_eating():
+    class Circle(Agent):
+        """Turns right every step: a one-cell snake circles a 2x2 square forever."""
+
+        name = "circle"
+        deterministic = False
+
+        def __init__(self):
+            self.turn = 0
+
+        def act_batch(self, obs):
+            self.turn = (self.turn + 1) % 4
+            return np.full(obs.shape[0], self.turn, dtype=np.int64)
+
+    summary = play_games(Circle(), 8, 8, num_games=2, seed=5, start_length=1, stall_limit=9, progress=False)
+    assert summary["stall_limit"] == 9
+    assert summary["stalls"] + summary["wins"] + summary["deaths"] == 2 and summary["capped"] == 0

@@ -61,6 +61,8 @@ class GenerationConfig:
     rows_per_chunk: int = 200_000  # big enough for ~256 parallel games that still finish ~3 episodes each
     parallel_games: int | None = None  # None: chosen from the chunk size so episodes mostly finish
     initial_length: int = 3
+    # With a value, each new episode starts from a one-cell snake with this probability (else initial_length).
+    one_cell_fraction: float | None = None
     beta: float = 1.0  # with a policy: probability that the expert plays a step (the policy plays the rest)
     policy_name: str | None = None  # the policy's id (folder or repo id), for the card; None: expert only
     # The batched policy itself: not data, so not compared, printed or serialised.
@@ -80,6 +82,14 @@ class GenerationConfig:
                 f"{name} must be an integer from {MIN_BOARD_SIZE} to {MAX_BOARD_SIZE}, got {size!r}",
             )
         _check(
+            isinstance(self.initial_length, int) and self.initial_length >= 1,
+            f"initial_length must be a positive integer, got {self.initial_length!r}",
+        )
+        _check(
+            self.one_cell_fraction is None or 0.0 <= self.one_cell_fraction <= 1.0,
+            f"one_cell_fraction must be in [0, 1], got {self.one_cell_fraction!r}",
+        )
+        _check(
             self.initial_length + 1 <= self.height * self.width,
             f"a {self.height}x{self.width} board is too small for the start snake of length {self.initial_length}",
         )
@@ -90,10 +100,6 @@ class GenerationConfig:
             f"beta must be in [0, 1] (the probability that the expert plays a step), got {self.beta!r}",
         )
         _check(self.policy is None or callable(self.policy), f"policy must be a batched callable, got {self.policy!r}")
-        _check(
-            isinstance(self.initial_length, int) and self.initial_length >= 1,
-            f"initial_length must be a positive integer, got {self.initial_length!r}",
-        )
         for name in ("max_episode_steps", "stall_steps", "parallel_games"):
             value = getattr(self, name)
             _check(value is None or (isinstance(value, int) and value > 0), f"{name} must be a positive integer, got {value!r}")
@@ -195,8 +201,11 @@ def _new_boards(config: GenerationConfig, count: int, rng: np.random.Generator) 
     from ..game.encoding import encode_observation
     from ..game.rules import new_game
 
+    lengths = np.full(count, config.initial_length)
+    if config.one_cell_fraction is not None:  # drawn only then: other builds keep their random stream
+        lengths = np.where(rng.random(count) < config.one_cell_fraction, 1, lengths)
     return np.stack(
-        [encode_observation(new_game(config.height, config.width, rng, config.initial_length)) for _ in range(count)]
+        [encode_observation(new_game(config.height, config.width, rng, int(length))) for length in lengths]
     ).astype(np.int8)
 
 

@@ -115,22 +115,35 @@ def sample_model(model, boards: np.ndarray, generator: torch.Generator | None = 
 
 
 class EqMAgent(Agent):
-    """The action the EqM sampler settles on, jointly with its predicted next board."""
+    """The action the EqM sampler settles on, jointly with its predicted next board.
+
+    With `votes` > 1, each board is sampled from that many noise draws and the action blocks are averaged
+    (a vote of the model's own samples: no lookahead, no simulator); 1 is the plain sampler.
+    """
 
     name = "eqm"
     deterministic = False  # sampling starts from fresh noise each call
 
     def __init__(self, model, num_steps: int | None = None, adaptive_threshold: float | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, votes: int = 1) -> None:
+        if isinstance(votes, bool) or not isinstance(votes, int) or votes < 1:
+            raise ValueError(f"votes must be a positive integer, got {votes!r}")
         self.model = model.eval()
         self.num_steps = num_steps
         self.adaptive_threshold = adaptive_threshold
+        self.votes = votes
         self.generator = torch.Generator(device=_model_device(model)).manual_seed(seed)
 
     def act_batch(self, obs: np.ndarray) -> np.ndarray:
-        out = sample_model(self.model, _check_obs(obs), generator=self.generator, num_steps=self.num_steps,
+        boards = _check_obs(obs)
+        if self.votes > 1:
+            boards = np.repeat(boards, self.votes, axis=0)
+        out = sample_model(self.model, boards, generator=self.generator, num_steps=self.num_steps,
                            adaptive_threshold=self.adaptive_threshold)
-        return _as_long(out.action)
+        if self.votes == 1:
+            return _as_long(out.action)
+        blocks = out.action_logits.detach().float().view(-1, self.votes, out.action_logits.shape[-1])
+        return _as_long(blocks.mean(dim=1).argmax(dim=-1))
 
 
 def neck_directions(boards: np.ndarray) -> np.ndarray:

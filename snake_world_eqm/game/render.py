@@ -8,8 +8,8 @@ from snake_world_eqm.game.encoding import (
     EMPTY,
     FOOD,
     TAIL,
+    _trace_body,
     check_observation_array,
-    decode_observation,
     encode_observation,
     is_terminal_observation,
 )
@@ -64,7 +64,10 @@ def render_ansi(board_or_state: SnakeState | np.ndarray, color: bool = True) -> 
 
 
 def render_rgb(board_or_state: SnakeState | np.ndarray, cell_size: int = 16) -> np.ndarray:
-    """An (H*cell_size, W*cell_size, 3) uint8 picture; the body fades from head to tail."""
+    """An (H*cell_size, W*cell_size, 3) uint8 picture; the body fades from head to tail.
+
+    Food is drawn where it is and not required; the snake must be one legal chain (IllegalObservationError).
+    """
     if isinstance(cell_size, bool) or not isinstance(cell_size, (int, np.integer)) or cell_size < 2:
         raise ValueError(f"cell_size must be an int >= 2, got {cell_size!r}")
     board = _as_board(board_or_state)
@@ -73,7 +76,9 @@ def render_rgb(board_or_state: SnakeState | np.ndarray, cell_size: int = 16) -> 
     colours[:] = BACKGROUND
     colours[board == FOOD] = FOOD_COLOUR
     if not is_terminal_observation(board):
-        body = decode_observation(board).body
+        # Only the snake's order is needed, so a board without food (a predicted board after eating,
+        # where the new food's place is random) still renders; a broken snake still raises.
+        body = _trace_body(board)
         for index, cell in enumerate(body):
             fade = index / max(1, len(body) - 1)
             colours[cell] = (1 - fade) * np.array(HEAD_COLOUR) + fade * np.array(TAIL_COLOUR)

@@ -400,7 +400,7 @@ def _summary(ctx: _Context, stopped_because: str) -> dict[str, Any]:
     unwrapped = acc.unwrap_model(ctx.model)
     return {
         "model": ctx.args.model,
-        "dataset": ctx.args.dataset,
+        "dataset": _dataset_names(ctx.args),
         "board_sizes": _trained_sizes(ctx),
         "base_model": getattr(ctx.args, "model_name_or_path", None),
         "global_step": state.global_step,
@@ -433,8 +433,14 @@ def _trained_sizes(ctx: _Context) -> list[str]:
     return list(getattr(splits, "board_sizes", ()) or [f"{config.board_height}x{config.board_width}"])
 
 
+def _dataset_names(args: argparse.Namespace) -> str | list[str]:
+    """The --dataset value as given: one name, or the list of mixed datasets."""
+    names = [args.dataset] if isinstance(args.dataset, str) else list(args.dataset)
+    return names[0] if len(names) == 1 else names
+
+
 def _card_info(ctx: _Context) -> dict[str, Any]:
-    return {"dataset": ctx.args.dataset, "board_size": ", ".join(_trained_sizes(ctx)),
+    return {"dataset": _dataset_names(ctx.args), "board_size": ", ".join(_trained_sizes(ctx)),
             "command": getattr(ctx.args, "command", None) or command_line(), "repo_id": Path(ctx.args.output_dir).name,
             "base_model": getattr(ctx.args, "model_name_or_path", None)}
 

@@ -1,0 +1,83 @@
+"""On-policy (DAgger) collection rate: policy states labelled per second, as JSON.
+
+    python benchmarks/dagger_collect.py [--model PATH_OR_REPO_ID] [--num-samples 51200] [--threads 2]
+
+Games are played by the model (EqM agent by default) mixed with the expert at `--beta`, 256 games at a
+time so the model batches; every state is labelled by the expert with all four successors and written as
+parquet, exactly as `python -m dataset_builder --policy ...` does. Wall-clock rates depend on what else
+runs on the machine, so CPU time is reported beside them, and the model's share of the time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+TARGET_STATES_PER_S = 5_000
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def main() -> None:
+    import torch
+
+    from dataset_builder.builder import build_dataset
+    from dataset_builder.policy import load_policy
+    from snake_world_eqm import PRETRAINED_10X10
+    from snake_world_eqm.data.generate import GenerationConfig
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(PRETRAINED_10X10))
+    parser.add_argument("--num-samples", type=int, default=51_200)
+    parser.add_argument("--beta", type=float, default=0.5)
+    parser.add_argument("--agent", default="auto")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--parallel-games", type=int, default=256)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    act = load_policy(args.model, args.agent, 10, 10)
+    policy_time = {"wall": 0.0, "cpu": 0.0, "boards": 0}
+
+    def timed_policy(boards):
+        start, cpu = time.perf_counter(), _cpu_seconds()
+        actions = act(boards)
+        policy_time["wall"] += time.perf_counter() - start
+        policy_time["cpu"] += _cpu_seconds() - cpu
+        policy_time["boards"] += len(boards)
+        return actions
+
+    config = GenerationConfig(num_samples=args.num_samples, seed=0, perturb_prob=0.0, beta=args.beta,
+                              parallel_games=args.parallel_games, policy_name=args.model, policy=timed_policy)
+    with tempfile.TemporaryDirectory() as folder:
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
+        build_dataset(config, Path(folder) / "dagger", progress=False, command="benchmarks/dagger_collect.py")
+        seconds, cpu_seconds = time.perf_counter() - start, _cpu_seconds() - cpu_start
+    rate = args.num_samples / seconds
+    print(json.dumps({
+        "benchmark": "dagger_collection",
+        "model": args.model,
+        "states_per_s": round(rate, 1),
+        "target_states_per_s": TARGET_STATES_PER_S,
+        "meets_target": rate >= TARGET_STATES_PER_S,
+        "states_per_cpu_s": round(args.num_samples / max(cpu_seconds, 1e-9), 1),
+        "policy_boards_per_s": round(policy_time["boards"] / max(policy_time["wall"], 1e-9), 1),
+        "policy_share_of_wall": round(policy_time["wall"] / seconds, 3),
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu_seconds, 2),
+        "threads": args.threads,
+        "parallel_games": args.parallel_games,
+        "beta": args.beta,
+        "machine": {"cpus": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2), "python": platform.python_version()},
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""DAgger rounds: collect on-policy data with the current model, aggregate, fine-tune, measure; repeat.
+
+    python -m dataset_builder dagger --model PATH_OR_REPO_ID --dataset EXPERT_DATA --output-dir runs/dagger \
+        --rounds 3 --samples-per-round 100000 --finetune-steps 800
+    python hub_scripts/dagger.py ...                                  # the same
+
+Round r (1-based) plays `--samples-per-round` steps with the round r-1 model mixed with the expert at rate
+beta_r = beta * beta_decay^(r-1) (probability that the expert plays a step), labels every visited state with
+the expert's action (`OUTPUT/round-r/data`), fine-tunes the round r-1 model on the expert data plus every
+round's data so far (`OUTPUT/round-r/model`), and plays seeded closed-loop games with the new model. Each
+finished round writes `round-r/round.json`; a rerun skips finished rounds, so the loop resumes between
+rounds (a round interrupted during fine-tuning resumes from its latest checkpoint). `OUTPUT/dagger.json`
+holds the round-by-round table.
+
+Ross, Gordon & Bagnell (2011): training on the learner's own state distribution bounds the compounding
+error linearly in the horizon instead of quadratically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from snake_world_eqm.argtypes import non_negative_int, positive_int, probability
+
+from .builder import build_dataset
+from .policy import POLICY_AGENTS, load_policy
+
+ROUND_FILE = "round.json"
+EVAL_SEED = 5000  # play seeds of the per-round score; the release evaluation uses 1000-1099
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dataset_builder dagger",
+        description="DAgger: collect on-policy data with the model, aggregate, fine-tune, evaluate; N rounds.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, metavar="PATH_OR_REPO_ID", help="the round-0 model (EqM or baseline)")
+    parser.add_argument("--dataset", required=True, nargs="+", metavar="PATH_OR_REPO_ID",
+                        help="the expert dataset(s) every round also trains on")
+    parser.add_argument("--output-dir", required=True, help="rounds go to OUTPUT_DIR/round-N/{data,model}")
+    parser.add_argument("--rounds", type=positive_int, default=3)
+    parser.add_argument("--samples-per-round", type=positive_int, default=100_000, help="on-policy rows per round")
+    parser.add_argument("--beta", type=probability, default=0.5, help="round 1's probability that the expert plays a step")
+    parser.add_argument("--beta-decay", type=probability, default=0.5, help="beta of round r = beta * decay^(r-1)")
+    parser.add_argument("--policy-agent", choices=POLICY_AGENTS, default="auto")
+    parser.add_argument("--one-cell-fraction", type=probability, default=0.5,
+                        help="share of each round's rows played from one-cell starts (the rest from three-cell ones)")
+    parser.add_argument("--finetune-steps", type=positive_int, default=800, help="optimizer steps per round")
+    parser.add_argument("--learning-rate", type=float, default=5e-4)
+    parser.add_argument("--batch-size", type=positive_int, default=256)
+    parser.add_argument("--train-args", default="", help="extra `snake-eqm train` flags, quoted (e.g. \"--eqm-sampling-steps 3\")")
+    parser.add_argument("--eval-games", type=positive_int, default=20, help="seeded games per start kind after each round")
+    parser.add_argument("--eval-max-steps", type=positive_int, default=None, help="default: 20 x cells")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        table = run(args)
+    except ValueError as error:
+        print(f"dagger: error: {error}", file=sys.stderr)
+        return 2
+    print(format_table(table))
+    return 0
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every round (finished ones are read back, not redone); returns the round-by-round table."""
+    from snake_world_eqm.pretrained import load_config
+
+    config = load_config(args.model)  # a bad model id fails before anything is written
+    height, width = config.board_height, config.board_width
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    table = [_round_zero(args, output, height, width)]
+    model, datasets = args.model, list(args.dataset)
+    for round_index in range(1, args.rounds + 1):
+        folder = output / f"round-{round_index}"
+        record_file = folder / ROUND_FILE
+        if record_file.is_file():
+            record = json.loads(record_file.read_text())
+        else:
+            record = _run_round(args, folder, round_index, model, datasets, height, width)
+            record_file.write_text(json.dumps(record, indent=2))
+        table.append(record)
+        model = str(folder / "model")
+        datasets.append(str(folder / "data"))
+        print(format_row(record), flush=True)
+    (output / "dagger.json").write_text(json.dumps({"command": _command(args), "rounds": table}, indent=2))
+    return table
+
+
+def _round_zero(args: argparse.Namespace, output: Path, height: int, width: int) -> dict[str, Any]:
+    """The starting model's score, measured once (same seeds as every round)."""
+    record_file = output / "round-0.json"
+    if record_file.is_file():
+        return json.loads(record_file.read_text())
+    record = {"round": 0, "model": args.model, "rows_added": 0, "beta": None, "held_out_action_accuracy": None,
+              **score_model(args.model, height, width, args.eval_games, args.eval_max_steps, args.no_progress)}
+    record_file.write_text(json.dumps(record, indent=2))
+    print(format_row(record), flush=True)
+    return record
+
+
+def _run_round(args: argparse.Namespace, folder: Path, round_index: int, model: str, datasets: list[str],
+               height: int, width: int) -> dict[str, Any]:
+    beta = args.beta * args.beta_decay ** (round_index - 1)
+    data = folder / "data"
+    if not (data / "README.md").is_file():  # published atomically: present means complete
+        folder.mkdir(parents=True, exist_ok=True)
+        collect(model, data, args.samples_per_round, beta, height, width, seed=args.seed + 1000 * round_index,
+                agent=args.policy_agent, one_cell_fraction=args.one_cell_fraction, progress=not args.no_progress)
+    summary = finetune(model, [*datasets, str(data)], folder / "model", args)
+    validation = summary.get("validation") or {}
+    return {
+        "round": round_index,
+        "model": str(folder / "model"),
+        "rows_added": _rows(data),
+        "beta": beta,
+        "held_out_action_accuracy": validation.get("action_accuracy"),
+        "held_out_rows": validation.get("num_rows"),
+        "finetune_steps": summary.get("global_step"),
+        **score_model(str(folder / "model"), height, width, args.eval_games, args.eval_max_steps, args.no_progress),
+    }
+
+
+def collect(model: str, output: Path, num_samples: int, beta: float, height: int, width: int, seed: int,
+            agent: str = "auto", one_cell_fraction: float = 0.5, progress: bool = True) -> None:
+    """On-policy rows into the dataset folder `output` (episodes start from one-cell snakes at
+    `one_cell_fraction`, else three-cell ones; games stepped 256 at a time so the model batches)."""
+    from snake_world_eqm.data.generate import GenerationConfig
+
+    policy = load_policy(model, agent, height, width, seed=seed)
+    config = GenerationConfig(num_samples=num_samples, height=height, width=width, seed=seed, perturb_prob=0.0,
+                              parallel_games=256, one_cell_fraction=one_cell_fraction, beta=beta,
+                              policy_name=model, policy=policy)
+    command = (f"python -m dataset_builder --policy {model} --beta {beta} --num-samples {num_samples} --seed {seed} "
+               f"--perturb-prob 0 --parallel-games 256 --one-cell-fraction {one_cell_fraction}")
+    build_dataset(config, output, progress=progress, command=command, overwrite=True)
+
+
+def finetune(model: str, datasets: list[str], output: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Fine-tune `model` on `datasets` (one process); resumes an interrupted run of this round."""
+    from snake_world_eqm.training import run as train
+
+    argv = ["--model-name-or-path", model, "--dataset", *datasets, "--output-dir", str(output),
+            "--max-steps", str(args.finetune_steps), "--learning-rate", str(args.learning_rate),
+            "--batch-size", str(args.batch_size), "--warmup-steps", str(min(50, args.finetune_steps // 10)),
+            "--eval-every", str(args.finetune_steps), "--save-every", str(max(1, args.finetune_steps // 4)),
+            "--checkpoints-total-limit", "2", "--resume-from-checkpoint", "latest", "--seed", str(args.seed),
+            "--report-to", "none", *shlex.split(args.train_args)]
+    if args.no_progress:
+        argv.append("--disable-progress-bar")
+    return train(argv)
+
+
+def score_model(model: str, height: int, width: int, games: int, max_steps: int | None,
+                no_progress: bool = True) -> dict[str, Any]:
+    """Closed-loop score of the model's own agent (EqM agent or baseline), both start kinds, fixed seeds."""
+    from snake_world_eqm.evaluation.agents import BaselineAgent, EqMAgent
+    from snake_world_eqm.evaluation.closed_loop import play_both_starts
+    from snake_world_eqm.pretrained import load_model, model_kind
+
+    loaded = load_model(model)
+    agent = EqMAgent(loaded, seed=0) if model_kind(loaded.config) == "eqm" else BaselineAgent(loaded)
+    summary = play_both_starts(agent, height, width, games, EVAL_SEED, max_steps, progress=not no_progress)
+    return {"mean_apples": summary["mean_apples"], "mean_apples_ci95": summary["mean_apples_ci95"],
+            "deaths": summary["deaths"], "wins": summary["wins"], "games": summary["games"],
+            "by_start": {k: {"mean_apples": v["mean_apples"], "deaths": v["deaths"], "wins": v["wins"]}
+                         for k, v in summary["by_start"].items()}}
+
+
+def _rows(folder: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(file).metadata.num_rows for file in (folder / "data").glob("*.parquet"))
+
+
+def _command(args: argparse.Namespace) -> str:
+    return "python -m dataset_builder dagger " + " ".join(shlex.quote(str(a)) for a in sys.argv[1:])
+
+
+def format_row(record: dict[str, Any]) -> str:
+    accuracy = record.get("held_out_action_accuracy")
+    return (f"round {record['round']}: rows added {record['rows_added']:,}, held-out action accuracy "
+            f"{'-' if accuracy is None else f'{accuracy:.4f}'}, mean apples {record['mean_apples']:.2f} "
+            f"(95% CI {record['mean_apples_ci95'][0]:.1f}-{record['mean_apples_ci95'][1]:.1f}), "
+            f"deaths {record['deaths']}/{record['games']}, wins {record['wins']}")
+
+
+def format_table(table: list[dict[str, Any]]) -> str:
+    lines = ["| round | rows added | beta | held-out action accuracy | mean apples (95% CI) | deaths | wins |",
+             "|---|---|---|---|---|---|---|"]
+    for r in table:
+        accuracy = r.get("held_out_action_accuracy")
+        lines.append(f"| {r['round']} | {r['rows_added']:,} | {'-' if r.get('beta') is None else r['beta']} | "
+                     f"{'-' if accuracy is None else f'{accuracy:.4f}'} | {r['mean_apples']:.2f} "
+                     f"({r['mean_apples_ci95'][0]:.1f}-{r['mean_apples_ci95'][1]:.1f}) | {r['deaths']}/{r['games']} | "
+                     f"{r['wins']} |")
+    return "\n".join(lines)

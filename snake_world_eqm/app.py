@@ -1,0 +1,574 @@
+"""`snake-eqm app`: watch, steer and question the world model in the browser (Gradio).
+
+Three layers, so the game logic is testable without a browser or gradio:
+
+- `GameSession` holds one game and what the model says about its current board: the action
+  probabilities, the four what-if successors, NAG steps, gradient norms and the disagreement between
+  noise seeds. `step(action)` plays one move and compares the model's prediction with the real board.
+- `build_app(model)` wires sessions to a Gradio Blocks page (gradio is imported there only: it is the
+  optional `app` extra).
+- `build_space_folder(...)` writes the Hub Space that runs this same module; `snake-eqm push --space-id`
+  uploads it through `snake_world_eqm.hub.push_folder`.
+"""
+
+# No `from __future__ import annotations`: gradio reads the `gr.Request` annotation of a callback defined
+# inside build_app, which only works when annotations are evaluated where the function is defined.
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from snake_world_eqm.argtypes import positive_int
+from snake_world_eqm.evaluation.agents import ExpertAgent, PlannerAgent, sample_model
+from snake_world_eqm.evaluation.metrics import comparable_boards, is_terminal
+from snake_world_eqm.game import (
+    ACTION_NAMES,
+    EVENT_NAMES,
+    MAX_BOARD_SIZE,
+    MIN_BOARD_SIZE,
+    Event,
+    encode_observation,
+    new_game,
+    render_rgb,
+    step,
+)
+
+MISSING_GRADIO = 'snake-eqm app needs gradio: install the app extra with pip install "snake-world-eqm[app]"'
+# Who picks the moves; the keys are what the API and the UI radio take.
+CONTROLLERS = {"you": "you (buttons / arrow keys)", "eqm": "EqM agent", "planner": "planner", "expert": "A* expert"}
+NOISE_SEEDS = 4  # independent noise draws per decision: their disagreement is one uncertainty signal
+BOARD_PIXELS = 240  # the real board is drawn about this wide; what-ifs at half that
+MISMATCH_COLOUR = (255, 215, 0)  # frame around cells the model got wrong
+DEATH_TINT = (150, 20, 20)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The game and the model's view of it (no gradio)
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Analysis:
+    """What the model says about one board, before a move is made."""
+
+    action_probs: np.ndarray  # (4,) softmax of the action block of the first noise seed
+    model_action: int  # the EqM agent's move: the first noise seed's action
+    whatif: np.ndarray  # (4, H, W) predicted successor of each held action; all-EMPTY = predicted death
+    whatif_death: np.ndarray  # (4,) bool
+    nag_steps: int  # steps the sampler spent (fewer than configured when the adaptive stop fires)
+    grad_norm: float  # field norm at the end of sampling
+    action_grad_norm: float  # the action block's share of it
+    seed_actions: list[int]  # the action each noise seed settled on
+    seed_disagreement: float  # 1 - share of seeds that agree with the most common action
+    seconds: float  # wall time of the two sampler calls
+
+
+@dataclass
+class Transition:
+    """One move: the model's prediction of the next board (for the action taken) against the real one."""
+
+    action: int
+    event: str
+    predicted: np.ndarray  # (H, W)
+    real: np.ndarray  # (H, W)
+    mismatch: np.ndarray  # (H, W) bool, food placement excluded after eating (it is random)
+
+    @property
+    def match(self) -> bool:
+        return not self.mismatch.any()
+
+
+def supported_sizes(config) -> list[tuple[int, int]]:
+    """Board sizes the model runs on: its own only, unless it was trained size-free."""
+    own = (int(config.board_height), int(config.board_width))
+    if getattr(config, "fixed_board_size", True):
+        return [own]
+    squares = [(n, n) for n in range(MIN_BOARD_SIZE, MAX_BOARD_SIZE + 1)]
+    return squares if own in squares else [own, *squares]
+
+
+class GameSession:
+    """One game of Snake played by an agent or a person, with the model's view of every board."""
+
+    def __init__(self, model, height: int | None = None, width: int | None = None, seed: int = 0,
+                 num_seeds: int = NOISE_SEEDS, planner_depth: int = 2, initial_length: int = 3) -> None:
+        config = model.config
+        height = int(config.board_height if height is None else height)
+        width = int(config.board_width if width is None else width)
+        if (height, width) not in supported_sizes(config):
+            raise ValueError(f"board size {height}x{width} is not one this model supports: "
+                             f"{', '.join(f'{h}x{w}' for h, w in supported_sizes(config)[:6])}")
+        if num_seeds < 1:
+            raise ValueError(f"num_seeds must be at least 1, got {num_seeds}")
+        self.model, self.height, self.width, self.seed = model, height, width, int(seed)
+        self.num_seeds, self.planner_depth = num_seeds, planner_depth
+        self.state = new_game(height, width, rng=self.seed, initial_length=initial_length)
+        self.rng = np.random.default_rng(self.seed)  # food respawn, as in `snake-eqm play`
+        self.generator = torch.Generator().manual_seed(self.seed)  # the model's noise: reproducible per seed
+        self.board = encode_observation(self.state)
+        self.score = self.steps = 0
+        self.event = "start"
+        self.done = False
+        self.last: Transition | None = None
+        self._planner: PlannerAgent | None = None
+        self._expert = ExpertAgent()
+        self.analysis: Analysis | None = self.analyse()
+
+    def analyse(self) -> Analysis:
+        """Sample the joint (action, next board) under several noise seeds and the four what-ifs."""
+        started = time.perf_counter()
+        boards = np.repeat(self.board[None].astype(np.int64), self.num_seeds, axis=0)
+        free = sample_model(self.model, boards, generator=self.generator)
+        held = sample_model(self.model, boards[:1].repeat(4, axis=0), generator=self.generator,
+                            action=np.arange(4))
+        seconds = time.perf_counter() - started
+        logits = free.action_logits[0].detach().float().cpu().numpy()
+        probs = np.exp(logits - logits.max())
+        seed_actions = free.action.cpu().numpy().astype(int)
+        whatif = held.next_board.cpu().numpy().astype(np.int64)
+        return Analysis(
+            action_probs=probs / probs.sum(), model_action=int(seed_actions[0]), whatif=whatif,
+            whatif_death=is_terminal(whatif), nag_steps=int(free.num_steps[0]), grad_norm=float(free.grad_norm[0]),
+            action_grad_norm=float(free.action_grad_norm[0]), seed_actions=seed_actions.tolist(),
+            seed_disagreement=1.0 - np.bincount(seed_actions, minlength=4).max() / len(seed_actions),
+            seconds=seconds,
+        )
+
+    def agent_action(self, controller: str) -> int:
+        """The move the named agent makes on the current board."""
+        if self.done:
+            raise ValueError("the game is over: start a new game")
+        if controller == "eqm":
+            return self.analysis.model_action
+        if controller == "expert":
+            return int(self._expert.act_batch(self.board[None])[0])
+        if controller == "planner":
+            if self._planner is None:
+                from snake_world_eqm.evaluation.evaluate import planner_guard
+
+                self._planner = PlannerAgent(self.model, depth=self.planner_depth, guard=planner_guard("guard"),
+                                             seed=self.seed)
+            return int(self._planner.act_batch(self.board[None])[0])
+        raise ValueError(f"controller must be one of {sorted(set(CONTROLLERS) - {'you'})}, got {controller!r}")
+
+    def step(self, action: int) -> Transition:
+        """Play `action`; the prediction compared is the what-if the model made for that action."""
+        if self.done:
+            raise ValueError("the game is over: start a new game")
+        if isinstance(action, bool) or not isinstance(action, (int, np.integer)) or not 0 <= action < 4:
+            raise ValueError(f"action must be an int in 0..3 ({', '.join(ACTION_NAMES)}), got {action!r}")
+        predicted = self.analysis.whatif[action]
+        result = step(self.state, int(action), self.rng)
+        real = np.asarray(result.observation)
+        event = Event(int(result.event))
+        shown_predicted, shown_real = comparable_boards(predicted[None], real[None], [int(event)])
+        self.last = Transition(int(action), EVENT_NAMES[event], predicted, real,
+                               (shown_predicted != shown_real)[0])
+        self.board, self.event, self.steps = real, EVENT_NAMES[event], self.steps + 1
+        self.score += event in (Event.EAT, Event.WIN)
+        self.done = bool(result.terminated)
+        self.state = result.state
+        self.analysis = None if self.done else self.analyse()
+        return self.last
+
+    def play(self, controller: str) -> Transition:
+        return self.step(self.agent_action(controller))
+
+    def as_dict(self) -> dict:
+        """Everything the page shows, as JSON-ready data (the last output of every API endpoint)."""
+        data = {"height": self.height, "width": self.width, "seed": self.seed, "steps": self.steps,
+                "score": self.score, "event": self.event, "done": self.done, "board": self.board.tolist(),
+                "last_step": None, "model": None}
+        if self.last is not None:
+            last = self.last
+            data["last_step"] = {"action": ACTION_NAMES[last.action], "event": last.event,
+                                 "predicted": last.predicted.tolist(), "real": last.real.tolist(),
+                                 "match": last.match, "mismatched_cells": int(last.mismatch.sum())}
+        if self.analysis is not None:
+            a = self.analysis
+            data["model"] = {
+                "action": ACTION_NAMES[a.model_action],
+                "action_probs": {name: float(p) for name, p in zip(ACTION_NAMES, a.action_probs)},
+                "whatif": {name: {"board": a.whatif[i].tolist(), "death": bool(a.whatif_death[i])}
+                           for i, name in enumerate(ACTION_NAMES)},
+                "nag_steps": a.nag_steps, "grad_norm": a.grad_norm, "action_grad_norm": a.action_grad_norm,
+                "seed_actions": [ACTION_NAMES[i] for i in a.seed_actions], "seed_disagreement": a.seed_disagreement,
+                "decision_ms": 1000 * a.seconds,
+            }
+        return data
+
+
+MAX_LINK_STEPS = 1000
+
+
+def link_settings(query: dict, seed: int = 0, controller: str = "eqm") -> tuple[int, str, int]:
+    """(seed, controller, steps to play) from a page link's query (`?seed=3&agent=planner&steps=20`)."""
+    try:
+        seed = int(query.get("seed", seed))
+        steps = int(query.get("steps", 0))
+    except ValueError:
+        raise ValueError(f"seed and steps in the link must be integers, got {query}") from None
+    controller = query.get("agent", controller)
+    if controller not in CONTROLLERS:
+        raise ValueError(f"agent in the link must be one of {', '.join(CONTROLLERS)}, got {controller!r}")
+    if seed < 0 or not 0 <= steps <= MAX_LINK_STEPS:
+        raise ValueError(f"the link needs seed >= 0 and steps in 0..{MAX_LINK_STEPS}, got {seed} and {steps}")
+    return seed, controller, 0 if controller == "you" else steps
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Pictures: the game's renderer, with marks laid over it
+# ----------------------------------------------------------------------------------------------------------
+
+
+def cell_size_for(height: int, width: int, pixels: int = BOARD_PIXELS) -> int:
+    return max(4, pixels // max(height, width))
+
+
+def board_picture(board: np.ndarray, cell_size: int) -> np.ndarray:
+    """The game's renderer; a predicted board it rejects as illegal is painted by cell code instead."""
+    from snake_world_eqm.evaluation.play import board_to_rgb
+
+    try:
+        return render_rgb(np.asarray(board, dtype=np.int8), cell_size=cell_size)
+    except ValueError:
+        return board_to_rgb(np.asarray(board), cell=cell_size)
+
+
+def frame_cells(image: np.ndarray, mask: np.ndarray, cell_size: int, colour=MISMATCH_COLOUR) -> np.ndarray:
+    """Draw a frame inside every cell where `mask` is true."""
+    image = image.copy()
+    width = max(1, cell_size // 8)
+    for row, col in zip(*np.nonzero(mask)):
+        top, left = row * cell_size, col * cell_size
+        cell = image[top:top + cell_size, left:left + cell_size]
+        cell[:width], cell[-width:], cell[:, :width], cell[:, -width:] = colour, colour, colour, colour
+    return image
+
+
+def death_picture(image: np.ndarray) -> np.ndarray:
+    """Tint a (terminal) board red so a predicted death reads as one at a glance."""
+    return (0.5 * image + 0.5 * np.array(DEATH_TINT)).astype(np.uint8)
+
+
+def session_pictures(session: GameSession) -> tuple[np.ndarray, np.ndarray | None, list[tuple[np.ndarray, str]]]:
+    """(real board, last prediction with mismatches framed or None, [(what-if picture, caption)] x 4)."""
+    cell = cell_size_for(session.height, session.width)
+    real = board_picture(session.board, cell)
+    if session.done and session.event not in ("win",):
+        real = death_picture(real)
+    predicted = None
+    if session.last is not None:
+        predicted = board_picture(session.last.predicted, cell)
+        if is_terminal(session.last.predicted[None])[0]:
+            predicted = death_picture(predicted)
+        predicted = frame_cells(predicted, session.last.mismatch, cell)
+    whatifs = []
+    if session.analysis is not None:
+        a, small = session.analysis, cell_size_for(session.height, session.width, BOARD_PIXELS // 2)
+        for i, name in enumerate(ACTION_NAMES):
+            picture = board_picture(a.whatif[i], small)
+            picture = death_picture(picture) if a.whatif_death[i] else picture
+            whatifs.append((picture, f"{name}: {a.action_probs[i]:.0%}{' · death' if a.whatif_death[i] else ''}"))
+    return real, predicted, whatifs
+
+
+def session_markdown(session: GameSession) -> str:
+    lines = [f"**score** {session.score} · **steps** {session.steps} · **last event** {session.event}"
+             + (" · **game over**" if session.done else "")]
+    if session.last is not None:
+        last = session.last
+        verdict = ("prediction matched the real board" if last.match else
+                   f"**MISMATCH**: {int(last.mismatch.sum())} cell(s) wrong (framed in yellow)")
+        lines.append(f"last move **{ACTION_NAMES[last.action]}** → {verdict}")
+    if session.analysis is not None:
+        a = session.analysis
+        lines.append(f"model's move **{ACTION_NAMES[a.model_action]}** · NAG steps {a.nag_steps} · "
+                     f"gradient norm {a.grad_norm:.3f} (action block {a.action_grad_norm:.3f}) · "
+                     f"seed disagreement {a.seed_disagreement:.2f} "
+                     f"({', '.join(ACTION_NAMES[i] for i in a.seed_actions)}) · {1000 * a.seconds:.0f} ms")
+    return "\n\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The Gradio page
+# ----------------------------------------------------------------------------------------------------------
+
+# Arrow keys press the move buttons (ignored while typing in a field).
+KEYBOARD_JS = """
+<script>
+document.addEventListener("keydown", (event) => {
+  const ids = {ArrowUp: "move-up", ArrowRight: "move-right", ArrowDown: "move-down", ArrowLeft: "move-left"};
+  const target = document.activeElement;
+  if (!(event.key in ids) || (target && ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName))) return;
+  const button = document.getElementById(ids[event.key]);
+  if (button) { event.preventDefault(); button.click(); }
+});
+</script>
+"""
+
+
+def import_gradio():
+    try:
+        import gradio
+    except ImportError:
+        raise SystemExit(MISSING_GRADIO) from None
+    return gradio
+
+
+def _size_label(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def build_app(model, title: str = "Snake world model (EqM)"):
+    """The Blocks page; its events are also API endpoints (`/new_game`, `/step`, `/move_up`, ...) whose last
+    output is the session as JSON (`GameSession.as_dict`)."""
+    gr = import_gradio()
+    sizes = [_size_label(size) for size in supported_sizes(model.config)]
+    own = _size_label((model.config.board_height, model.config.board_width))
+
+    def view(session: GameSession) -> tuple:
+        real, predicted, whatifs = session_pictures(session)
+        last = session.last
+        verdict = "" if last is None else (" · matched" if last.match else f" · MISMATCH ({int(last.mismatch.sum())} cells)")
+        probs = ({} if session.analysis is None else
+                 {name: float(p) for name, p in zip(ACTION_NAMES, session.analysis.action_probs)})
+        whatif_updates = [gr.Image(value=picture, label=f"what if {caption}") for picture, caption in whatifs]
+        whatif_updates += [gr.Image(value=None, label="what if: game over")] * (4 - len(whatifs))
+        return (session, real, gr.Image(value=predicted, label=f"predicted one step ago{verdict}"), *whatif_updates,
+                probs, session_markdown(session), session.as_dict())
+
+    def start(size: str, seed, controller: str) -> GameSession:
+        try:
+            height, width = (int(part) for part in str(size).lower().split("x"))
+            return GameSession(model, height, width, seed=int(seed))
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+
+    def new_game(size: str, seed, controller: str):
+        return view(start(size, seed, controller))
+
+    def open_link(size: str, seed, controller: str, request: gr.Request):
+        # A link may open a game in progress: ?seed=3&agent=planner&steps=20.
+        try:
+            seed, controller, moves = link_settings(dict(request.query_params), int(seed), controller)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        session = start(size, seed, controller)
+        while moves > 0 and not session.done:
+            session.play(controller)
+            moves -= 1
+        return (*view(session), seed, controller)
+
+    def agent_step(session: GameSession | None, controller: str):
+        if session is None or session.done:
+            raise gr.Error("no game in progress: press New game")
+        if controller == "you":
+            raise gr.Error("you are playing: use the arrow buttons (or pick an agent)")
+        session.play(controller)
+        return view(session)
+
+    def move(session: GameSession | None, action: int):
+        if session is None or session.done:
+            raise gr.Error("no game in progress: press New game")
+        session.step(action)
+        return view(session)
+
+    with gr.Blocks(title=title) as demo:
+        gr.Markdown(f"# {title}\nThe real board beside the board the model predicted for it one step earlier, "
+                    "the model's four what-if successors of the current board, and where it hesitates.")
+        session_state = gr.State(None, time_to_live=3600)
+        with gr.Row():
+            size = gr.Dropdown(sizes, value=own, label="board size", interactive=len(sizes) > 1)
+            seed = gr.Number(0, label="seed", precision=0, minimum=0)
+            controller = gr.Radio(choices=[(label, key) for key, label in CONTROLLERS.items()], value="eqm",
+                                  label="who plays")
+            new_game_button = gr.Button("New game", variant="primary")
+        with gr.Row():
+            step_button = gr.Button("Step")
+            play_button = gr.Button("Play")
+            pause_button = gr.Button("Pause")
+            speed = gr.Slider(0.5, 10, value=2, step=0.5, label="speed (steps per second)")
+        with gr.Row():
+            arrows = {name: gr.Button(f"{glyph} {name}", elem_id=f"move-{name}")
+                      for name, glyph in zip(ACTION_NAMES, "↑→↓←")}
+        picture = {"type": "numpy", "interactive": False, "buttons": []}
+        with gr.Row():
+            real = gr.Image(label="real board", height=BOARD_PIXELS + 40, **picture)
+            predicted = gr.Image(label="predicted one step ago", height=BOARD_PIXELS + 40, **picture)
+            with gr.Column():
+                probs = gr.Label(label="action probabilities (softmax of the sampled action block)",
+                                 num_top_classes=4)
+                info = gr.Markdown()
+        with gr.Row():
+            whatifs = [gr.Image(label=f"what if {name}", height=BOARD_PIXELS // 2 + 40, **picture)
+                       for name in ACTION_NAMES]
+        with gr.Accordion("boards as data (JSON)", open=False):
+            data = gr.JSON(label="session")
+        timer = gr.Timer(0.5, active=False)
+
+        outputs = [session_state, real, predicted, *whatifs, probs, info, data]
+
+        def tick(session: GameSession | None, controller: str):
+            # The auto-play clock: steps the agent and stops itself when the game ends or a person plays.
+            if session is None or session.done or controller == "you":
+                return (gr.Timer(active=False), *(gr.skip() for _ in outputs))
+            session.play(controller)
+            # Only ever switch the clock off here: switching it on would undo a Pause pressed meanwhile.
+            return (gr.Timer(active=False) if session.done else gr.skip(), *view(session))
+
+        new_game_button.click(new_game, [size, seed, controller], outputs, api_name="new_game")
+        demo.load(open_link, [size, seed, controller], [*outputs, seed, controller], api_visibility="private")
+        step_button.click(agent_step, [session_state, controller], outputs, api_name="step")
+        for index, name in enumerate(ACTION_NAMES):
+            # "multiple": a key pressed while the last move is still drawing is queued, not dropped.
+            arrows[name].click(lambda session, a=index: move(session, a), [session_state], outputs,
+                               api_name=f"move_{name}", trigger_mode="multiple")
+        play_button.click(lambda: gr.Timer(active=True), None, timer, api_visibility="private")
+        pause_button.click(lambda: gr.Timer(active=False), None, timer, api_visibility="private")
+        speed.change(lambda s: gr.Timer(value=1.0 / s), speed, timer, api_visibility="private")
+        timer.tick(tick, [session_state, controller], [timer, *outputs], api_visibility="private")
+    return demo
+
+
+def load_model(path_or_repo: str | Path | None = None):
+    """The world model to show (default: the checkpoint shipped with the package), on CPU, in eval mode."""
+    from snake_world_eqm import PRETRAINED_10X10
+    from snake_world_eqm.modeling_snake_world_eqm import SnakeWorldEqM
+
+    return SnakeWorldEqM.from_pretrained(str(path_or_repo or PRETRAINED_10X10)).eval()
+
+
+def launch(model, host: str | None = None, port: int | None = None, block: bool = True):
+    """Start the page; `block=False` returns the running Blocks (tests, screenshots): call `.close()`."""
+    demo = build_app(model)
+    demo.queue(default_concurrency_limit=1)  # one CPU thread: decisions run one at a time
+    demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
+                head=KEYBOARD_JS, footer_links=["api"])
+    return demo
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The Hub Space: the same module, run from a three-file folder
+# ----------------------------------------------------------------------------------------------------------
+
+SPACE_FILES = ("README.md", "app.py", "requirements.txt")
+
+SPACE_APP = '''"""Hub Space: the snake-world-eqm app (snake_world_eqm/app.py) showing {model_id}."""
+
+from snake_world_eqm.app import main
+
+main(["--model", "{model_id}"])
+'''
+
+
+def build_space_folder(folder: str | Path, model_id: str, package_spec: str | None = None,
+                       title: str = "Snake world model (EqM)") -> Path:
+    """Write the Space: `app.py` (runs this module on `model_id`), `requirements.txt`, and the card.
+
+    `package_spec` is the pip requirement that installs this package with its app extra (default: this
+    version by name; a git URL works too).
+    """
+    from huggingface_hub import SpaceCard, SpaceCardData
+
+    from snake_world_eqm import __version__
+
+    if model_id.count("/") != 1 or not all(model_id.split("/")):
+        raise ValueError(f"model_id must be a Hub repo id like 'org/snake-eqm', got {model_id!r}")
+    path = Path(folder)
+    if path.exists() and any(path.iterdir()):
+        raise ValueError(f"space folder {path} is not empty")
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "app.py").write_text(SPACE_APP.format(model_id=model_id))
+    (path / "requirements.txt").write_text(f"{package_spec or f'snake-world-eqm[app]=={__version__}'}\n")
+    card_data = SpaceCardData(title=title, sdk="gradio", sdk_version=_gradio_version(), app_file="app.py",
+                              models=[model_id], license="apache-2.0", tags=["snake", "world-model"])
+    card = SpaceCard(f"---\n{card_data.to_yaml()}\n---\n\n# {title}\n\nWatch an agent play Snake, or play "
+                     f"yourself, beside the predictions of the world model [{model_id}]"
+                     f"(https://huggingface.co/{model_id}): its predicted next board, the four what-if "
+                     "successors, the action probabilities and its uncertainty. The app is "
+                     "`snake_world_eqm/app.py` of the snake-world-eqm package (`snake-eqm app`).\n")
+    card.save(path / "README.md")
+    return path
+
+
+def check_space_folder(folder: str | Path) -> Path:
+    """A Space folder holds exactly the app, its requirements and its card."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise FileNotFoundError(f"space folder {path} does not exist")
+    present = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+    if present != sorted(SPACE_FILES):
+        raise ValueError(f"space folder {path} must hold exactly {', '.join(SPACE_FILES)}; it holds "
+                         f"{', '.join(present) or 'nothing'}")
+    return path
+
+
+def _gradio_version() -> str:
+    """The gradio the Space pins: the installed one, else the oldest this module is written for."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gradio")
+    except PackageNotFoundError:
+        return "6.0.0"
+
+
+def push_space(space_id: str, model_id: str, folder: str | Path | None = None, package_spec: str | None = None,
+               private: bool = False, token: str | None = None, commit_message: str | None = None,
+               revision: str | None = None, api=None):
+    """Build the Space folder (in `folder`, or a temporary one) and upload it like models and datasets."""
+    import tempfile
+
+    from snake_world_eqm.hub import push_folder
+
+    with tempfile.TemporaryDirectory() as scratch:
+        built = build_space_folder(folder or Path(scratch) / "space", model_id, package_spec)
+        return push_folder(built, space_id, repo_type="space", private=private, token=token, revision=revision,
+                           commit_message=commit_message or f"Space for {model_id}", api=api)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 1..65535, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="snake-eqm app", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="world model folder or Hub repo id (default: the shipped "
+                        "10x10 checkpoint)")
+    parser.add_argument("--port", type=_port, default=None, help="default: gradio's (7860, or the next free)")
+    parser.add_argument("--host", default=None, help="default: gradio's (127.0.0.1 unless GRADIO_SERVER_NAME is set)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    import_gradio()  # fail with the install hint before loading anything
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # trained weights give subnormal floats that slow CPU convolutions
+    try:
+        model = load_model(args.model)
+    except (OSError, ValueError) as error:  # a missing folder, an unknown repo, a config that is not ours
+        raise SystemExit(f"snake-eqm app: cannot load the model {args.model!r}: {str(error).splitlines()[0]}") from None
+    launch(model, host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The Gradio app as people reach it: a real server on 127.0.0.1 with the shipped model, driven through
+gradio_client. Skipped when the `app` extra (gradio) is not installed; `pip install -e ".[dev]"` has it."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+
+from snake_world_eqm.game import (  # noqa: E402
+    EMPTY,
+    FOOD,
+    batched_step,
+    is_terminal_observation,
+    mask_food,
+    validate_observation,
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    import torch
+
+    from snake_world_eqm.app import launch, load_model
+
+    torch.set_flush_denormal(True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_ANALYTICS_ENABLED", "False")  # tests never reach the network
+        demo = launch(load_model(), host="127.0.0.1", port=_free_port(), block=False)
+    try:
+        yield demo
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def client(server):
+    client = gradio_client.Client(server.local_url, verbose=False, download_files=False, analytics_enabled=False)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _legal(board) -> np.ndarray:
+    array = np.asarray(board, dtype=np.int8)
+    validate_observation(array, allow_terminal=True)  # IllegalObservationError names the problem
+    return array
+
+
+def _legal_prediction(predicted) -> np.ndarray:
+    """Legal up to the food: after eating, the model may leave the new food out (its place is random),
+    so a board without food is checked with one put on an empty cell."""
+    predicted = np.asarray(predicted, dtype=np.int8)
+    empty = np.argwhere(predicted == EMPTY)
+    if not (predicted == FOOD).any() and not is_terminal_observation(predicted) and len(empty):
+        with_food = predicted.copy()
+        with_food[tuple(empty[0])] = FOOD
+        _legal(with_food)
+    else:
+        _legal(predicted)
+    return predicted
+
+
+def _session(outputs) -> dict:
+    """The `boards as data` JSON: the last output of every endpoint."""
+    data = outputs[-1]
+    assert isinstance(data, dict) and "board" in data
+    return data
+
+
+def test_server_plays_and_reports_real_and_predicted_boards(client):
+    assert {"/new_game", "/step", "/move_up", "/move_right", "/move_down", "/move_left"} <= set(
+        client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    data = _session(client.predict("10x10", 7, "expert", api_name="/new_game"))
+    assert (data["steps"], data["score"], data["done"], data["last_step"]) == (0, 0, False, None)
+    matched = 0
+    for _ in range(4):  # bounded: four expert moves
+        before, model_view = _legal(data["board"]), data["model"]
+        data = _session(client.predict("expert", api_name="/step"))
+        last = data["last_step"]
+        real = _legal(last["real"])
+        predicted = _legal_prediction(last["predicted"])
+        assert (real == _legal(data["board"])).all()
+        # The model predicted the action's successor before the move: it is the what-if shown a step ago.
+        assert (predicted == np.array(model_view["whatif"][last["action"]]["board"])).all()
+        action = ["up", "right", "down", "left"].index(last["action"])
+        truth = batched_step(before[None], np.array([action]), np.random.default_rng(0))[0][0]
+        assert (mask_food(real[None]) == mask_food(truth[None])).all()  # food placement after eating is random
+        model_right = bool((mask_food(predicted[None]) == mask_food(truth[None])).all())
+        assert last["match"] == model_right and (last["mismatched_cells"] == 0) == model_right
+        if model_right and last["event"] != "eat":
+            assert (predicted == real).all()
+        matched += model_right
+        if data["done"]:
+            break
+    assert matched >= 1, "the shipped model got no move right: the comparison was never exercised"
+    for outcome in data["model"]["whatif"].values():
+        assert outcome["death"] == is_terminal_observation(_legal_prediction(outcome["board"]))
+
+
+def test_a_person_moves_with_the_arrow_endpoints(client):
+    data = _session(client.predict("10x10", 0, "you", api_name="/new_game"))
+    head_before = np.argwhere((np.array(data["board"]) >= 2) & (np.array(data["board"]) <= 6))[0]
+    neck = data["model"]["whatif"]
+    safe = next(name for name, outcome in neck.items() if not outcome["death"])
+    data = _session(client.predict(api_name=f"/move_{safe}"))
+    assert data["last_step"]["action"] == safe and data["steps"] == 1 and not data["done"]
+    head_after = np.argwhere((np.array(data["board"]) >= 2) & (np.array(data["board"]) <= 6))[0]
+    assert np.abs(head_after - head_before).sum() == 1
+    with pytest.raises(Exception, match="you are playing"):
+        client.predict("you", api_name="/step")

@@ -1,0 +1,273 @@
+"""Fine-tuning from a checkpoint (folder or cached repo id, 1 and 2 processes), mixing datasets, on-policy
+(DAgger) collection, the DAgger loop, and their input errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dataset_builder.builder import build_dataset
+from dataset_builder.validate import validate_dataset
+from snake_world_eqm import PRETRAINED_10X10, SnakeWorldEqM
+from snake_world_eqm.data import GenerationConfig, load_snake_dataset
+from snake_world_eqm.data.features import SOURCE_NAMES
+from snake_world_eqm.training import main as train_main
+from snake_world_eqm.training.args import TrainingSetupError
+from snake_world_eqm.training.data import load_splits
+from tests.training_helpers import QUIET, REPO_ROOT, TINY_EQM, build_tiny_dataset, subprocess_env
+
+SCRIPT = str(REPO_ROOT / "hub_scripts" / "train.py")
+FAST = ["--batch-size", "8", "--max-eval-samples", "8", "--warmup-steps", "1", *QUIET]
+
+
+@pytest.fixture(scope="module")
+def data6(tmp_path_factory):
+    return build_tiny_dataset(tmp_path_factory.mktemp("d6") / "snake6")
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory, data6):
+    """A tiny EqM model and a tiny baseline on 6x6 boards (two optimizer steps each)."""
+    root = tmp_path_factory.mktemp("models")
+    for kind in ("eqm", "baseline"):
+        assert train_main(["--model", kind, "--dataset", str(data6), "--output-dir", str(root / kind),
+                           "--max-steps", "2", *TINY_EQM, *FAST]) == 0
+    return root / "eqm", root / "baseline"
+
+
+def _cached_repo(cache, repo_id: str, folder) -> None:
+    """A pre-populated Hugging Face cache entry for a model repo (what a download would leave)."""
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+
+
+def _finetune(parent, dataset, out, *extra) -> int:
+    return train_main(["--model-name-or-path", str(parent), "--dataset", *map(str, dataset), "--output-dir", str(out),
+                       *FAST, *extra])
+
+
+# ---- fine-tuning ------------------------------------------------------------------------------------------
+
+
+def test_finetuning_starts_from_the_checkpoint_weights_and_applies_sampler_overrides(tiny_models, data6, tmp_path):
+    parent, _ = tiny_models
+    out = tmp_path / "ft"
+    # A vanishing learning rate and no weight decay: the result must still be the parent's weights.
+    assert _finetune(parent, [data6], out, "--max-steps", "1", "--learning-rate", "1e-12", "--weight-decay", "0",
+                     "--eqm-sampling-steps", "5", "--whatif-loss-weight", "0.5") == 0
+    child, original = load_file(out / "model.safetensors"), load_file(parent / "model.safetensors")
+    assert child.keys() == original.keys()
+    for name in child:
+        torch.testing.assert_close(child[name], original[name], atol=1e-6, rtol=0, msg=name)
+    config = json.loads((out / "config.json").read_text())
+    parent_config = json.loads((parent / "config.json").read_text())
+    assert config["eqm_sampling_steps"] == 5 and config["whatif_loss_weight"] == 0.5
+    assert config["d_model"] == parent_config["d_model"] and config["latent_dim"] == parent_config["latent_dim"]
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["base_model"] == str(parent) and summary["model"] == "eqm"
+    assert f"Fine-tuned from `{parent}`" in (out / "README.md").read_text()
+
+
+def test_finetuning_resumes_from_its_latest_checkpoint(tiny_models, data6, tmp_path):
+    parent, _ = tiny_models
+    out = tmp_path / "resume"
+    assert _finetune(parent, [data6], out, "--max-steps", "2", "--save-every", "1") == 0
+    assert _finetune(parent, [data6], out, "--max-steps", "4", "--save-every", "1",
+                     "--resume-from-checkpoint", "latest") == 0
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["global_step"] == 4
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--d-model", "32"], "d_model=32 would change the architecture"),
+        (["--config-set", "cnn_layers=7"], "cnn_layers=7 would change the architecture"),
+        (["--model", "baseline"], "is a eqm model"),
+        (["--config-preset", "cpu-small"], "--config-preset cannot be combined"),
+    ],
+)
+def test_finetuning_flags_that_change_the_checkpoint_are_one_line_errors(tiny_models, data6, tmp_path, capsys,
+                                                                         flags, message):
+    parent, _ = tiny_models
+    out = tmp_path / "never"
+    assert _finetune(parent, [data6], out, "--max-steps", "1", *flags) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_finetuning_on_another_board_size_and_a_missing_checkpoint_are_errors(data6, tmp_path, capsys):
+    assert _finetune(PRETRAINED_10X10, [data6], tmp_path / "a", "--max-steps", "1") == 2
+    assert "plays 10x10 boards, but the dataset is 6x6" in capsys.readouterr().err
+    assert _finetune(tmp_path / "nowhere", [data6], tmp_path / "b", "--max-steps", "1") == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_finetune_the_shipped_checkpoint_from_a_cached_repo_id_with_two_processes(tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2` (gloo on CPU), `--model-name-or-path org/snake-eqm`
+    resolved offline from a pre-populated cache; the card names its parent."""
+    data10 = tmp_path / "data10"
+    build_dataset(GenerationConfig(num_samples=200, height=10, width=10, seed=4, split_fractions=(0.8, 0.2, 0.0)),
+                  data10, progress=False)
+    cache = tmp_path / "hub"
+    _cached_repo(cache, "org/snake-eqm", PRETRAINED_10X10)
+    out = tmp_path / "ft10"
+    cli = shutil.which("accelerate")
+    launch = [cli, "launch"] if cli else [sys.executable, "-m", "accelerate.commands.launch"]
+    command = [*launch, "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--multi_gpu",
+               "--num_processes", "2", SCRIPT, "--model-name-or-path", "org/snake-eqm", "--dataset", str(data10),
+               "--output-dir", str(out), "--max-steps", "2", "--batch-size", "8", "--eval-every", "2",
+               "--max-eval-samples", "8", "--warmup-steps", "1", "--eqm-sampling-steps", "3", *QUIET]
+    env = subprocess_env(HF_HUB_CACHE=str(cache), HF_HOME=str(tmp_path), CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["num_processes"] == 2 and summary["global_step"] == 2 and summary["base_model"] == "org/snake-eqm"
+    card = (out / "README.md").read_text()
+    assert "base_model: org/snake-eqm" in card
+    model = SnakeWorldEqM.from_pretrained(out)
+    shipped = json.loads((PRETRAINED_10X10 / "config.json").read_text())
+    assert model.config.d_model == shipped["d_model"] and model.config.eqm_sampling_steps == 3
+
+
+# ---- several datasets -------------------------------------------------------------------------------------
+
+
+def test_several_datasets_are_mixed_by_rows(data6, tmp_path):
+    other = build_tiny_dataset(tmp_path / "other", num_samples=120)
+    one = load_splits([str(data6)], "eqm")
+    both = load_splits([str(data6), str(other)], "eqm", max_eval_samples=10)
+    extra = load_snake_dataset(other)
+    assert len(both.train) == len(one.train) + len(extra["train"])
+    assert len(both.eval) == 10
+    # Evaluation rows come from both datasets in proportion to their size.
+    first_rows = load_snake_dataset(data6)["validation"].with_format("numpy")[:]["state"]
+    from_first = sum(any(np.array_equal(row, known) for known in first_rows)
+                     for row in both.eval.with_format("numpy")[:]["state"])
+    assert 0 < from_first < 10
+
+
+def test_datasets_of_different_board_sizes_do_not_mix(data6, tmp_path):
+    data8 = tmp_path / "d8"
+    build_dataset(GenerationConfig(num_samples=100, height=8, width=8, seed=1), data8, progress=False)
+    with pytest.raises(TrainingSetupError, match="different board sizes"):
+        load_splits([str(data6), str(data8)], "eqm")
+
+
+# ---- on-policy (DAgger) data --------------------------------------------------------------------------------
+
+
+class FixedPolicy:
+    """Always 'up': a bad policy whose games die fast, so the expert's recoveries and deaths both appear."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, boards: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return np.zeros(len(boards), dtype=np.int64)
+
+
+def test_dagger_collection_records_who_played_and_revalidates_with_zero_violations(tmp_path):
+    policy = FixedPolicy()
+    config = GenerationConfig(num_samples=600, height=6, width=6, seed=2, perturb_prob=0.1, beta=0.5,
+                              one_cell_fraction=0.5, policy_name="fixed-up", policy=policy)
+    out = build_dataset(config, tmp_path / "dagger", progress=False).path
+    assert policy.calls > 0
+    report = validate_dataset(out, progress=False)
+    assert report.violations == 0, report.summary()
+    rows = load_snake_dataset(out)["train"].with_format("numpy")[:]
+    counts = np.bincount(rows["source"], minlength=len(SOURCE_NAMES))
+    assert all(counts > 0), counts  # expert, policy and perturbed steps all occur
+    policy_rows = rows["source"] == SOURCE_NAMES.index("policy")
+    assert (rows["taken_action"][policy_rows] == 0).all()  # the policy's action was the one played
+    expert_rows = rows["source"] == SOURCE_NAMES.index("expert")
+    assert (rows["taken_action"][expert_rows] == rows["action"][expert_rows]).all()
+    assert ((rows["state"] >= 2).sum(axis=(1, 2))[rows["step"] == 0] == 1).any()  # one-cell starts
+    card = (out / "README.md").read_text()
+    assert "fixed-up" in card and "beta = 0.5" in card
+
+
+def test_validate_catches_a_step_labelled_expert_that_did_not_take_the_expert_action(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    config = GenerationConfig(num_samples=200, height=6, width=6, seed=5, perturb_prob=0.0, beta=1.0,
+                              policy_name="fixed-up", policy=FixedPolicy())
+    out = build_dataset(config, tmp_path / "d", progress=False).path
+    file = sorted((out / "data").glob("train-*.parquet"))[0]
+    table = pq.read_table(file)
+    taken = table.column("taken_action").to_numpy().copy()
+    taken[3] = (taken[3] + 1) % 4  # says the expert played, but another action was taken
+    table = table.set_column(table.schema.get_field_index("taken_action"), table.schema.field("taken_action"),
+                             pa.array(taken, type=table.schema.field("taken_action").type))
+    pq.write_table(table, file)
+    report = validate_dataset(out, progress=False)
+    assert report.by_check["source_expert_action"] == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--beta", "1.5"], "--beta must be in [0, 1]"),
+        (["--beta", "-0.1"], "--beta must be in [0, 1]"),
+        (["--height", "8", "--width", "8"], "plays 6x6 boards, but this dataset is 8x8"),
+        (["--policy-agent", "planner", "@baseline"], "needs an EqM world model"),
+        (["--num-proc", "2"], "drop --num-proc"),
+    ],
+)
+def test_dagger_collection_input_errors_are_one_line_and_write_nothing(tiny_models, tmp_path, flags, message):
+    eqm, baseline = tiny_models
+    policy = str(baseline) if "@baseline" in flags else str(eqm)
+    flags = [flag for flag in flags if flag != "@baseline"]
+    out = tmp_path / "never"
+    command = [sys.executable, "-m", "dataset_builder", "--num-samples", "50", "--height", "6", "--width", "6",
+               "--output", str(out), "--policy", policy, "--no-progress", *flags]
+    proc = subprocess.run(command, cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert message in last and "Traceback" not in proc.stderr
+    assert not out.exists() and not list(tmp_path.glob(".never*"))
+
+
+def test_beta_without_a_policy_is_an_error(tmp_path):
+    from dataset_builder.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--num-samples", "10", "--output", str(tmp_path / "x"), "--beta", "0.3"])
+    assert not (tmp_path / "x").exists()
+
+
+def test_dagger_loop_runs_rounds_and_resumes_without_redoing_them(tiny_models, data6, tmp_path, capsys):
+    from dataset_builder.dagger import main as dagger_main
+
+    eqm, _ = tiny_models
+    argv = ["--model", str(eqm), "--dataset", str(data6), "--output-dir", str(tmp_path / "dagger"), "--rounds", "1",
+            "--samples-per-round", "120", "--finetune-steps", "2", "--batch-size", "8", "--eval-games", "2",
+            "--eval-max-steps", "20", "--train-args", "--max-eval-samples 8", "--no-progress"]
+    assert dagger_main(argv) == 0
+    log = json.loads((tmp_path / "dagger" / "dagger.json").read_text())
+    assert [r["round"] for r in log["rounds"]] == [0, 1]
+    first = log["rounds"][1]
+    assert first["rows_added"] == 120 and first["beta"] == 0.5 and first["finetune_steps"] == 2
+    assert first["games"] == 4 and 0.0 <= first["held_out_action_accuracy"] <= 1.0
+    assert "| 1 | 120 | 0.5 |" in capsys.readouterr().out
+    marker = tmp_path / "dagger" / "round-1" / "round.json"
+    before = marker.stat().st_mtime_ns
+    assert dagger_main([*argv[:7], "2", *argv[8:]]) == 0  # two rounds now: round 1 is read back, round 2 runs
+    assert marker.stat().st_mtime_ns == before
+    log = json.loads((tmp_path / "dagger" / "dagger.json").read_text())
+    assert [r["round"] for r in log["rounds"]] == [0, 1, 2] and log["rounds"][2]["beta"] == 0.25
