@@ -133,8 +133,13 @@ def test_two_process_data_parallel_on_several_sizes(multi, tmp_path):
     cli = shutil.which("accelerate")
     launch = [cli, "launch"] if cli else [sys.executable, "-m", "accelerate.commands.launch"]
     out = tmp_path / "ddp"
+    import socket
+
+    with socket.socket() as probe:  # a free rendezvous port: another 2-process run on 29500 would block this one
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
     command = [*launch, "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--multi_gpu",
-               "--num_processes", "2", str(REPO_ROOT / "hub_scripts" / "train.py"), "--dataset", str(multi),
+               "--main_process_port", port, "--num_processes", "2", str(REPO_ROOT / "hub_scripts" / "train.py"), "--dataset", str(multi),
                "--output-dir", str(out), "--max-steps", "4", "--batch-size", "8", "--eval-every", "2",
                "--max-eval-samples", "30", *TINY_EQM, *QUIET]
     proc = subprocess.run(command, cwd=REPO_ROOT, env=subprocess_env(CUDA_VISIBLE_DEVICES=""), capture_output=True,

@@ -385,7 +385,9 @@ def make_multisize_eval_loader(split: MultiSizeSplit, batch_size: int, num_worke
     processes stacks equal shapes (the split was cut to equal multiples of it by `equal_eval_rows`)."""
     columns = [name for name in EVAL_COLUMNS if name in split.column_names]
     rows = list(split.rows_per_size().values())
-    per_batch = min(batch_size, min(rows))
+    # Batches must tile every size's rows exactly (equal_eval_rows cut them to whole EVAL_BATCH_ROWS batches), or
+    # gather_for_metrics' padding count would be off; the training batch size does not apply.
+    per_batch = min(EVAL_BATCH_ROWS, min(rows))
     sampler = SizeBucketBatchSampler(rows, per_batch, seed=0, shuffle=False)
     return DataLoader(MultiSizeTorchDataset(split, columns), batch_sampler=sampler, collate_fn=collate_rows,
                       num_workers=num_workers)
