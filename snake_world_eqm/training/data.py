@@ -51,7 +51,7 @@ def load_splits(
     datasets of different sizes) give a `MultiSizeSplit` per split: same-size parts are mixed as above,
     `max_train_samples` caps each size, and training batches hold one size each.
     """
-    from snake_world_eqm.data.sizes import parse_board_size, size_name
+    from snake_world_eqm.data.sizes import size_name
 
     names = [dataset] if isinstance(dataset, str) else list(dataset)
     if not names:
@@ -68,16 +68,19 @@ def load_splits(
     if len(by_size) == 1:
         (size, parts), = by_size.items()
         train, evaluation, chosen_eval = _mix(parts, max_train_samples, max_eval_samples)
-        height, width = parse_board_size(size)
+        height, width = board_shape(train)  # build_config then refuses a size outside 4..32 in one line
         return SnakeSplits(train, evaluation, chosen_eval, height, width)
     mixed = {size: _mix(parts, max_train_samples, None) for size, parts in by_size.items()}
-    train = MultiSizeSplit({size: m[0] for size, m in mixed.items()})
+    try:
+        train = MultiSizeSplit({size: m[0] for size, m in mixed.items()})
+    except ValueError as error:  # a size outside 4..32 among them
+        raise TrainingSetupError(f"--dataset: {error}") from error
     evaluations = {size: m[1] for size, m in mixed.items() if m[1] is not None}
     evaluation, chosen_eval = None, None
     if len(evaluations) == len(mixed):  # validation averages over every size, equal rows each
         evaluation = MultiSizeSplit(equal_eval_rows(evaluations, max_eval_samples, EVAL_BATCH_ROWS))
         chosen_eval = next(m[2] for m in mixed.values())
-    height, width = parse_board_size(train.names[len(train.names) // 2])  # the config's default size: the median one
+    height, width = board_shape(train.by_size[train.names[len(train.names) // 2]])  # the config's default: the median size
     return SnakeSplits(train, evaluation, chosen_eval, height, width, tuple(train.names))
 
 
