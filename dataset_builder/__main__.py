@@ -12,6 +12,7 @@ import argparse
 import shlex
 import sys
 
+from snake_world_eqm.argtypes import board_size as _board_size
 from snake_world_eqm.argtypes import non_negative_int as _non_negative_int
 from snake_world_eqm.argtypes import positive_int as _positive_int
 from snake_world_eqm.argtypes import probability as _probability
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="probability that the expert plays a step instead of the policy (default 0.5 with --policy)")
     onpolicy.add_argument("--policy-agent", choices=("auto", "eqm", "planner", "baseline"), default="auto",
                           help="how the policy acts: auto = EqM agent for an EqM model, classifier for a baseline")
+    multi = parser.add_argument_group("several board sizes (one config per size; replaces --height/--width)")
+    multi.add_argument("--board-sizes", nargs="+", type=_board_size, default=None, metavar="HxW",
+                       help="build one config per size, e.g. 6x6 8x8 10x10 8x12; --num-samples is shared equally")
+    multi.add_argument("--rows-per-size", nargs="+", type=_size_rows, default=[], metavar="HxW=N",
+                       help="rows (before augmentation) of the named sizes; the others get --num-samples / sizes")
     data = parser.add_argument_group("dataset")
     data.add_argument("--output", default="snake_world_dataset", help="output folder (Hub-shaped: README.md + data/*.parquet)")
     data.add_argument("--augment", action="store_true", help="add the 8 symmetries of the (square) board")
@@ -67,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     hub.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="push the folder to this dataset repo")
     hub.add_argument("--private", action="store_true")
     return parser
+
+
+def _size_rows(text: str) -> tuple[tuple[int, int], int]:
+    """"HxW=N" for --rows-per-size."""
+    size, _, rows = text.partition("=")
+    if not rows:
+        raise argparse.ArgumentTypeError(f"expected HxW=ROWS, got {text!r}")
+    return _board_size(size), _positive_int(rows)
 
 
 def config_from_args(args: argparse.Namespace) -> GenerationConfig:
@@ -109,6 +123,10 @@ def build_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.private and not args.push_to_hub:
         parser.error("--private only makes sense with --push-to-hub")
+    if args.board_sizes is not None:
+        return _build_multisize(parser, args, argv)
+    if args.rows_per_size:
+        parser.error("--rows-per-size needs --board-sizes")
     try:
         if args.push_to_hub:
             _check_push_target(args.push_to_hub)
@@ -127,6 +145,28 @@ def build_main(argv: list[str]) -> int:
             _push(result.path, args.push_to_hub, args.private)
         except (ValueError, OSError) as error:
             return _fail(parser, error)
+    return 0
+
+
+def _build_multisize(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> int:
+    """`--board-sizes ...`: one config per size in one folder (dataset_builder/multisize.py)."""
+    from .multisize import build_multisize_dataset, rows_per_size, size_configs
+
+    if args.num_shards != 1 or args.shard_index != 0:
+        parser.error("--board-sizes builds the whole dataset; seed-range shards (--num-shards) are for one size")
+    try:
+        rows = rows_per_size(args.board_sizes, args.num_samples, dict(args.rows_per_size))
+        configs = size_configs(config_from_args(args), rows)
+        result = build_multisize_dataset(
+            configs, args.output, num_proc=args.num_proc, overwrite=args.overwrite, progress=not args.no_progress,
+            command="python -m dataset_builder " + shlex.join(argv),
+        )
+    except (ValueError, FileExistsError, FileNotFoundError) as error:
+        parser.error(str(error))
+    sizes = ", ".join(f"{name} {stats.total_rows}" for name, stats in result.stats.items())
+    print(f"wrote {result.total_rows} rows ({sizes}) to {result.path}")
+    if args.push_to_hub:
+        _push(result.path, args.push_to_hub, args.private)
     return 0
 
 

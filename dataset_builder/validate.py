@@ -16,7 +16,7 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from snake_world_eqm.data.features import COLUMNS, OPTIONAL_COLUMNS, SOURCE_NAMES
-from snake_world_eqm.data.loading import load_snake_dataset, to_numpy_columns
+from snake_world_eqm.data.loading import dataset_board_sizes, load_snake_dataset, to_numpy_columns
 from snake_world_eqm.game import Event, batched_successors, legal_boards, mask_food
 from snake_world_eqm.game.encoding import FOOD
 
@@ -141,10 +141,13 @@ def validate_split(split: Dataset, name: str, report: ValidationReport, seed: in
 
 
 def validate_dataset(path_or_repo: str | os.PathLike, progress: bool = True) -> ValidationReport:
-    """Load every split of a built dataset and re-simulate all its rows."""
-    dataset = load_snake_dataset(path_or_repo, required=[name for name in COLUMNS if name not in OPTIONAL_COLUMNS])
+    """Load every split (of every board size, for a multi-size dataset) and re-simulate all its rows."""
+    required = [name for name in COLUMNS if name not in OPTIONAL_COLUMNS]
+    by_size = load_snake_dataset(path_or_repo, required=required, board_size="all")
+    several = len(by_size) > 1 or dataset_board_sizes(path_or_repo) is not None
     report = ValidationReport()
-    for name, split in dataset.items():
-        validate_split(split, name, report, progress=progress)
+    for size, dataset in by_size.items():
+        for name, split in dataset.items():
+            validate_split(split, f"{size}/{name}" if several else name, report, progress=progress)
     report.by_check = Counter({check: count for check, count in report.by_check.items() if count})
     return report

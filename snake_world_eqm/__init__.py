@@ -13,6 +13,9 @@ __version__ = "0.1.0"
 
 # The trained 10x10 checkpoint shipped with the package: `SnakeWorldEqM.from_pretrained(PRETRAINED_10X10)`.
 PRETRAINED_10X10 = Path(__file__).resolve().parent / "checkpoints" / "snake-eqm-10x10"
+# One model for several board sizes (fixed_board_size=False; trained sizes in its metrics.json `board_sizes`):
+# `SnakeWorldEqM.from_pretrained(PRETRAINED_MULTISIZE)` runs on any board from 4x4 to 32x32.
+PRETRAINED_MULTISIZE = Path(__file__).resolve().parent / "checkpoints" / "snake-eqm-multisize"
 
 _LAZY = {
     "SnakeWorldEqMConfig": "configuration_snake_world_eqm",
@@ -24,7 +27,7 @@ _LAZY = {
     "SnakePolicyBaselineOutput": "modeling_snake_world_eqm",
 }
 
-__all__ = ["PRETRAINED_10X10", "__version__", *_LAZY]
+__all__ = ["PRETRAINED_10X10", "PRETRAINED_MULTISIZE", "__version__", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -84,3 +84,13 @@ def _check_writable_folder(folder: Path, flag: str, shown: str) -> None:
             pass
     except OSError as error:
         raise ValueError(f"{flag} {shown}: cannot write there ({error.strerror or error})") from None
+
+
+def board_size(text: str) -> tuple[int, int]:
+    """"HxW" (e.g. 10x10, 8x12) with sides in 4..32."""
+    from snake_world_eqm.data.sizes import parse_board_size
+
+    try:
+        return parse_board_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

@@ -12,6 +12,7 @@ import sys
 SUBCOMMANDS = {
     "train": ("snake_world_eqm.training", "train a world model or the baseline with Accelerate"),
     "evaluate": ("snake_world_eqm.evaluation.cli", "measure a model on held-out episodes and in play"),
+    "evaluate-sizes": ("snake_world_eqm.evaluation.by_size", "per-board-size metrics and play, seen vs unseen sizes"),
     "play": ("snake_world_eqm.evaluation.play", "watch an agent play in the terminal or write a GIF"),
     "push": ("snake_world_eqm.hub", "push a model or dataset folder to the Hugging Face Hub"),
     "demo": ("snake_world_eqm.demo", "build a small dataset, train, evaluate and report, on CPU"),
@@ -25,7 +26,7 @@ HELP_FLAGS = ("-h", "--help")
 
 def _usage() -> str:
     lines = ["usage: snake-eqm <command> [options]", "", "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    lines += [f"  {name:<14} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
     lines.append("\nrun `snake-eqm <command> --help` for the options of a command")
     return "\n".join(lines)
 

@@ -67,7 +67,7 @@ The expert the model imitates is an A* planner with a tail-reachability check.
 
 ## Limits
 
-- Trained for one board size ({{ board_size }}); other sizes need another model.
+{{ size_note }}
 - Numbers are from held-out episodes of the dataset's test split and from seeded closed-loop games;
   they say nothing about other games.
 - Food placement after eating is random; next-board exact match excludes it.
@@ -183,6 +183,7 @@ def build_model_card(
     license: str = "apache-2.0",
     base_model: str | None = None,
     extra_datasets: list[str] | None = None,
+    size_note: str | None = None,
 ) -> ModelCard:
     """A model card whose metadata carries the evaluation metrics as model-index results."""
     flat = flatten_metrics(metrics or {})
@@ -217,6 +218,7 @@ def build_model_card(
         results_table=_results_table(flat),
         extra=extra_markdown,
         board_size=board_size,
+        size_note=size_note or f"- Trained for one board size ({board_size}); other sizes need another model.",
         commands="\n".join(commands or ["# (commands not recorded)"]),
     )
 
@@ -246,7 +248,7 @@ def check_dataset_folder(dataset_dir: str | Path) -> Path:
         raise FileNotFoundError(f"dataset folder {path} does not exist")
     if not (path / "README.md").is_file():
         raise ValueError(f"dataset folder {path} has no README.md card: build it with `python -m dataset_builder`")
-    if not any(path.glob("data/*.parquet")):
+    if not any(path.glob("data/**/*.parquet")):  # data/*.parquet, or data/HxW/*.parquet for several sizes
         raise ValueError(f"dataset folder {path} has no data/*.parquet files")
     return path
 
@@ -473,11 +475,24 @@ def render_model_card(model_dir: str | Path, metrics_json: str | Path | None, re
                   f"{train_metrics.get('samples_seen')} samples, {train_metrics.get('train_seconds')} s at "
                   f"{train_metrics.get('samples_per_second')} samples/s (mixed precision: {train_metrics.get('mixed_precision')}, "
                   f"{train_metrics.get('num_processes')} process(es)).\n\n")
-    if metrics:
+    size_note = None
+    if not config.get("fixed_board_size", True):
+        sizes = json.loads(training.read_text()).get("board_sizes") if training.is_file() else None
+        board = ", ".join(sizes) if sizes else "several sizes"
+        size_note = (f"- Trained on the board sizes {board} (one model, `fixed_board_size=False`); it runs on any "
+                     "size from 4x4 to 32x32. Sizes it never saw are measured separately; rows and columns "
+                     "beyond the largest trained size have untrained position embeddings.")
+    if metrics and "sizes" in metrics:  # a `snake-eqm evaluate-sizes` result: one row per board size
+        from snake_world_eqm.evaluation.by_size import markdown_table
+
+        commands.append((metrics.get("config") or {}).get("command") or "# evaluation command not recorded")
+        extra += "### Per board size (seen and unseen in training)\n\n" + markdown_table(metrics)
+        metrics = None
+    elif metrics:
         commands.append((metrics.get("config") or {}).get("command") or "# evaluation command not recorded")
         extra += "### Claims, measured\n\n" + claims_table(metrics) + "\n\n### Closed-loop play\n\n" + play_table(metrics)
     return build_model_card(metrics, repo_id=repo_id, dataset_id=dataset_id, board_size=board,
-                            commands=commands or None, extra_markdown=extra)
+                            commands=commands or None, extra_markdown=extra, size_note=size_note)
 
 
 def _read_json(path: str | Path, what: str) -> dict:

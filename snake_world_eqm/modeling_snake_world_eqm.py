@@ -105,7 +105,9 @@ def _as_board_tensor(obs) -> torch.Tensor:
     if isinstance(obs, SnakeState):
         obs = encode_observation(obs)
     elif isinstance(obs, (list, tuple)) and obs and all(isinstance(s, SnakeState) for s in obs):
-        obs = np.stack([encode_observation(s) for s in obs])
+        obs = _stack_boards([encode_observation(s) for s in obs])
+    elif isinstance(obs, (list, tuple)) and obs:  # nested lists, or a list of (H, W) arrays
+        obs = _stack_boards(obs)
     if isinstance(obs, np.ndarray):
         if obs.dtype == object:
             raise TypeError("boards must be a numeric array of cell codes, got dtype=object")
@@ -119,6 +121,19 @@ def _as_board_tensor(obs) -> torch.Tensor:
             raise ValueError("boards contain NaN or infinite values")
         raise TypeError(f"boards must hold integer cell codes, got floating dtype {obs.dtype}")
     return obs
+
+
+def _stack_boards(boards) -> np.ndarray:
+    """Stack boards given as a sequence; different shapes (ragged rows, mixed sizes) are a one-line error."""
+    try:
+        arrays = [np.asarray(board) for board in boards]
+    except ValueError:  # numpy refuses ragged nested lists outright
+        raise ValueError("boards are ragged (rows of different lengths); each board must be a full H x W grid") from None
+    shapes = sorted({array.shape for array in arrays})
+    if len(shapes) > 1 or any(array.dtype == object for array in arrays):
+        raise ValueError(f"boards are ragged or of different sizes ({', '.join(map(str, shapes))}); "
+                         "a batch holds whole boards of one size H x W")
+    return np.stack(arrays)
 
 
 def prepare_boards(config, obs, device=None, validate: bool = True) -> torch.Tensor:

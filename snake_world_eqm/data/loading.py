@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import torch
-from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+from datasets import Dataset, DatasetDict, get_dataset_config_names, load_dataset, load_from_disk
 
 from .features import COLUMNS
 
@@ -72,7 +72,7 @@ def _folder_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _load_hub_shaped_folder(folder: Path) -> DatasetDict:
+def _load_hub_shaped_folder(folder: Path, config_name: str | None = None) -> DatasetDict:
     """`load_dataset(folder)` with a cache keyed by the folder's *content*.
 
     datasets keys its cache of a local folder on the folder's path and card, so a parquet file truncated or
@@ -89,7 +89,7 @@ def _load_hub_shaped_folder(folder: Path) -> DatasetDict:
             if stale != cache_dir:
                 shutil.rmtree(stale, ignore_errors=True)
     try:
-        return load_dataset(str(folder), cache_dir=str(cache_dir))
+        return load_dataset(str(folder), config_name, cache_dir=str(cache_dir))
     except datasets.exceptions.NonMatchingSplitsSizesError as error:
         mismatch = error.args[0] if error.args else ""
         raise ValueError(f"the data files of {folder} do not match the row counts in its README.md card "
@@ -99,22 +99,81 @@ def _load_hub_shaped_folder(folder: Path) -> DatasetDict:
         raise ValueError(f"cannot read the data files of {folder}: {type(cause).__name__}: {cause}") from None
 
 
-def _load_any(path_or_repo: str | os.PathLike) -> DatasetDict:
+def _local_folder(path_or_repo: str | os.PathLike) -> Path:
+    """The dataset's local folder: the path itself, or the repo's snapshot (HF cache when offline)."""
     path = Path(path_or_repo).expanduser()
     if path.is_dir():
-        if _is_save_to_disk_folder(path):
-            loaded = load_from_disk(str(path))
-        else:
-            loaded = _load_hub_shaped_folder(path)
-    elif path.exists():
+        return path
+    if path.exists():
         raise ValueError(f"{path} is a file; expected a dataset folder or a Hub repo id")
-    elif _looks_like_repo_id(str(path_or_repo)):
-        loaded = _load_hub_shaped_folder(Path(_download_repo(str(path_or_repo))))
+    if _looks_like_repo_id(str(path_or_repo)):
+        return Path(_download_repo(str(path_or_repo)))
+    raise FileNotFoundError(f"no dataset folder at {path}, and {str(path_or_repo)!r} is not a Hub repo id")
+
+
+def dataset_board_sizes(path_or_repo: str | os.PathLike) -> list[str] | None:
+    """The size configs ("6x6", "10x10", ...) of a multi-size dataset folder or repo; None for a one-size dataset."""
+    folder = _local_folder(path_or_repo)
+    if _is_save_to_disk_folder(folder):
+        return None
+    return _size_configs(folder)
+
+
+def _size_configs(folder: Path) -> list[str] | None:
+    from .sizes import sort_sizes
+
+    names = get_dataset_config_names(str(folder))
+    if not names or names == ["default"]:
+        return None
+    try:
+        return sort_sizes(names)
+    except ValueError as error:
+        raise ValueError(f"dataset {folder} has configs {names} that are not board sizes ({error})") from None
+
+
+def _load_folder(folder: Path, config_name: str | None = None) -> DatasetDict:
+    if _is_save_to_disk_folder(folder):
+        loaded = load_from_disk(str(folder))
     else:
-        raise FileNotFoundError(f"no dataset folder at {path}, and {str(path_or_repo)!r} is not a Hub repo id")
+        loaded = _load_hub_shaped_folder(folder, config_name)
     if isinstance(loaded, Dataset):
         loaded = DatasetDict({"train": loaded})
     return loaded
+
+
+def _load_any(path_or_repo: str | os.PathLike, board_size: str | None = None) -> DatasetDict | dict[str, DatasetDict]:
+    """One DatasetDict, or with board_size="all" a {size name: DatasetDict} dict (also for a one-size dataset)."""
+    from .sizes import parse_board_size, size_name
+
+    folder = _local_folder(path_or_repo)
+    sizes = None if _is_save_to_disk_folder(folder) else _size_configs(folder)
+    if sizes is None:
+        loaded = _load_folder(folder)
+        if board_size is None:
+            return loaded
+        own = size_name(*board_shape_of(next(iter(loaded.values()))))
+        if board_size == "all":
+            return {own: loaded}
+        if size_name(*parse_board_size(board_size)) != own:
+            raise ValueError(f"dataset {str(path_or_repo)!r} holds {own} boards only, not {board_size}")
+        return loaded
+    if board_size is None:
+        raise ValueError(f"dataset {str(path_or_repo)!r} holds several board sizes ({', '.join(sizes)}); "
+                         f"pass board_size='HxW' for one or board_size='all'")
+    if board_size == "all":
+        return {name: _load_folder(folder, name) for name in sizes}
+    wanted = size_name(*parse_board_size(board_size))
+    if wanted not in sizes:
+        raise ValueError(f"dataset {str(path_or_repo)!r} has no {wanted} boards; its sizes are {', '.join(sizes)}")
+    return _load_folder(folder, wanted)
+
+
+def board_shape_of(dataset: Dataset) -> tuple[int, int]:
+    """(H, W) of a split's `state` boards, from the feature type (or the first row)."""
+    shape = getattr(dataset.features.get("state"), "shape", None)
+    if shape is None:
+        shape = np.asarray(dataset[0]["state"]).shape
+    return int(shape[0]), int(shape[1])
 
 
 def _download_repo(repo_id: str) -> str:
@@ -134,20 +193,29 @@ def _looks_like_repo_id(text: str) -> bool:
 
 
 def load_snake_dataset(
-    path_or_repo: str | os.PathLike, split: str | None = None, required: Iterable[str] = REQUIRED_COLUMNS
-) -> DatasetDict | Dataset:
+    path_or_repo: str | os.PathLike,
+    split: str | None = None,
+    required: Iterable[str] = REQUIRED_COLUMNS,
+    board_size: str | None = None,
+) -> DatasetDict | Dataset | dict[str, DatasetDict] | dict[str, Dataset]:
     """Load a dataset built by `dataset_builder`: a Hub-shaped folder, a `save_to_disk` folder, or a repo id.
 
-    Returns the `DatasetDict`, or one `Dataset` when `split` is given. Raises `ValueError` when a
-    required column or the split is missing.
+    Returns the `DatasetDict`, or one `Dataset` when `split` is given. A multi-size dataset (one config
+    per size, `--board-sizes`) needs `board_size`: "HxW" loads that size; "all" returns
+    `{"HxW": DatasetDict or Dataset}` for every size (a one-size dataset then gives a one-entry dict).
+    Raises `ValueError` when a required column, the split or the size is missing.
     """
-    dataset = _load_any(path_or_repo)
-    check_columns(dataset, required)
+    loaded = _load_any(path_or_repo, board_size)
+    by_size = loaded if isinstance(loaded, dict) and not isinstance(loaded, DatasetDict) else None
+    for dataset in (by_size or {None: loaded}).values():
+        check_columns(dataset, required)
+        if split is not None and split not in dataset:
+            raise ValueError(f"split {split!r} not in dataset {str(path_or_repo)!r}; available: {list(dataset)}")
     if split is None:
-        return dataset
-    if split not in dataset:
-        raise ValueError(f"split {split!r} not in dataset {str(path_or_repo)!r}; available: {list(dataset)}")
-    return dataset[split]
+        return loaded
+    if by_size is not None:
+        return {name: dataset[split] for name, dataset in by_size.items()}
+    return loaded[split]
 
 
 def _column_arrays(rows: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> dict[str, np.ndarray]:

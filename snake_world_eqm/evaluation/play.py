@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gif", default=None, help="write the game to this GIF instead of the terminal")
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--max-steps", type=positive_int, default=500)
-    parser.add_argument("--height", type=board_size, default=10, help="board size when no model gives it")
-    parser.add_argument("--width", type=board_size, default=10)
+    parser.add_argument("--height", type=board_size, default=None,
+                        help="board height (default: the model's, else 10); any 4..32 for a model with fixed_board_size=False")
+    parser.add_argument("--width", type=board_size, default=None, help="board width (default: the model's, else 10)")
     parser.add_argument("--show-prediction", action="store_true",
                         help="also show the world model's predicted next board for each chosen move (the next "
                         "frame shows the real one)")
@@ -226,6 +227,24 @@ def play_one_game(agent, height: int, width: int, seed: int, max_steps: int, pre
     yield board, None, None, "cap", apples
 
 
+def board_size_to_play(model, height: int | None, width: int | None) -> tuple[int, int]:
+    """--height/--width, else the model's size, else 10x10; a size the model cannot take is a one-line error."""
+    from snake_world_eqm.evaluation.by_size import check_model_takes
+    from snake_world_eqm.game.rules import MAX_BOARD_SIZE, MIN_BOARD_SIZE
+
+    config = getattr(model, "config", None)
+    height = height or (config.board_height if config is not None else 10)
+    width = width or (config.board_width if config is not None else 10)
+    if not (MIN_BOARD_SIZE <= height <= MAX_BOARD_SIZE and MIN_BOARD_SIZE <= width <= MAX_BOARD_SIZE):
+        raise SystemExit(f"snake-eqm play: board {height}x{width} is outside {MIN_BOARD_SIZE}..{MAX_BOARD_SIZE}")
+    if config is not None and hasattr(config, "fixed_board_size"):
+        try:
+            check_model_takes(model, height, width)
+        except ValueError as error:
+            raise SystemExit(f"snake-eqm play: {error}") from None
+    return height, width
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     import torch
@@ -244,8 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--show-prediction needs a world model; the baseline predicts no boards")
     if model is not None and args.model is None:
         print(f"model: the shipped checkpoint {path} (--model to choose another)", flush=True)
-    height = model.config.board_height if model is not None else args.height
-    width = model.config.board_width if model is not None else args.width
+    height, width = board_size_to_play(model, args.height, args.width)
     agent = make_agent(args.agent, model, args.seed, planner_options_from_args(args))
     predictor = model if args.show_prediction else None
     terminal, colour = sys.stdout.isatty(), use_colour()

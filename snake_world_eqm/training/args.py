@@ -73,6 +73,7 @@ FINETUNE_OVERRIDABLE = (
     "recon_changed_weight",
     "decoder_noise_std",
     "whatif_recon_fraction",
+    "fixed_board_size",  # the same weights run on any size: a 10x10 checkpoint may learn several sizes
 )
 
 # Trackers Accelerate knows; the availability check is accelerate.utils.is_<name>_available.
@@ -96,6 +97,16 @@ def _key_value(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def _size_weight(text: str) -> tuple[tuple[int, int], float]:
+    """"HxW=W" for --size-weights."""
+    from snake_world_eqm.argtypes import board_size
+
+    size, _, weight = text.partition("=")
+    if not weight:
+        raise argparse.ArgumentTypeError(f"expected HxW=WEIGHT, got {text!r}")
+    return board_size(size), _non_negative_float(weight)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="snake-eqm train",
@@ -112,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--max-eval-samples", type=_positive_int, default=512,
                       help="rows used by each periodic validation (kept small: validation samples with NAG)")
     data.add_argument("--num-workers", type=_non_negative_int, default=0)
+    data.add_argument("--size-weights", nargs="+", type=_size_weight, default=[], metavar="HxW=W",
+                      help="several board sizes: relative share of batches per size (unnamed sizes weigh 1; "
+                           "default: each size's share of the rows). Every batch holds one size")
 
     model = parser.add_argument_group("model (unset flags keep the config's / preset's defaults)")
     model.add_argument("--model", choices=("eqm", "baseline"), default=None,

@@ -32,6 +32,7 @@ class SnakeSplits:
     eval_split: str | None
     board_height: int
     board_width: int
+    board_sizes: tuple[str, ...] = ()  # several sizes: their names ("6x6", ...); train/eval are MultiSizeSplit
 
 
 def load_splits(
@@ -45,19 +46,53 @@ def load_splits(
     """Load, check, mix and cap the splits; every problem is a TrainingSetupError naming it.
 
     Several datasets (e.g. the expert data plus DAgger rounds) are mixed by rows: their train splits are
-    concatenated (the shuffle then mixes them), and so are their evaluation splits. They must hold boards of
-    one size; columns only some of them have (e.g. `source`) are dropped.
+    concatenated (the shuffle then mixes them), and so are their evaluation splits; columns only some of
+    them have (e.g. `source`) are dropped. Datasets of several board sizes (one multi-size dataset, or
+    datasets of different sizes) give a `MultiSizeSplit` per split: same-size parts are mixed as above,
+    `max_train_samples` caps each size, and training batches hold one size each.
     """
-    from datasets import concatenate_datasets
+    from snake_world_eqm.data.sizes import size_name
 
     names = [dataset] if isinstance(dataset, str) else list(dataset)
     if not names:
         raise TrainingSetupError("--dataset: give at least one dataset")
-    parts = [_load_one(name, model_kind, train_split, eval_split) for name in names]
-    shapes = {name: board_shape(train) for name, (train, _, _) in zip(names, parts)}
-    if len(set(shapes.values())) > 1:
-        sizes = ", ".join(f"{name}: {h}x{w}" for name, (h, w) in shapes.items())
-        raise TrainingSetupError(f"--dataset: the datasets hold different board sizes ({sizes}); mix one size at a time")
+    by_size: dict[str, list[tuple[Any, Any, str | None]]] = {}
+    for name in names:
+        sizes = _board_sizes_of(name)
+        if sizes is None:
+            part = _load_one(name, model_kind, train_split, eval_split)
+            by_size.setdefault(size_name(*board_shape(part[0])), []).append(part)
+        else:
+            for size, part in _load_sizes(name, model_kind, train_split, eval_split).items():
+                by_size.setdefault(size, []).append(part)
+    if len(by_size) == 1:
+        (size, parts), = by_size.items()
+        train, evaluation, chosen_eval = _mix(parts, max_train_samples, max_eval_samples)
+        height, width = board_shape(train)  # build_config then refuses a size outside 4..32 in one line
+        return SnakeSplits(train, evaluation, chosen_eval, height, width)
+    mixed = {size: _mix(parts, max_train_samples, None) for size, parts in by_size.items()}
+    try:
+        train = MultiSizeSplit({size: m[0] for size, m in mixed.items()})
+    except ValueError as error:  # a size outside 4..32 among them
+        raise TrainingSetupError(f"--dataset: {error}") from error
+    evaluations = {size: m[1] for size, m in mixed.items() if m[1] is not None}
+    evaluation, chosen_eval = None, None
+    if len(evaluations) == len(mixed):  # validation averages over every size, equal rows each
+        evaluation = MultiSizeSplit(equal_eval_rows(evaluations, max_eval_samples, EVAL_BATCH_ROWS))
+        chosen_eval = next(m[2] for m in mixed.values())
+    height, width = board_shape(train.by_size[train.names[len(train.names) // 2]])  # the config's default: the median size
+    return SnakeSplits(train, evaluation, chosen_eval, height, width, tuple(train.names))
+
+
+# Validation batches of a multi-size split hold at most this many rows of one size (equal for every size).
+EVAL_BATCH_ROWS = 256
+
+
+def _mix(parts: list[tuple[Any, Any, str | None]], max_train_samples: int | None,
+         max_eval_samples: int | None) -> tuple[Any, Any, str | None]:
+    """(train, evaluation, evaluation split name) of same-size parts, concatenated by rows and capped."""
+    from datasets import concatenate_datasets
+
     common = [column for column in parts[0][0].column_names if all(column in p[0].column_names for p in parts)]
     train = concatenate_datasets([p[0].select_columns(common) for p in parts]) if len(parts) > 1 else parts[0][0]
     if max_train_samples is not None:
@@ -71,8 +106,32 @@ def load_splits(
         chosen_eval = evaluations[0][1]
         if max_eval_samples is not None:
             evaluation = _spread_rows(evaluation, max_eval_samples, [len(e) for e, _ in evaluations])
-    height, width = next(iter(shapes.values()))
-    return SnakeSplits(train, evaluation, chosen_eval, height, width)
+    return train, evaluation, chosen_eval
+
+
+def _load_sizes(dataset: str, model_kind: str, train_split: str, eval_split: str) -> dict[str, tuple[Any, Any, str | None]]:
+    """{size: (train, evaluation or None, evaluation split name)} of a multi-size dataset, each size checked."""
+    from snake_world_eqm.data import check_columns, load_snake_dataset
+
+    try:
+        by_size = load_snake_dataset(dataset, required=REQUIRED_COLUMNS[model_kind], board_size="all")
+    except (FileNotFoundError, ValueError, OSError) as error:
+        raise TrainingSetupError(f"--dataset {dataset}: cannot load it ({error})") from error
+    parts = {}
+    for size, dataset_dict in by_size.items():
+        if train_split not in dataset_dict:
+            raise TrainingSetupError(f"--dataset {dataset}: size {size} has no {train_split!r} split (found {list(dataset_dict)})")
+        train = dataset_dict[train_split]
+        try:
+            check_columns(train, REQUIRED_COLUMNS[model_kind])
+        except ValueError as error:
+            raise TrainingSetupError(f"--dataset {dataset} size {size}: {error}") from error
+        if len(train) == 0:
+            raise TrainingSetupError(f"--dataset {dataset}: the {train_split!r} split of size {size} is empty")
+        chosen = next((n for n in (eval_split, "test") if n in dataset_dict and n != train_split
+                       and len(dataset_dict[n])), None)
+        parts[size] = (train, dataset_dict[chosen] if chosen else None, chosen)
+    return parts
 
 
 def _spread_rows(evaluation: Any, limit: int, lengths: list[int]) -> Any:
@@ -108,6 +167,15 @@ def _load_one(dataset: str, model_kind: str, train_split: str, eval_split: str) 
     if chosen_eval is None or len(dataset_dict[chosen_eval]) == 0:
         return train, None, None
     return train, dataset_dict[chosen_eval], chosen_eval
+
+
+def _board_sizes_of(dataset: str) -> list[str] | None:
+    from snake_world_eqm.data.loading import dataset_board_sizes
+
+    try:
+        return dataset_board_sizes(dataset)
+    except (FileNotFoundError, ValueError, OSError) as error:
+        raise TrainingSetupError(f"--dataset {dataset}: cannot load it ({error})") from error
 
 
 def board_shape(dataset: Any) -> tuple[int, int]:
@@ -175,3 +243,177 @@ def make_eval_loader(dataset: Any, batch_size: int, num_workers: int) -> DataLoa
         collate_fn=collate_rows,
         num_workers=num_workers,
     )
+
+
+# ---- several board sizes: one size per batch ----------------------------------------------------------------
+
+
+class MultiSizeSplit:
+    """One split holding several board sizes, `{size name: datasets.Dataset}`, in size order.
+
+    It answers what the loop asks of a split (`column_names`, `len`, `split[i]`, `features`) with rows
+    numbered size by size, so the rest of the training code does not care how many sizes there are;
+    the loaders below keep every batch within one size (boards of one shape stack into one tensor).
+    """
+
+    def __init__(self, by_size: dict[str, Any]) -> None:
+        from snake_world_eqm.data.sizes import sort_sizes
+
+        if not by_size:
+            raise TrainingSetupError("a multi-size split needs at least one board size")
+        self.by_size = {name: by_size[name] for name in sort_sizes(by_size)}
+        self.names = list(self.by_size)
+        lengths = [len(split) for split in self.by_size.values()]
+        self.offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+    @property
+    def column_names(self) -> list[str]:
+        columns = [set(split.column_names) for split in self.by_size.values()]
+        first = next(iter(self.by_size.values())).column_names
+        return [name for name in first if all(name in c for c in columns)]
+
+    @property
+    def features(self) -> Any:
+        return next(iter(self.by_size.values())).features
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        bucket = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        return self.by_size[self.names[bucket]][int(index - self.offsets[bucket])]
+
+    def rows_per_size(self) -> dict[str, int]:
+        return {name: len(split) for name, split in self.by_size.items()}
+
+
+class MultiSizeTorchDataset(torch.utils.data.Dataset):
+    """Per-size `SnakeTorchDataset`s behind one index space (size by size); a batch must stay in one size."""
+
+    def __init__(self, split: MultiSizeSplit, columns: Sequence[str] | None = None) -> None:
+        self.parts = [as_torch_dataset(dataset, columns) for dataset in split.by_size.values()]
+        self.offsets = split.offsets
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def _bucket(self, index: int) -> int:
+        return int(np.searchsorted(self.offsets, index, side="right") - 1)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        bucket = self._bucket(index)
+        return self.parts[bucket][int(index - self.offsets[bucket])]
+
+    def __getitems__(self, indices: list[int]) -> dict[str, np.ndarray]:
+        rows = np.asarray(indices, dtype=np.int64)
+        bucket = self._bucket(int(rows[0]))
+        local = rows - self.offsets[bucket]
+        if local.min() < 0 or local.max() >= len(self.parts[bucket]):
+            raise RuntimeError("a batch mixes board sizes; use SizeBucketBatchSampler")
+        return self.parts[bucket].__getitems__(local.tolist())
+
+
+class SizeBucketBatchSampler(Sampler[list[int]]):
+    """Batches of one board size each, in an order that is a function of (seed, epoch) only.
+
+    Each epoch, size s contributes `batches_per_size[s]` batches: by default its rows // batch_size (every
+    row about once per epoch), or with `weights` that share of the same total number of batches (a size
+    whose share exceeds its rows cycles through fresh permutations of them). Then the batches of all
+    sizes are shuffled together, so an optimizer step sees one size and consecutive steps mix sizes.
+    Accelerate shards it across processes batch by batch (each process still gets one-size batches).
+    """
+
+    def __init__(self, rows_per_size: Sequence[int], batch_size: int, seed: int,
+                 weights: Sequence[float] | None = None, shuffle: bool = True) -> None:
+        self.rows_per_size = [int(n) for n in rows_per_size]
+        self.offsets = np.concatenate([[0], np.cumsum(self.rows_per_size)]).astype(np.int64)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.drop_last = False
+        self.epoch = 0
+        self.sampler = self  # Accelerate's DataLoaderShard.set_epoch reaches a sharded sampler through `.sampler`
+        self.batches_per_size = self._batches_per_size(weights)
+
+    def _batches_per_size(self, weights: Sequence[float] | None) -> list[int]:
+        natural = [max(1, n // self.batch_size) if n else 0 for n in self.rows_per_size]
+        if weights is None:
+            return natural
+        if len(weights) != len(self.rows_per_size) or any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise TrainingSetupError(f"size weights must be one non-negative number per size, not all zero, got {list(weights)}")
+        total = sum(natural)
+        return [max(1, round(total * w / sum(weights))) if w > 0 and n else 0
+                for w, n in zip(weights, self.rows_per_size)]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return sum(self.batches_per_size)
+
+    def _rows(self, bucket: int, count: int, generator: torch.Generator) -> np.ndarray:
+        size = self.rows_per_size[bucket]
+        if not self.shuffle:
+            return np.arange(min(count, size))
+        pieces, have = [], 0
+        while have < count:
+            pieces.append(torch.randperm(size, generator=generator).numpy())
+            have += size
+        return np.concatenate(pieces)[:count]
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + 7919 * self.epoch)
+        batches = []
+        for bucket, count in enumerate(self.batches_per_size):
+            size = self.rows_per_size[bucket]
+            per_batch = min(self.batch_size, size)
+            rows = self._rows(bucket, count * per_batch, generator) + self.offsets[bucket]
+            batches += [rows[i * per_batch:(i + 1) * per_batch].tolist() for i in range(count)]
+        order = torch.randperm(len(batches), generator=generator).tolist() if self.shuffle else range(len(batches))
+        for index in order:
+            yield batches[index]
+
+
+def make_multisize_train_loader(split: MultiSizeSplit, columns: list[str], batch_size: int, seed: int,
+                                num_workers: int, weights: Sequence[float] | None = None):
+    """Size-bucketed training loader; returns (loader, batch sampler) like `make_train_loader`."""
+    sampler = SizeBucketBatchSampler(list(split.rows_per_size().values()), batch_size, seed, weights)
+    loader = DataLoader(MultiSizeTorchDataset(split, columns), batch_sampler=sampler, collate_fn=collate_rows,
+                        num_workers=num_workers)
+    return loader, sampler
+
+
+def make_multisize_eval_loader(split: MultiSizeSplit, batch_size: int, num_workers: int) -> DataLoader:
+    """Every size's rows in one-size batches of one common length, so that `gather_for_metrics` across
+    processes stacks equal shapes (the split was cut to equal multiples of it by `equal_eval_rows`)."""
+    columns = [name for name in EVAL_COLUMNS if name in split.column_names]
+    rows = list(split.rows_per_size().values())
+    # Batches must tile every size's rows exactly (equal_eval_rows cut them to whole EVAL_BATCH_ROWS batches), or
+    # gather_for_metrics' padding count would be off; the training batch size does not apply.
+    per_batch = min(EVAL_BATCH_ROWS, min(rows))
+    sampler = SizeBucketBatchSampler(rows, per_batch, seed=0, shuffle=False)
+    return DataLoader(MultiSizeTorchDataset(split, columns), batch_sampler=sampler, collate_fn=collate_rows,
+                      num_workers=num_workers)
+
+
+def equal_eval_rows(by_size: dict[str, Any], max_rows: int | None, batch_size: int) -> dict[str, Any]:
+    """The first rows of each size's eval split, the same whole number of batches for every size."""
+    smallest = min(len(split) for split in by_size.values())
+    per_size = smallest if max_rows is None else min(smallest, max(1, max_rows // len(by_size)))
+    per_batch = min(batch_size, per_size)
+    per_size = (per_size // per_batch) * per_batch
+    return {name: split.select(range(per_size)) for name, split in by_size.items()}
+
+
+def size_weights_for(split: Any, weights: Sequence[tuple[tuple[int, int], float]]) -> list[float] | None:
+    """`--size-weights HxW=W ...` as one weight per size of `split` (unnamed sizes weigh 1); None when none given."""
+    from snake_world_eqm.data.sizes import size_name
+
+    if not weights:
+        return None
+    given = {size_name(*size): float(weight) for size, weight in weights}
+    unknown = sorted(set(given) - set(split.names))
+    if unknown:
+        raise TrainingSetupError(f"--size-weights names size(s) {', '.join(unknown)} that the dataset lacks "
+                                 f"(it has {', '.join(split.names)})")
+    return [given.get(name, 1.0) for name in split.names]

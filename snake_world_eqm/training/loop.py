@@ -28,7 +28,17 @@ from .args import (
     resolve_trackers,
     validate_args,
 )
-from .data import collate_rows, forward_columns, load_splits, make_eval_loader, make_train_loader
+from .data import (
+    MultiSizeSplit,
+    collate_rows,
+    forward_columns,
+    load_splits,
+    make_eval_loader,
+    make_multisize_eval_loader,
+    make_multisize_train_loader,
+    make_train_loader,
+    size_weights_for,
+)
 from .model_setup import build_config, build_model, model_classes, resolve_model_kind
 from .outputs import (
     RUN_RESULTS,
@@ -85,7 +95,16 @@ def prepare_run(args: argparse.Namespace) -> RunSetup:
     _check_output_dir(args, resume_from)
     splits = load_splits(args.dataset, args.model, args.train_split, args.eval_split,
                          args.max_train_samples, args.max_eval_samples)
+    fresh = getattr(args, "model_name_or_path", None) is None
+    if fresh and splits.board_sizes and not any(key == "fixed_board_size" for key, _ in args.config_set):
+        # Several sizes: a new model runs on any size unless the user insists (then _check_sizes refuses);
+        # a fixed-size checkpoint must be told explicitly (--config-set fixed_board_size=false).
+        args.config_set = [*args.config_set, ("fixed_board_size", False)]
+    if saved_config is not None:  # before build_config, whose own size check would name one size only
+        _check_sizes(args, saved_config.__class__.from_dict({**saved_config.to_dict(), **dict(
+            (k, v) for k, v in args.config_set if k == "fixed_board_size")}), splits)
     config = build_config(args, splits.board_height, splits.board_width, saved_config)
+    _check_sizes(args, config, splits)
     _smoke_test(args, config, splits.train)
     return RunSetup(args, trackers, resume_from, splits, config)
 
@@ -160,17 +179,37 @@ def _check_writable(output_dir: Path) -> None:
         raise TrainingSetupError(f"--output-dir {output_dir}: {existing} is not writable")
 
 
+def _check_sizes(args: argparse.Namespace, config: Any, splits: Any) -> None:
+    """A multi-size dataset needs a model that runs on any size; size weights need a multi-size dataset."""
+    weights = getattr(args, "size_weights", None) or []
+    if splits.board_sizes and getattr(config, "fixed_board_size", False):
+        raise TrainingSetupError(
+            f"--dataset {' '.join(_names(args.dataset))} holds several board sizes ({', '.join(splits.board_sizes)}) but the model "
+            f"is fixed to {config.board_height}x{config.board_width} boards (fixed_board_size=True); "
+            "use --config-set fixed_board_size=false")
+    if weights and not splits.board_sizes:
+        raise TrainingSetupError("--size-weights needs a dataset with several board sizes")
+    if weights:
+        size_weights_for(splits.train, weights)  # names a size the dataset lacks
+
+
+def _names(dataset: Any) -> list[str]:
+    return [dataset] if isinstance(dataset, str) else list(dataset)
+
+
 def _smoke_test(args: argparse.Namespace, config: Any, train: Any) -> None:
-    """One forward on two rows, so a config the model cannot run fails before training starts."""
+    """One forward on two rows (of each size), so a config the model cannot run fails before training starts."""
     _, model_cls = model_classes(args.model)
     model = build_model(args, config)
     columns = forward_columns(model_cls, train)
-    batch = collate_rows([train[i] for i in range(min(2, len(train)))])
+    parts = list(train.by_size.values()) if isinstance(train, MultiSizeSplit) else [train]
     with torch.random.fork_rng(devices=[]), torch.no_grad():
-        try:
-            model(**{name: batch[name] for name in columns})
-        except (ValueError, KeyError, TypeError, RuntimeError, NotImplementedError) as error:
-            raise TrainingSetupError(f"the model cannot train with these settings: {error}") from error
+        for part in parts:
+            batch = collate_rows([part[i] for i in range(min(2, len(part)))])
+            try:
+                model(**{name: batch[name] for name in columns})
+            except (ValueError, KeyError, TypeError, RuntimeError, NotImplementedError) as error:
+                raise TrainingSetupError(f"the model cannot train with these settings: {error}") from error
 
 
 def train(setup: RunSetup) -> dict[str, Any]:
@@ -195,8 +234,15 @@ def train(setup: RunSetup) -> dict[str, Any]:
     _, model_cls = model_classes(args.model)
     columns = forward_columns(model_cls, splits.train)
     num_workers = capped_workers(args.num_workers, "data loader workers")
-    train_loader, _ = make_train_loader(splits.train, columns, args.batch_size, args.seed, num_workers)
-    eval_loader = make_eval_loader(splits.eval, args.batch_size, num_workers) if splits.eval is not None else None
+    if isinstance(splits.train, MultiSizeSplit):  # one board size per batch
+        weights = size_weights_for(splits.train, getattr(args, "size_weights", None) or [])
+        train_loader, _ = make_multisize_train_loader(splits.train, columns, args.batch_size, args.seed,
+                                                      num_workers, weights)
+        eval_loader = (make_multisize_eval_loader(splits.eval, args.batch_size, num_workers)
+                       if splits.eval is not None else None)
+    else:
+        train_loader, _ = make_train_loader(splits.train, columns, args.batch_size, args.seed, num_workers)
+        eval_loader = make_eval_loader(splits.eval, args.batch_size, num_workers) if splits.eval is not None else None
     optimizer = torch.optim.AdamW(_param_groups(model, args.weight_decay), lr=args.learning_rate)
 
     # Prepare the loaders first: their per-process length sets the schedule.
@@ -489,6 +535,7 @@ def _summary(ctx: _Context, stopped_because: str) -> dict[str, Any]:
     return {
         "model": ctx.args.model,
         "dataset": _dataset_names(ctx.args),
+        "board_sizes": _trained_sizes(ctx),
         "base_model": getattr(ctx.args, "model_name_or_path", None),
         "global_step": state.global_step,
         "max_steps": ctx.total_steps,
@@ -515,6 +562,12 @@ def _summary(ctx: _Context, stopped_because: str) -> dict[str, Any]:
     }
 
 
+def _trained_sizes(ctx: _Context) -> list[str]:
+    """The board sizes the model trained on ("HxW"), also for a one-size dataset."""
+    splits, config = ctx.setup.splits, ctx.setup.config
+    return list(getattr(splits, "board_sizes", ()) or [f"{config.board_height}x{config.board_width}"])
+
+
 def _dataset_names(args: argparse.Namespace) -> str | list[str]:
     """The --dataset value as given: one name, or the list of mixed datasets."""
     names = [args.dataset] if isinstance(args.dataset, str) else list(args.dataset)
@@ -522,8 +575,7 @@ def _dataset_names(args: argparse.Namespace) -> str | list[str]:
 
 
 def _card_info(ctx: _Context) -> dict[str, Any]:
-    config = ctx.setup.config
-    return {"dataset": _dataset_names(ctx.args), "board_size": f"{config.board_height}x{config.board_width}",
+    return {"dataset": _dataset_names(ctx.args), "board_size": ", ".join(_trained_sizes(ctx)),
             "command": getattr(ctx.args, "command", None) or command_line(), "repo_id": Path(ctx.args.output_dir).name,
             "base_model": getattr(ctx.args, "model_name_or_path", None)}
 

@@ -85,7 +85,8 @@ def finetune_config(args: argparse.Namespace, saved: Any, height: int, width: in
     if args.config_preset is not None:
         raise TrainingSetupError("--config-preset cannot be combined with --model-name-or-path "
                                  "(the architecture comes from the checkpoint)")
-    if saved.fixed_board_size and (saved.board_height, saved.board_width) != (height, width):
+    fixed = dict(args.config_set).get("fixed_board_size", saved.fixed_board_size)
+    if fixed and (saved.board_height, saved.board_width) != (height, width):
         raise TrainingSetupError(f"--model-name-or-path {args.model_name_or_path} plays {saved.board_height}x"
                                  f"{saved.board_width} boards, but the dataset is {height}x{width}")
     requested = {name: getattr(args, name) for name in MODEL_FLAGS if getattr(args, name) is not None}
