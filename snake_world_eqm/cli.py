@@ -20,7 +20,8 @@ SUBCOMMANDS = {
     "app": ("snake_world_eqm.app", "watch, steer and question the world model in the browser (Gradio)"),
 }
 # Where `build_parser()` lives when it is not the command's own module (that one loads torch at import).
-PARSER_MODULES = {"lm-train": "snake_world_eqm.lm_bridge.args", "app": "snake_world_eqm.app_args"}
+PARSER_MODULES = {"lm-train": "snake_world_eqm.lm_bridge.args", "app": "snake_world_eqm.app_args",
+                  "evaluate-sizes": "snake_world_eqm.evaluation.by_size_args"}
 HELP_FLAGS = ("-h", "--help")
 
 

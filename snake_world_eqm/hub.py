@@ -263,7 +263,8 @@ MODEL_ALLOWED_PATTERNS = (
     "model.safetensors.index.json", "README.md",
     "metrics.json", "eval.json", "eval_*.json", "evaluation*.json", "training_curves.png", "plots/*.png",
 )
-DATASET_ALLOWED_PATTERNS = ("README.md", "data/*.parquet")
+# data/HxW/*.parquet: one config per board size (a multi-size dataset, dataset_builder/multisize.py)
+DATASET_ALLOWED_PATTERNS = ("README.md", "data/*.parquet", "data/[0-9]*x[0-9]*/*.parquet")
 
 
 def check_repo_id(repo_id: str) -> str:

@@ -67,14 +67,14 @@ def test_model_speed_benchmark():
 def test_evaluate_benchmark_on_a_random_model():
     result = _benchmark("evaluate.py", "--random-model", "--board-size", "6", "--random-rows", "200",
                         "--max-rows", "30", "--games", "2", "--max-steps", "15", "--fixed-steps", "1,2",
-                        "--adaptive-max-steps", "2", "--spread-seeds", "2", "--planner-depth", "1", "--no-progress")
+                        "--adaptive-max-steps", "2", "--spread-seeds", "2", "--planner-horizon", "4", "--no-progress")
     assert 0.0 <= result["action_accuracy"] <= 1.0 and result["config"]["random_model"] is True
     assert result["config"]["games"] == 2 and result["play"]["expert"]["games"] >= 2  # per start length
 
 
 @pytest.mark.slow
 def test_play_speed_benchmark():
-    result = _benchmark("play_speed.py", "--board-size", "6", "--games", "2", "--ticks", "1", "--planner-depth", "1")
+    result = _benchmark("play_speed.py", "--board-size", "6", "--games", "2", "--ticks", "1", "--planner-horizon", "4")
     assert result["seconds_per_tick"] and all(value >= 0 for value in result["seconds_per_tick"].values())
 
 

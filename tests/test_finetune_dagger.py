@@ -19,7 +19,6 @@ from snake_world_eqm import PRETRAINED_10X10, SnakeWorldEqM
 from snake_world_eqm.data import GenerationConfig, load_snake_dataset
 from snake_world_eqm.data.features import SOURCE_NAMES
 from snake_world_eqm.training import main as train_main
-from snake_world_eqm.training.args import TrainingSetupError
 from snake_world_eqm.training.data import load_splits
 from tests.training_helpers import QUIET, REPO_ROOT, TINY_EQM, build_tiny_dataset, subprocess_env
 
@@ -160,11 +159,13 @@ def test_several_datasets_are_mixed_by_rows(data6, tmp_path):
     assert 0 < from_first < 10
 
 
-def test_datasets_of_different_board_sizes_do_not_mix(data6, tmp_path):
+def test_datasets_of_different_board_sizes_train_a_size_free_model_only(data6, tmp_path, capsys):
     data8 = tmp_path / "d8"
     build_dataset(GenerationConfig(num_samples=100, height=8, width=8, seed=1), data8, progress=False)
-    with pytest.raises(TrainingSetupError, match="different board sizes"):
-        load_splits([str(data6), str(data8)], "eqm")
+    assert list(load_splits([str(data6), str(data8)], "eqm").board_sizes) == ["6x6", "8x8"]  # one size per batch
+    assert train_main(["--dataset", str(data6), str(data8), "--output-dir", str(tmp_path / "never"), "--max-steps", "1",
+                       "--config-set", "fixed_board_size=true", *TINY_EQM, *FAST]) == 2
+    assert "holds several board sizes" in capsys.readouterr().err and not (tmp_path / "never").exists()
 
 
 # ---- on-policy (DAgger) data --------------------------------------------------------------------------------

@@ -95,6 +95,8 @@ def test_push_to_hub_commits_every_size(tmp_path, monkeypatch):
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: None)
     monkeypatch.setattr(HfApi, "create_commit", lambda self, repo_id, operations, **kwargs: committed.update(
         {op.path_in_repo: Path(op.path_or_fileobj) for op in operations}))
+    monkeypatch.setattr(HfApi, "whoami", lambda self, token=None: {"name": "tester"})  # the access check
+    monkeypatch.setenv("HF_TOKEN", "hf_intercepted")
     output = tmp_path / "out"
     args = ["--board-sizes", "4x4", "6x6", "--num-samples", "400", *SMALL, "--output", str(output)]
     assert main([*args, "--push-to-hub", "org/snake-multi"]) == 0

@@ -22,10 +22,10 @@ import torch
 
 from snake_world_eqm.data.sizes import parse_board_size, size_name, sort_sizes
 from snake_world_eqm.evaluation.agents import EqMAgent, ExpertAgent
+from snake_world_eqm.evaluation.by_size_args import DEFAULT_SIZES, build_parser  # noqa: E402  (flags: torch-free)
 from snake_world_eqm.evaluation.closed_loop import play_both_starts
 from snake_world_eqm.evaluation.evaluate import EvalConfig, held_out_metrics, json_ready
 
-DEFAULT_SIZES = ("6x6", "7x7", "8x8", "9x9", "10x10", "11x11", "12x12", "13x13", "14x14", "8x12")
 EVAL_DATA_SEED = 10_007  # generation seed of the evaluation episodes (training data uses other seeds)
 # Per-game lists are bulky; the by-size JSON keeps the summary numbers only.
 _PER_GAME_KEYS = ("apples_per_game", "steps_per_game", "final_length_per_game", "end_cause_per_game")
@@ -243,30 +243,6 @@ def trained_sizes(model_path: str, model) -> tuple[str, ...]:
     if getattr(config, "fixed_board_size", True):
         return (size_name(config.board_height, config.board_width),)
     return ()
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="snake-eqm evaluate-sizes", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None, help="world model folder or Hub repo id (SnakeWorldEqM)")
-    parser.add_argument("--sizes", nargs="+", default=list(DEFAULT_SIZES), metavar="HxW")
-    parser.add_argument("--seen-sizes", nargs="+", default=None, metavar="HxW",
-                        help="sizes the model was trained on (default: metrics.json's board_sizes beside it)")
-    parser.add_argument("--rows", type=int, default=500, help="one-step rows per size")
-    parser.add_argument("--games", type=int, default=20, help="games per size and start kind")
-    parser.add_argument("--play-seed", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0, help="sampling noise seed")
-    parser.add_argument("--min-cap", type=int, default=2000, help="step cap is max(this, 20 x cells)")
-    parser.add_argument("--json", default=None)
-    parser.add_argument("--markdown", default=None)
-    parser.add_argument("--plot", default=None)
-    parser.add_argument("--expert-cache", default=None,
-                        help="JSON file holding the expert's play per size (reused across models, filled when missing)")
-    parser.add_argument("--expert-only", action="store_true",
-                        help="only play the expert on every size (fills --expert-cache; no model needed)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-progress", action="store_true")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
