@@ -61,7 +61,9 @@ def main() -> None:
         build_dataset(config, Path(folder) / "dagger", progress=False, command="benchmarks/dagger_collect.py")
         seconds, cpu_seconds = time.perf_counter() - start, _cpu_seconds() - cpu_start
     rate = args.num_samples / seconds
-    print(json.dumps({
+    from snake_world_eqm.provenance import with_provenance
+
+    print(json.dumps(with_provenance({
         "benchmark": "dagger_collection",
         "model": args.model,
         "states_per_s": round(rate, 1),
@@ -76,7 +78,7 @@ def main() -> None:
         "parallel_games": args.parallel_games,
         "beta": args.beta,
         "machine": {"cpus": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2), "python": platform.python_version()},
-    }, indent=2))
+    }), indent=2))
 
 
 if __name__ == "__main__":
