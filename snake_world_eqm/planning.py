@@ -33,6 +33,7 @@ from snake_world_eqm.evaluation.agents import (
     _as_long,
     _model_device,
     _shift,
+    grid_distances,
     neck_directions,
     sample_model,
 )
@@ -211,18 +212,6 @@ def tail_cut_off(boards: np.ndarray) -> np.ndarray:
     return ~escape_search(boards)[1]
 
 
-def grid_distances(sources: np.ndarray, passable: np.ndarray) -> np.ndarray:
-    """(N, H, W) breadth-first steps from the `sources` cells through `passable` cells; -1 where unreachable."""
-    distance = np.where(sources, 0, -1)
-    visited, frontier = sources.copy(), sources.copy()
-    for step in range(1, sources.shape[1] * sources.shape[2] + 1):
-        grown = _shift(frontier, -1, 0) | _shift(frontier, 1, 0) | _shift(frontier, 0, -1) | _shift(frontier, 0, 1)
-        frontier = grown & passable & ~visited
-        if not frontier.any():
-            break
-        distance[frontier] = step
-        visited |= frontier
-    return distance
 
 
 def tail_following_actions(boards: np.ndarray) -> np.ndarray:

@@ -176,16 +176,21 @@ def bfs_from_head(boards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     boards = np.asarray(boards)
     head = (boards >= HEAD_ALONE) & (boards <= HEAD_LEFT)
     passable = (boards == EMPTY) | (boards == FOOD) | (boards == TAIL)
-    distance = np.where(head, 0, -1)
-    visited, frontier = head.copy(), head.copy()
-    for step in range(1, boards.shape[1] * boards.shape[2] + 1):
+    return grid_distances(head, passable), head.any(axis=(1, 2))
+
+
+def grid_distances(sources: np.ndarray, passable: np.ndarray) -> np.ndarray:
+    """(N, H, W) breadth-first steps from the `sources` cells through `passable` cells; -1 where unreachable."""
+    distance = np.where(sources, 0, -1)
+    visited, frontier = sources.copy(), sources.copy()
+    for step in range(1, sources.shape[1] * sources.shape[2] + 1):
         grown = _shift(frontier, -1, 0) | _shift(frontier, 1, 0) | _shift(frontier, 0, -1) | _shift(frontier, 0, 1)
         frontier = grown & passable & ~visited
         if not frontier.any():
             break
         distance[frontier] = step
         visited |= frontier
-    return distance, head.any(axis=(1, 2))
+    return distance
 
 
 def board_heuristic(boards: np.ndarray, food_weight: float, trap_penalty: float, space_weight: float = 0.0,
