@@ -90,11 +90,14 @@ def test_play_any_size_with_a_size_free_model(folder, tmp_path, capsys):
     assert play_main(["--model", str(folder), "--height", "7", "--width", "9", "--max-steps", "3", "--gif", str(gif)]) == 0
     from PIL import Image
 
-    width, height = Image.open(gif).size
-    assert width == 9 * 16 and 7 * 16 <= height <= 7 * 16 + 40  # the board, plus the caption line under it
-    with pytest.raises(SystemExit) as exit_:  # argparse: "--height: board sizes run from 4 to 32, got 40"
+    from snake_world_eqm.evaluation.play import _LABEL_HEIGHT
+
+    # The 7x9 board, with its "game" label above and the caption line below.
+    assert Image.open(gif).size == (9 * 16, 7 * 16 + 2 * _LABEL_HEIGHT)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
         play_main(["--agent", "expert", "--height", "40", "--width", "8"])
-    assert exit_.value.code == 2
+    assert exit_.value.code == 2 and "--height: board sizes run from 4 to 32, got 40" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

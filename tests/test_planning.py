@@ -252,7 +252,7 @@ def test_dead_end_suite_the_planner_survives_40_steps():
     assert survived.mean() >= 0.98, f"survived {survived.mean():.2%} of the dead-end boards"
 
 
-def test_planner_config_rejects_bad_knobs_in_one_line():
+def test_planner_config_rejects_bad_knobs_in_one_line(capsys):
     for bad, match in (({"horizon": 0}, "horizon"), ({"rollouts": 0}, "rollouts"), ({"gate": "maybe"}, "gate"),
                        ({"gate_seeds": -1}, "gate_seeds")):
         with pytest.raises(ValueError, match=match):
@@ -261,7 +261,7 @@ def test_planner_config_rejects_bad_knobs_in_one_line():
 
     with pytest.raises(SystemExit) as exit_:
         main(["--agent", "expert", "--planner-horizon", "0"])
-    assert exit_.value.code == 2  # argparse names the flag: "--planner-horizon: must be from 1 to 64, got 0"
+    assert exit_.value.code == 2 and "--planner-horizon: must be from 1 to 64, got 0" in capsys.readouterr().err
 
 
 def test_default_planner_is_the_documented_default():

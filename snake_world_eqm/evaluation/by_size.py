@@ -1,10 +1,6 @@
 """Per-board-size evaluation: one-step metrics and closed-loop play on every size, seen in training or not.
 
-For each size, fresh expert episodes are generated with an evaluation seed (never the training seed),
-so seen and unseen sizes are measured the same way; then the EqM agent and the A* expert play the same
-seeded games from both start kinds (`play_both_starts`), capped at max(2000, 20 x cells) steps.
-`snake-eqm evaluate-sizes` writes one JSON, one markdown table and one plot (metric against board size,
-seen vs unseen).
+What it measures and how: `by_size_args.DESCRIPTION` (the `--help` text).
 """
 
 from __future__ import annotations

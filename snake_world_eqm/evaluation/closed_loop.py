@@ -15,6 +15,8 @@ count, but the food after the first apple differs between agents (their games di
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -114,12 +116,13 @@ def play_both_starts(agent: Agent, height: int, width: int, num_games: int = 100
 
 def pool_summaries(summaries: list[dict], cells: int) -> dict:
     """One summary over the games of several runs (same cap), recomputed from the per-game records."""
-    book = _GameBook(np.zeros((0, 1, 1), dtype=np.int8))
-    book.apples = np.concatenate([np.asarray(s["apples_per_game"]) for s in summaries])
-    book.steps = np.concatenate([np.asarray(s["steps_per_game"]) for s in summaries])
-    book.final_length = np.concatenate([np.asarray(s["final_length_per_game"]) for s in summaries])
-    book.cause = np.concatenate([np.asarray(s["end_cause_per_game"], dtype=object) for s in summaries])
-    pooled = summarise(book, cells, summaries[0]["max_steps"])
+    def joined(key: str, dtype=None) -> np.ndarray:
+        return np.concatenate([np.asarray(s[key], dtype=dtype) for s in summaries])
+
+    records = SimpleNamespace(apples=joined("apples_per_game"), steps=joined("steps_per_game"),
+                              final_length=joined("final_length_per_game"),
+                              cause=joined("end_cause_per_game", object))
+    pooled = summarise(records, cells, summaries[0]["max_steps"])
     pooled["start_lengths"] = [s.get("start_length") for s in summaries]
     return pooled
 
@@ -168,7 +171,8 @@ def _record_step(book: _GameBook, active: np.ndarray, next_boards: np.ndarray, e
     return finished
 
 
-def summarise(book: _GameBook, cells: int, max_steps: int) -> dict:
+def summarise(book: _GameBook | SimpleNamespace, cells: int, max_steps: int) -> dict:
+    """Summary of per-game records (`apples`, `steps`, `final_length`, `cause` arrays)."""
     causes = {cause: int((book.cause == cause).sum()) for cause in END_CAUSES}
     total_apples = int(book.apples.sum())
     return {

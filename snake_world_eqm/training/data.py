@@ -111,27 +111,34 @@ def _mix(parts: list[tuple[Any, Any, str | None]], max_train_samples: int | None
 
 def _load_sizes(dataset: str, model_kind: str, train_split: str, eval_split: str) -> dict[str, tuple[Any, Any, str | None]]:
     """{size: (train, evaluation or None, evaluation split name)} of a multi-size dataset, each size checked."""
-    from snake_world_eqm.data import check_columns, load_snake_dataset
+    from snake_world_eqm.data import load_snake_dataset
 
     try:
         by_size = load_snake_dataset(dataset, required=REQUIRED_COLUMNS[model_kind], board_size="all")
     except (FileNotFoundError, ValueError, OSError) as error:
         raise TrainingSetupError(f"--dataset {dataset}: cannot load it ({error})") from error
-    parts = {}
-    for size, dataset_dict in by_size.items():
-        if train_split not in dataset_dict:
-            raise TrainingSetupError(f"--dataset {dataset}: size {size} has no {train_split!r} split (found {list(dataset_dict)})")
-        train = dataset_dict[train_split]
-        try:
-            check_columns(train, REQUIRED_COLUMNS[model_kind])
-        except ValueError as error:
-            raise TrainingSetupError(f"--dataset {dataset} size {size}: {error}") from error
-        if len(train) == 0:
-            raise TrainingSetupError(f"--dataset {dataset}: the {train_split!r} split of size {size} is empty")
-        chosen = next((n for n in (eval_split, "test") if n in dataset_dict and n != train_split
-                       and len(dataset_dict[n])), None)
-        parts[size] = (train, dataset_dict[chosen] if chosen else None, chosen)
-    return parts
+    return {size: _checked_splits(dataset_dict, f"--dataset {dataset} size {size}", model_kind, train_split, eval_split)
+            for size, dataset_dict in by_size.items()}
+
+
+def _checked_splits(dataset_dict: Any, label: str, model_kind: str, train_split: str,
+                    eval_split: str) -> tuple[Any, Any, str | None]:
+    """(train, evaluation or None, evaluation split name) of one DatasetDict; every problem names `label`."""
+    from snake_world_eqm.data import check_columns
+
+    splits = list(dataset_dict.keys()) if hasattr(dataset_dict, "keys") else []
+    if train_split not in splits:
+        raise TrainingSetupError(f"{label}: no {train_split!r} split (found {splits})")
+    train = dataset_dict[train_split]
+    try:
+        check_columns(train, REQUIRED_COLUMNS[model_kind])
+    except ValueError as error:
+        raise TrainingSetupError(f"{label}: {error}") from error
+    if len(train) == 0:
+        raise TrainingSetupError(f"{label}: the {train_split!r} split is empty")
+    chosen_eval = next((name for name in (eval_split, "test") if name in splits and name != train_split
+                        and len(dataset_dict[name])), None)
+    return train, (dataset_dict[chosen_eval] if chosen_eval else None), chosen_eval
 
 
 def _spread_rows(evaluation: Any, limit: int, lengths: list[int]) -> Any:
@@ -147,26 +154,13 @@ def _spread_rows(evaluation: Any, limit: int, lengths: list[int]) -> Any:
 
 def _load_one(dataset: str, model_kind: str, train_split: str, eval_split: str) -> tuple[Any, Any, str | None]:
     """(train, evaluation or None, evaluation split name) of one dataset, checked."""
-    from snake_world_eqm.data import check_columns, load_snake_dataset
+    from snake_world_eqm.data import load_snake_dataset
 
     try:
         dataset_dict = load_snake_dataset(dataset, required=REQUIRED_COLUMNS[model_kind])
     except (FileNotFoundError, ValueError, OSError) as error:
         raise TrainingSetupError(f"--dataset {dataset}: cannot load it ({error})") from error
-    splits = list(dataset_dict.keys()) if hasattr(dataset_dict, "keys") else []
-    if train_split not in splits:
-        raise TrainingSetupError(f"--dataset {dataset}: no {train_split!r} split (found {splits})")
-    train = dataset_dict[train_split]
-    try:
-        check_columns(train, REQUIRED_COLUMNS[model_kind])
-    except ValueError as error:
-        raise TrainingSetupError(f"--dataset {dataset}: {error}") from error
-    if len(train) == 0:
-        raise TrainingSetupError(f"--dataset {dataset}: the {train_split!r} split is empty")
-    chosen_eval = next((name for name in (eval_split, "test") if name in splits and name != train_split), None)
-    if chosen_eval is None or len(dataset_dict[chosen_eval]) == 0:
-        return train, None, None
-    return train, dataset_dict[chosen_eval], chosen_eval
+    return _checked_splits(dataset_dict, f"--dataset {dataset}", model_kind, train_split, eval_split)
 
 
 def _board_sizes_of(dataset: str) -> list[str] | None:
