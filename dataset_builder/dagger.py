@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from snake_world_eqm.argtypes import non_negative_int, positive_int, probability
+from snake_world_eqm.data.generate import EXPERT_KINDS
 
 from .builder import build_dataset
 from .policy import POLICY_AGENTS, load_policy
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--beta", type=probability, default=0.5, help="round 1's probability that the expert plays a step")
     parser.add_argument("--beta-decay", type=probability, default=0.5, help="beta of round r = beta * decay^(r-1)")
     parser.add_argument("--policy-agent", choices=POLICY_AGENTS, default="auto")
+    parser.add_argument("--expert", choices=EXPERT_KINDS, default=None,
+                        help="the expert that labels the on-policy rows (default: the one named in the --dataset "
+                             "cards, which must agree; a card that names none was built by astar)")
     parser.add_argument("--one-cell-fraction", type=probability, default=0.5,
                         help="share of each round's rows played from one-cell starts (the rest from three-cell ones)")
     parser.add_argument("--finetune-steps", type=positive_int, default=800, help="optimizer steps per round")
@@ -84,6 +88,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from snake_world_eqm.pretrained import load_config
 
     config = load_config(args.model)  # a bad model id fails before anything is written
+    args.expert = args.expert or dataset_expert(args.dataset)
     height, width = config.board_height, config.board_width
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
@@ -124,7 +129,8 @@ def _run_round(args: argparse.Namespace, folder: Path, round_index: int, model: 
     if not (data / "README.md").is_file():  # published atomically: present means complete
         folder.mkdir(parents=True, exist_ok=True)
         collect(model, data, args.samples_per_round, beta, height, width, seed=args.seed + 1000 * round_index,
-                agent=args.policy_agent, one_cell_fraction=args.one_cell_fraction, progress=not args.no_progress)
+                agent=args.policy_agent, one_cell_fraction=args.one_cell_fraction, expert=args.expert,
+                progress=not args.no_progress)
     train_on = [*datasets, str(data)]
     if args.fatal_repeat:
         hard = folder / "fatal"
@@ -148,18 +154,37 @@ def _run_round(args: argparse.Namespace, folder: Path, round_index: int, model: 
 
 
 def collect(model: str, output: Path, num_samples: int, beta: float, height: int, width: int, seed: int,
-            agent: str = "auto", one_cell_fraction: float = 0.5, progress: bool = True) -> None:
+            agent: str = "auto", one_cell_fraction: float = 0.5, expert: str = "astar", progress: bool = True) -> None:
     """On-policy rows into the dataset folder `output` (episodes start from one-cell snakes at
     `one_cell_fraction`, else three-cell ones; games stepped 256 at a time so the model batches)."""
     from snake_world_eqm.data.generate import GenerationConfig
 
     policy = load_policy(model, agent, height, width, seed=seed)
-    config = GenerationConfig(num_samples=num_samples, height=height, width=width, seed=seed, perturb_prob=0.0,
+    config = GenerationConfig(num_samples=num_samples, height=height, width=width, seed=seed, perturb_prob=0.0, expert=expert,
                               parallel_games=256, one_cell_fraction=one_cell_fraction, beta=beta,
                               policy_name=model, policy=policy)
     command = (f"python -m dataset_builder --policy {model} --beta {beta} --num-samples {num_samples} --seed {seed} "
-               f"--perturb-prob 0 --parallel-games 256 --one-cell-fraction {one_cell_fraction}")
+               f"--perturb-prob 0 --parallel-games 256 --one-cell-fraction {one_cell_fraction} --expert {expert}")
     build_dataset(config, output, progress=progress, command=command, overwrite=True)
+
+
+def dataset_expert(datasets: list[str]) -> str:
+    """The expert named in the cards of the local dataset folders (astar for a card that names none: the
+    builder's default before the fill expert); several different experts are an error, since DAgger labels
+    must come from the teacher of the data they are mixed with."""
+    from huggingface_hub import DatasetCard
+
+    named = set()
+    for name in datasets:
+        card = Path(name) / "README.md"
+        if not card.is_file():
+            continue  # a Hub id: its card is not read here
+        generation = (DatasetCard.load(card).data.to_dict().get("snake_world_eqm") or {}).get("generation") or {}
+        if "expert" in generation or "policy_name" in generation:
+            named.add(generation.get("expert", "astar"))
+    if len(named) > 1:
+        raise ValueError(f"the --dataset folders were labelled by different experts {sorted(named)}; pass --expert")
+    return named.pop() if named else "astar"
 
 
 def _round_data(datasets: list[str]) -> list[Path]:

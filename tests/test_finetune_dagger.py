@@ -272,6 +272,30 @@ def test_dagger_loop_runs_rounds_and_resumes_without_redoing_them(tiny_models, d
     assert marker.stat().st_mtime_ns == before
     log = json.loads((tmp_path / "dagger" / "dagger.json").read_text())
     assert [r["round"] for r in log["rounds"]] == [0, 1, 2] and log["rounds"][2]["beta"] == 0.25
+    # The on-policy rows are labelled by the teacher of the data they are mixed with (data6: astar).
+    card = (tmp_path / "dagger" / "round-2" / "data" / "README.md").read_text()
+    assert "expert: astar" in card and "--expert astar" in card
+
+
+def test_dagger_labels_with_the_datasets_expert_and_refuses_a_mix_of_teachers(tiny_models, data6, tmp_path, capsys):
+    from dataset_builder.dagger import dataset_expert, main as dagger_main
+    from snake_world_eqm import PRETRAINED_10X10
+    from snake_world_eqm.data import GenerationConfig
+
+    filled = tmp_path / "fill6"
+    build_dataset(GenerationConfig(num_samples=40, height=6, width=6, seed=4, expert="fill"), filled, progress=False)
+    assert dataset_expert([str(filled)]) == "fill" and dataset_expert([str(data6)]) == "astar"
+    argv = ["--model", str(PRETRAINED_10X10), "--dataset", str(data6), str(filled), "--output-dir", str(tmp_path / "d")]
+    assert dagger_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "different experts ['astar', 'fill']" in err and "--expert" in err
+    assert not (tmp_path / "d").exists()
+    assert dagger_main(["--model", str(tiny_models[0]), "--dataset", str(filled), "--output-dir", str(tmp_path / "f"),
+                        "--rounds", "1", "--samples-per-round", "40", "--finetune-steps", "1", "--batch-size", "8",
+                        "--eval-games", "1", "--eval-max-steps", "5", "--train-args", "--max-eval-samples 8",
+                        "--no-progress"]) == 0
+    card = (tmp_path / "f" / "round-1" / "data" / "README.md").read_text()
+    assert "expert: fill" in card and "--expert fill" in card
 
 
 def test_fatal_deviations_are_policy_mistakes_shortly_before_the_policy_died(tmp_path):
