@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every round (finished ones are read back, not redone); returns the round-by-round table."""
+    from snake_world_eqm.data.loading import dataset_expert
     from snake_world_eqm.pretrained import load_config
 
     config = load_config(args.model)  # a bad model id fails before anything is written
@@ -166,25 +167,6 @@ def collect(model: str, output: Path, num_samples: int, beta: float, height: int
     command = (f"python -m dataset_builder --policy {model} --beta {beta} --num-samples {num_samples} --seed {seed} "
                f"--perturb-prob 0 --parallel-games 256 --one-cell-fraction {one_cell_fraction} --expert {expert}")
     build_dataset(config, output, progress=progress, command=command, overwrite=True)
-
-
-def dataset_expert(datasets: list[str]) -> str:
-    """The expert named in the cards of the local dataset folders (astar for a card that names none: the
-    builder's default before the fill expert); several different experts are an error, since DAgger labels
-    must come from the teacher of the data they are mixed with."""
-    from huggingface_hub import DatasetCard
-
-    named = set()
-    for name in datasets:
-        card = Path(name) / "README.md"
-        if not card.is_file():
-            continue  # a Hub id: its card is not read here
-        generation = (DatasetCard.load(card).data.to_dict().get("snake_world_eqm") or {}).get("generation") or {}
-        if "expert" in generation or "policy_name" in generation:
-            named.add(generation.get("expert", "astar"))
-    if len(named) > 1:
-        raise ValueError(f"the --dataset folders were labelled by different experts {sorted(named)}; pass --expert")
-    return named.pop() if named else "astar"
 
 
 def _round_data(datasets: list[str]) -> list[Path]:

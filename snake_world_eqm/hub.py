@@ -63,7 +63,7 @@ out = model.sample(board)          # out.action, out.action_logits, out.latent_n
 ## Intended use
 
 Research on world models, energy-based sampling and planning in a small, exactly simulated game.
-The expert the model imitates is an A* planner with a tail-reachability check.
+{{ teacher }}
 
 ## Limits
 
@@ -172,6 +172,16 @@ def _results_table(flat: Mapping[str, float]) -> str:
     return "\n".join(lines)
 
 
+# What the card says about the expert that labelled the data (evaluate records it as config.expert).
+TEACHERS = {
+    "astar": "The expert the model imitates is an A* planner with a tail-reachability check.",
+    "fill": "The expert the model imitates fills the board: the A* path while the snake is short, then safe "
+            "shortcuts along a Hamiltonian cycle.",
+    "heuristic": "The expert the model imitates moves greedily toward the food, avoiding dead ends.",
+    "cycle": "The expert the model imitates follows a fixed Hamiltonian cycle.",
+}
+
+
 def build_model_card(
     metrics: Mapping[str, Any] | None,
     *,
@@ -220,6 +230,7 @@ def build_model_card(
         board_size=board_size,
         size_note=size_note or f"- Trained for one board size ({board_size}); other sizes need another model.",
         commands="\n".join(commands or ["# (commands not recorded)"]),
+        teacher=TEACHERS.get((metrics or {}).get("config", {}).get("expert", "astar"), ""),
     )
 
 

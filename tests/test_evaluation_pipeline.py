@@ -136,6 +136,26 @@ def test_evaluate_cli_writes_json_and_plots(tiny_dataset, tmp_path):
                     "grad_norm_histograms.png"]
 
 
+def test_the_expert_agent_is_the_datas_teacher_and_other_experts_play_by_name(monkeypatch):
+    from snake_world_eqm.evaluation.cli import build_parser, config_from_args
+    from snake_world_eqm.evaluation.evaluate import build_agents, fatal_labels
+
+    argv = ["--model", "m", "--dataset", "d", "--agents", "expert,expert-astar", "--expert", "fill"]
+    cfg = config_from_args(build_parser().parse_args(argv), argv)
+    agents = build_agents(cfg.agents, model=None, baseline=None, cfg=cfg)
+    assert {name: agent.kind for name, agent in agents.items()} == {"expert": "fill", "expert-astar": "astar"}
+    assert build_parser().parse_args(["--model", "m", "--dataset", "d"]).expert == "auto"
+    # Fatal labels are continued by the named expert.
+    import snake_world_eqm.game as game
+
+    kinds = []
+    real = game.expert_actions
+    monkeypatch.setattr(game, "expert_actions", lambda obs, kind="astar": kinds.append(kind) or real(obs, kind))
+    board = game.encode_observation(game.new_game(6, 6, rng=0))[None].astype(np.int64)
+    fatal_labels(board, np.array([int(real(board.astype(np.int8), "fill")[0])]), 3, expert="fill")
+    assert kinds and set(kinds) == {"fill"}
+
+
 def test_cli_rejects_bad_flags(tmp_path):
     from snake_world_eqm.evaluation.cli import main
 

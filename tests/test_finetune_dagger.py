@@ -278,10 +278,10 @@ def test_dagger_loop_runs_rounds_and_resumes_without_redoing_them(tiny_models, d
 
 
 def test_dagger_labels_with_the_datasets_expert_and_refuses_a_mix_of_teachers(tiny_models, data6, tmp_path, capsys):
-    from dataset_builder.dagger import dataset_expert
     from dataset_builder.dagger import main as dagger_main
     from snake_world_eqm import PRETRAINED_10X10
     from snake_world_eqm.data import GenerationConfig
+    from snake_world_eqm.data.loading import dataset_expert
 
     filled = tmp_path / "fill6"
     build_dataset(GenerationConfig(num_samples=40, height=6, width=6, seed=4, expert="fill"), filled, progress=False)

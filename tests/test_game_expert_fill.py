@@ -217,8 +217,9 @@ def test_fill_is_deterministic_and_the_single_board_path_agrees():
 def test_kinds_are_listed_once_for_the_data_layer():
     from snake_world_eqm.data.generate import DEFAULT_EXPERT
     from snake_world_eqm.data.generate import EXPERT_KINDS as DATA_KINDS
+    from snake_world_eqm.evaluation.cli import EXPERT_KINDS as CLI_KINDS
 
-    assert DATA_KINDS == EXPERT_KINDS and DEFAULT_EXPERT == "fill"
+    assert DATA_KINDS == EXPERT_KINDS == CLI_KINDS and DEFAULT_EXPERT == "fill"
 
 
 def test_a_one_cell_snake_takes_a_legal_move_toward_the_food():

@@ -99,3 +99,12 @@ def test_card_only_writes_the_card_and_pushes_nothing(tmp_path, intercepted_hub,
     assert "| EqM action accuracy vs expert | 0.500 | 0.95 | **missed** |" in card
     assert "| coherence (board follows the model's own action) | 0.990 | 0.99 | met |" in card
     assert intercepted_hub["commits"] == [] and intercepted_hub["create_repo"] == []
+
+
+def test_the_card_names_the_expert_that_labelled_the_data():
+    from snake_world_eqm.hub import build_model_card
+
+    fill = str(build_model_card({"config": {"expert": "fill"}}))
+    astar = str(build_model_card({"play": {}}))  # evaluations from before config.expert: the A* expert
+    assert "fills the board" in fill and "A* planner" not in fill
+    assert "A* planner" in astar and "fills the board" not in astar

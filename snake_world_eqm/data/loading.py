@@ -119,6 +119,29 @@ def dataset_board_sizes(path_or_repo: str | os.PathLike) -> list[str] | None:
     return _size_configs(folder)
 
 
+def dataset_expert(datasets: Iterable[str | os.PathLike]) -> str:
+    """The expert that labelled the datasets, read from their cards (``snake_world_eqm.generation.expert``;
+    a card that names none was built by astar, the builder's default before the fill expert).
+
+    Several different experts are an error: on-policy labels, and the expert an evaluation compares
+    against, must be the teacher of the data the model learned from.
+    """
+    from huggingface_hub import DatasetCard
+
+    named = set()
+    for name in datasets:
+        card = _local_folder(name) / "README.md"
+        if not card.is_file():
+            continue  # a save_to_disk folder has no card
+        generation = (DatasetCard.load(card).data.to_dict().get("snake_world_eqm") or {}).get("generation") or {}
+        per_size = [value for value in generation.values() if isinstance(value, dict)]  # multi-size cards
+        for config in per_size or ([generation] if generation else []):
+            named.add(config.get("expert", "astar"))
+    if len(named) > 1:
+        raise ValueError(f"the datasets were labelled by different experts {sorted(named)}; pass --expert")
+    return named.pop() if named else "astar"
+
+
 def _size_configs(folder: Path) -> list[str] | None:
     from .sizes import sort_sizes
 

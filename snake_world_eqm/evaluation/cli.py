@@ -26,6 +26,8 @@ from snake_world_eqm.planning_flags import (
 # torch and the evaluation code load after parsing, so `--help` answers at once.
 
 AGENT_NAMES = ("eqm", "planner", "baseline", "expert", "random")
+EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle")  # mirrors snake_world_eqm.game.expert (checked in tests)
+EXTRA_EXPERT_AGENTS = tuple(f"expert-{kind}" for kind in EXPERT_KINDS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-steps", type=int, default=None,
                         help="step cap per game (default: 20 x cells, 2,000 on 10x10: enough to fill the board)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="sampling noise seed")
-    parser.add_argument("--agents", default=",".join(AGENT_NAMES), help="comma-separated agents to play")
+    parser.add_argument("--agents", default=",".join(AGENT_NAMES),
+                        help="comma-separated agents to play; expert-KIND (e.g. expert-astar) adds another expert")
+    parser.add_argument("--expert", choices=("auto", *EXPERT_KINDS), default="auto",
+                        help="the expert agent and the continuation of fatal-decision labels (auto: the expert "
+                             "named in the dataset's card, the model's teacher)")
     parser.add_argument("--fixed-steps", default=None,
                         help="comma-separated sampling step counts (default: 1,2,3,5,10,20, evaluate.FIXED_STEP_COUNTS)")
     parser.add_argument("--thresholds", default=None, help="comma-separated adaptive thresholds (default: "
@@ -75,9 +81,9 @@ def config_from_args(args: argparse.Namespace, argv: list[str]):
     from snake_world_eqm.evaluation.evaluate import FIXED_STEP_COUNTS, EvalConfig
 
     agents = tuple(name.strip() for name in args.agents.split(",") if name.strip())
-    unknown = sorted(set(agents) - set(AGENT_NAMES))
+    unknown = sorted(set(agents) - set(AGENT_NAMES) - set(EXTRA_EXPERT_AGENTS))
     if unknown:
-        raise SystemExit(f"--agents: unknown agent(s) {unknown}; choose from {list(AGENT_NAMES)}")
+        raise SystemExit(f"--agents: unknown agent(s) {unknown}; choose from {[*AGENT_NAMES, *EXTRA_EXPERT_AGENTS]}")
     if "baseline" in agents and args.baseline is None:
         agents = tuple(name for name in agents if name != "baseline")
     thresholds = None
@@ -97,7 +103,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]):
                       else _int_list(args.fixed_steps, "--fixed-steps"),
                       thresholds=thresholds, adaptive_max_steps=args.adaptive_max_steps,
                       spread_seeds=args.spread_seeds, fatal_games=max(args.fatal_games, 0),
-                      fatal_horizon=args.fatal_horizon,
+                      fatal_horizon=args.fatal_horizon, expert=args.expert,
                       command="snake-eqm evaluate " + " ".join(shlex.quote(a) for a in argv))
 
 
@@ -118,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from snake_world_eqm.data import load_snake_dataset
+    from snake_world_eqm.data.loading import dataset_expert
     from snake_world_eqm.evaluation.evaluate import evaluate, json_ready
     from snake_world_eqm.provenance import provenance
 
@@ -131,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         check_output_folder(args.plots, "--plots")
         model, baseline = load_models(args.model, args.baseline, args.device)
         dataset = load_snake_dataset(args.dataset, split=args.split)
+        if cfg.expert == "auto":
+            cfg.expert = dataset_expert([args.dataset])
     except (ValueError, OSError, RuntimeError) as error:
         print(f"snake-eqm evaluate: error: {error}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import math
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from snake_world_eqm.evaluation.agents import (
 )
 from snake_world_eqm.evaluation.closed_loop import START_LENGTHS, default_max_steps, play_both_starts
 from snake_world_eqm.game.encoding import BODY_LEFT, BODY_UP, EMPTY, FOOD, HEAD_ALONE
+from snake_world_eqm.game.expert import EXPERT_KINDS
 
 ACTION_NAMES = ("up", "right", "down", "left")
 FIXED_STEP_COUNTS = (1, 2, 3, 5, 10, 20)
@@ -72,6 +74,7 @@ class EvalConfig:
     start_lengths: tuple[int, ...] = START_LENGTHS
     sample_seed: int = 0
     agents: tuple[str, ...] = ("eqm", "planner", "baseline", "expert", "random")
+    expert: str = "astar"  # the "expert" agent and the continuation of fatal labels: the data's teacher
     planner_options: dict = field(default_factory=dict)  # PlannerConfig overrides; {} is the best measured planner
     fixed_steps: tuple[int, ...] = FIXED_STEP_COUNTS
     thresholds: tuple[float, ...] | None = None  # None: chosen from the measured gradient norms
@@ -303,8 +306,9 @@ def visited_states(model, height: int, width: int, cfg: EvalConfig) -> np.ndarra
     return np.concatenate(boards).astype(np.int64)
 
 
-def fatal_labels(boards: np.ndarray, actions: np.ndarray, horizon: int, seed: int = 0) -> np.ndarray:
-    """(N,) the action loses the game within `horizon` moves when the expert plays every move after it.
+def fatal_labels(boards: np.ndarray, actions: np.ndarray, horizon: int, seed: int = 0,
+                 expert: str = "astar") -> np.ndarray:
+    """(N,) the action loses the game within `horizon` moves when `expert` plays every move after it.
 
     Measured with the rules engine (evaluation measures; only the planner must not use it)."""
     from snake_world_eqm.game import DEATH_EVENTS, batched_step, expert_actions
@@ -320,7 +324,7 @@ def fatal_labels(boards: np.ndarray, actions: np.ndarray, horizon: int, seed: in
             break
         if move > 0:
             moves = np.zeros(len(boards), dtype=np.int64)
-            moves[rows] = expert_actions(current[rows])
+            moves[rows] = expert_actions(current[rows], expert)
         nxt, _, events, terminated = batched_step(current[rows], moves[rows], rng)
         died = np.isin(events, deaths)
         fatal[rows[died]] = True
@@ -341,7 +345,8 @@ def fatal_decision_metrics(model, height: int, width: int, cfg: EvalConfig) -> d
 
     boards = visited_states(model, height, width, cfg)
     free = run_sampler(model, boards, cfg.batch_size, cfg.sample_seed + 300)
-    fatal = fatal_labels(boards, free["action"].astype(np.int64), cfg.fatal_horizon, seed=cfg.sample_seed)
+    fatal = fatal_labels(boards, free["action"].astype(np.int64), cfg.fatal_horizon, seed=cfg.sample_seed,
+                         expert=cfg.expert)
     rng = np.random.default_rng(cfg.sample_seed)
     others = np.flatnonzero(~fatal)
     keep_others = max(cfg.fatal_max_states - int(fatal.sum()), 0)
@@ -469,7 +474,8 @@ def build_agents(names, model, baseline, cfg: EvalConfig) -> dict:
         "eqm": lambda: EqMAgent(model, seed=cfg.sample_seed),
         "planner": lambda: PlannerAgent(model, **{"seed": cfg.sample_seed, **cfg.planner_options}),
         "baseline": lambda: BaselineAgent(baseline) if baseline is not None else None,
-        "expert": lambda: ExpertAgent(),
+        "expert": lambda: ExpertAgent(cfg.expert),
+        **{f"expert-{kind}": partial(ExpertAgent, kind) for kind in EXPERT_KINDS},  # other experts, by name
         "random": lambda: RandomAgent(seed=cfg.sample_seed),
     }
     unknown = [name for name in names if name not in factories]
