@@ -25,6 +25,8 @@ EXPERT_DESCRIPTIONS = {
     "astar": "`astar` (A* path with a virtual-snake safety check, else tail following)",
     "heuristic": "`heuristic` (greedy with a safety check)",
     "cycle": "`cycle` (the plain Hamiltonian cycle, no shortcuts)",
+    "route": "`route` (safe shortcuts along one fixed Hamiltonian cycle from the first move, no A* phase: "
+    "the fill expert made imitable)",
 }
 
 

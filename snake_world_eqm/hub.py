@@ -179,6 +179,7 @@ TEACHERS = {
             "shortcuts along a Hamiltonian cycle.",
     "heuristic": "The expert the model imitates moves greedily toward the food, avoiding dead ends.",
     "cycle": "The expert the model imitates follows a fixed Hamiltonian cycle.",
+    "route": "The expert the model imitates takes safe shortcuts along one fixed Hamiltonian cycle.",
 }
 
 

@@ -203,6 +203,21 @@ def test_the_plain_cycle_wins_too():
     assert (play_to_the_end(5, 5, [(0, 1), (1, 3)], kind="cycle") == Event.WIN).all()
 
 
+@pytest.mark.parametrize(("height", "width"), [(5, 5), (4, 6)])
+def test_the_route_expert_wins_and_keeps_to_the_base_route(height, width):
+    assert (play_to_the_end(height, width, [(0, 1), (1, 3), (2, 3)], kind="route") == Event.WIN).all()
+    # From a one-cell start the snake is in order on the base route and every move keeps it there, so
+    # the route expert never consults the other routes (fill's choice among them is what learners miss).
+    obs = encode_observation(new_game(height, width, 0, 1))[None]
+    rng = np.random.default_rng(0)
+    for _ in range(50 * height * width):
+        assert _CycleOrder(_Snakes(obs), 0).in_order[0]
+        obs, _, event, terminated = batched_step(obs, expert_actions(obs, "route"), rng)
+        if terminated[0]:
+            break
+    assert event[0] == Event.WIN
+
+
 def test_fill_is_deterministic_and_the_single_board_path_agrees():
     rng = np.random.default_rng(4)
     states = [s for s in (random_state(rng, 7, 9) for _ in range(40)) if s.food is not None]

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from ..processes import capped_workers, die_with_parent
 from .features import COLUMN_DTYPES, COLUMNS, NUM_ACTIONS, SOURCE_NAMES, SPLITS, features
 
-EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle")  # mirrors snake_world_eqm.game.expert (checked in tests)
+EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle", "route")  # mirrors snake_world_eqm.game.expert (checked in tests)
 DEFAULT_EXPERT = "fill"  # the dataset builder's default: the best measured expert (benchmarks/expert.py)
 MIN_BOARD_SIZE, MAX_BOARD_SIZE = 4, 32  # mirrors snake_world_eqm.game.rules (checked in tests)
 NUM_SYMMETRIES = 8

@@ -26,7 +26,7 @@ from snake_world_eqm.planning_flags import (
 # torch and the evaluation code load after parsing, so `--help` answers at once.
 
 AGENT_NAMES = ("eqm", "planner", "baseline", "expert", "random")
-EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle")  # mirrors snake_world_eqm.game.expert (checked in tests)
+EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle", "route")  # mirrors snake_world_eqm.game.expert (checked in tests)
 EXTRA_EXPERT_AGENTS = tuple(f"expert-{kind}" for kind in EXPERT_KINDS)
 
 

@@ -40,6 +40,10 @@ A* expert (``kind="astar"``), per board:
 The heuristic expert (``kind="heuristic"``) moves greedily toward the food among moves that
 are not certain death, preferring cells with more free neighbours and avoiding dead ends.
 ``kind="cycle"`` is the plain Hamiltonian cycle (step 2 without shortcuts), a yardstick.
+``kind="route"`` is the fill expert on one fixed route (the base route of hamilton.py, no symmetry
+or direction to choose) and without the A* phase: steps 2 and 3 only. It eats a little less than
+fill, but its move is a function of positions along one known route, which a learner can imitate
+(the choice among 16 routes and the A* phase's tail search are what learners got wrong).
 All are deterministic functions of the board.
 """
 
@@ -70,7 +74,7 @@ from snake_world_eqm.game.hamilton import (
 )
 from snake_world_eqm.game.rules import DELTAS, NUM_ACTIONS, SnakeState
 
-EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle")
+EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle", "route")
 _DR = np.array([d[0] for d in DELTAS], dtype=np.int64)
 _DC = np.array([d[1] for d in DELTAS], dtype=np.int64)
 # Keep the layers of one search below this many bytes by splitting large batches.
@@ -107,8 +111,9 @@ def _decide(obs: np.ndarray, kind: str) -> np.ndarray:
     actions = np.zeros(obs.shape[0], dtype=np.int64)
     live = np.flatnonzero((obs >= HEAD_ALONE).any(axis=(1, 2)))
     if live.size:
-        if kind in ("fill", "cycle"):
-            actions[live] = _fill(obs[live], shortcuts=kind == "fill")
+        if kind in ("fill", "cycle", "route"):
+            actions[live] = _fill(obs[live], shortcuts=kind != "cycle", greedy=kind == "fill",
+                                  one_route=kind == "route")
         else:
             boards = _Boards(obs[live])
             actions[live] = _astar(boards) if kind == "astar" else _heuristic(boards)
@@ -578,23 +583,25 @@ GREEDY_PHASE_FILL = 0.3
 SAFETY_MARGIN = 1
 
 
-def _fill(obs: np.ndarray, shortcuts: bool = True) -> np.ndarray:
-    """The fill expert (``shortcuts``) or the plain cycle on live boards.
+def _fill(obs: np.ndarray, shortcuts: bool = True, greedy: bool = True, one_route: bool = False) -> np.ndarray:
+    """The fill expert (``shortcuts``, ``greedy``), the route expert (``one_route``, no ``greedy``) or
+    the plain cycle on live boards.
 
-    A short snake takes the A* path when it is safe; a snake in cycle order on one of the routes
-    (the first such, in a fixed order) takes that route's best order-keeping move; the rest are
-    steered back into order (see _restore_order).
+    A short snake takes the A* path when it is safe (``greedy``); a snake in cycle order on one of the
+    routes (the first such, in a fixed order; only the base route with ``one_route``) takes that
+    route's best order-keeping move; the rest are steered back into order (see _restore_order).
     """
     height, width = obs.shape[1:]
+    variants = 1 if one_route else route_variants(height, width)
     actions = np.full(obs.shape[0], -1, dtype=np.int64)
     snakes = _Snakes(obs)
-    if shortcuts:
+    if shortcuts and greedy:
         short = np.flatnonzero(snakes.length < GREEDY_PHASE_FILL * height * width)
         if short.size:
             actions[short] = _greedy_path_move(_Boards(obs[short]))
     pending = np.flatnonzero(actions < 0)
     part = snakes.subset(pending)
-    for variant in range(route_variants(height, width)):
+    for variant in range(variants):
         if not pending.size:
             break
         order = _CycleOrder(part, variant)
@@ -603,7 +610,7 @@ def _fill(obs: np.ndarray, shortcuts: bool = True) -> np.ndarray:
         keep = chosen < 0
         pending, part = pending[keep], part.subset(np.flatnonzero(keep))
     if pending.size:
-        actions[pending] = _restore_order(obs[pending], part)
+        actions[pending] = _restore_order(obs[pending], part, variants)
     return actions
 
 
@@ -729,10 +736,10 @@ def _greedy_path_move(boards: _Boards) -> np.ndarray:
     return actions
 
 
-def _restore_order(obs: np.ndarray, snakes: _Snakes) -> np.ndarray:
+def _restore_order(obs: np.ndarray, snakes: _Snakes, variants: int) -> np.ndarray:
     """Boards in cycle order on no route (a learner's states, a crooked start, the end of the A* phase).
 
-    The routes are tried in their fixed order; on the first that offers one, a move into cycle order
+    The first ``variants`` routes are tried in their fixed order; on the first that offers one, a move into cycle order
     (best route preference), else a move after which following the route is safe (eating first, then
     the shortest step: the body then drains into cycle order within L moves, see _route_slack).
     Both are safe by construction. Boards with neither get, among the moves the tail search calls
@@ -742,7 +749,7 @@ def _restore_order(obs: np.ndarray, snakes: _Snakes) -> np.ndarray:
     boards = _Boards(obs)
     moves = np.full(boards.batch, -1, dtype=np.int64)
     pending, part = boards.rows, snakes
-    for variant in range(route_variants(boards.height, boards.width)):
+    for variant in range(variants):
         if not pending.size:
             break
         order = _CycleOrder(part, variant)
