@@ -32,7 +32,7 @@ HEADLINE_METRICS = {
     "play.eqm.mean_apples": "EqM agent mean apples",
     "play.planner.mean_apples": "Planner agent mean apples",
     "play.baseline.mean_apples": "Baseline agent mean apples",
-    "play.expert.mean_apples": "Expert mean apples",
+    "play.expert.mean_apples": "Expert (teacher) mean apples",
     "play.random.mean_apples": "Random agent mean apples",
     "uncertainty.grad_norm.action_error_auroc": "Grad-norm AUROC (action errors)",
 }
@@ -103,6 +103,12 @@ def _check(value: float | None, target: float | None, higher: bool = True) -> st
     return "met" if met else "**missed**"
 
 
+def _other_experts(flat: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """(kind, mean apples) of the experts played beside the teacher (evaluate's expert-KIND agents)."""
+    return [(key.split(".")[1].removeprefix("expert-"), value) for key, value in flat.items()
+            if key.startswith("play.expert-") and key.endswith(".mean_apples") and key.count(".") == 2 and value]
+
+
 def claims_table(metrics: Mapping[str, Any]) -> str:
     """The seed's claims and our targets, each with its measured number and whether it was met.
 
@@ -120,6 +126,8 @@ def claims_table(metrics: Mapping[str, Any]) -> str:
         ("coherence (board follows the model's own action)", get("coherence"), 0.99),
         ("EqM agent apples / expert apples", None if not expert_apples else get("play.eqm.mean_apples", 0) / expert_apples, 0.85),
         ("planner apples / expert apples", None if not expert_apples else get("play.planner.mean_apples", 0) / expert_apples, 1.0),
+        *[(f"EqM agent apples / {kind} expert apples", get("play.eqm.mean_apples", 0) / other, 0.85)
+          for kind, other in _other_experts(flat)],
         ("adaptive compute: fewer field evaluations than 10 steps (≤0.5 pt loss)", get("adaptive_summary.evaluation_reduction"), 0.40),
         ("grad-norm AUROC for action errors", get("uncertainty.grad_norm.action_error_auroc"), 0.8),
         ("action-block field norm AUROC for action errors", get("uncertainty.action_grad_norm.action_error_auroc"), 0.8),

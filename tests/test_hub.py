@@ -108,3 +108,14 @@ def test_the_card_names_the_expert_that_labelled_the_data():
     astar = str(build_model_card({"play": {}}))  # evaluations from before config.expert: the A* expert
     assert "fills the board" in fill and "A* planner" not in fill
     assert "A* planner" in astar and "fills the board" not in astar
+
+
+def test_the_claims_table_also_compares_the_agent_with_experts_other_than_its_teacher():
+    from snake_world_eqm.hub import claims_table
+
+    metrics = {"play": {"eqm": {"mean_apples": 45.0}, "expert": {"mean_apples": 90.0},
+                        "expert-astar": {"mean_apples": 100.0, "by_start": {"3": {"mean_apples": 1.0}}}}}
+    table = claims_table(metrics)
+    assert "| EqM agent apples / expert apples | 0.500 | 0.85 | **missed** |" in table
+    assert "| EqM agent apples / astar expert apples | 0.450 | 0.85 | **missed** |" in table
+    assert table.count("astar expert apples") == 1  # the per-start numbers are not experts of their own
