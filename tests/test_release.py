@@ -25,13 +25,13 @@ def shipped():
     return SnakeWorldEqM.from_pretrained(PRETRAINED_10X10).eval()
 
 
-def _expert_boards(count: int, seed: int) -> np.ndarray:
+def _expert_boards(count: int, seed: int, kind: str = "astar") -> np.ndarray:
     """Boards the expert actually visits (not just fresh starts)."""
     games = BatchedSnakeGames(num_games=32, height=10, width=10, seed=seed)
     boards = []
     while sum(len(b) for b in boards) < count:
         for _ in range(7):  # thin out consecutive, near-identical boards
-            games.step(expert_actions(games.obs))
+            games.step(expert_actions(games.obs, kind))
         boards.append(games.obs.copy())
     return np.concatenate(boards)[:count]
 
@@ -43,12 +43,23 @@ def test_shipped_checkpoint_is_small_and_safetensors_only():
     assert (PRETRAINED_10X10 / "model.safetensors").stat().st_size < 10_000_000
 
 
-def test_shipped_checkpoint_agrees_with_the_expert(shipped):
-    boards = _expert_boards(256, seed=123)
+def _shipped_teacher() -> str:
+    """The expert the shipped model imitates, as its card names it (hub.TEACHERS)."""
+    from snake_world_eqm.hub import TEACHERS
+
+    card = (PRETRAINED_10X10 / "README.md").read_text()
+    named = [kind for kind, sentence in TEACHERS.items() if sentence in card]
+    assert len(named) == 1, named
+    return named[0]
+
+
+def test_shipped_checkpoint_agrees_with_its_teacher(shipped):
+    teacher = _shipped_teacher()
+    boards = _expert_boards(256, seed=123, kind=teacher)
     with torch.no_grad():
         actions = shipped.sample(boards, generator=torch.Generator().manual_seed(0)).action.numpy()
-    agreement = float((actions == expert_actions(boards)).mean())
-    assert agreement > 0.85, agreement
+    agreement = float((actions == expert_actions(boards, teacher)).mean())
+    assert agreement > 0.85, (teacher, agreement)
 
 
 def test_shipped_checkpoint_plays_and_eats(shipped):
