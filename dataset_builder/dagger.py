@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.argv = argv  # the command recorded in dagger.json (sys.argv also holds "dagger" under -m dataset_builder)
     try:
         table = run(args)
     except ValueError as error:
@@ -262,7 +264,7 @@ def _rows(folder: Path) -> int:
 
 
 def _command(args: argparse.Namespace) -> str:
-    return "python -m dataset_builder dagger " + " ".join(shlex.quote(str(a)) for a in sys.argv[1:])
+    return "python -m dataset_builder dagger " + " ".join(shlex.quote(str(a)) for a in getattr(args, "argv", sys.argv[1:]))
 
 
 def format_row(record: dict[str, Any]) -> str:

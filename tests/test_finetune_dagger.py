@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -262,6 +263,7 @@ def test_dagger_loop_runs_rounds_and_resumes_without_redoing_them(tiny_models, d
     assert dagger_main(argv) == 0
     log = json.loads((tmp_path / "dagger" / "dagger.json").read_text())
     assert [r["round"] for r in log["rounds"]] == [0, 1]
+    assert log["command"] == "python -m dataset_builder dagger " + " ".join(shlex.quote(a) for a in argv)
     first = log["rounds"][1]
     assert first["rows_added"] == 120 and first["beta"] == 0.5 and first["finetune_steps"] == 2
     assert first["games"] == 4 and 0.0 <= first["held_out_action_accuracy"] <= 1.0
