@@ -234,3 +234,28 @@ def test_the_terminal_board_is_legal_only_when_allowed_and_allowing_it_checks_th
 def test_encoding_something_else_than_a_state_is_a_type_error_naming_it():
     with pytest.raises(TypeError, match="^encode_observation expects a SnakeState, got ndarray$"):
         encode_observation(board_with_snake())
+
+
+def test_a_torch_board_is_decoded_like_its_numpy_twin():
+    import torch
+
+    assert decode_observation(torch.as_tensor(board_with_snake())) == decode_observation(board_with_snake())
+
+
+def test_the_batched_check_wants_three_dims_and_messages_name_the_expected_shape_and_range():
+    from snake_world_eqm.game.encoding import check_observation_array
+
+    batch = np.stack([board_with_snake()] * 2)
+    assert check_observation_array(batch, batched=True) is batch
+    with pytest.raises(IllegalObservationError, match=r"shape \(B, H, W\), got \(5, 5\)"):
+        check_observation_array(board_with_snake(), batched=True)
+    with pytest.raises(IllegalObservationError, match=r"shape \(H, W\), got \(2, 5, 5\)"):
+        check_observation_array(batch)
+    with pytest.raises(IllegalObservationError, match=r"outside the supported range 4..32"):
+        check_observation_array(np.zeros((2, 3, 5), dtype=np.int8), batched=True)
+    with pytest.raises(IllegalObservationError, match=r"cell values must lie in 0..11, found 0..12"):
+        decode_observation(ILLEGAL_BOARDS["values"])
+    with pytest.raises(TypeError, match="numpy array, got list"):
+        decode_observation([[0] * 5] * 5)
+    with pytest.raises(IllegalObservationError, match="^food missing on a board that is not full$"):
+        decode_observation(ILLEGAL_BOARDS["food missing"])
