@@ -359,3 +359,34 @@ def test_long_snakes_fall_back_to_a_zigzag_segment_of_the_full_length():
     assert _serpentine_body(4, 5, 6, np.random.default_rng(1)) == [(2, 2), (2, 1), (2, 0), (1, 0), (1, 1), (1, 2)]
     for seed in range(10):  # a 4x4 snake of 15 always gets its full length
         assert new_game(4, 4, seed, initial_length=15).length == 15
+
+
+def test_step_names_what_it_got_instead_of_a_state():
+    with pytest.raises(TypeError, match="^state must be a SnakeState, got ndarray$"):
+        step(encode_observation(new_game(5, 5, 0)), 0, 0)
+
+
+def test_new_game_defaults_to_a_ten_by_ten_board():
+    state = new_game(rng=0)
+    assert (state.height, state.width, state.length) == (10, 10, 3)
+
+
+def test_a_snake_too_long_for_random_walks_is_a_zigzag_segment():
+    # 63 cells on 8x8: self-avoiding random walks get stuck, so new_game falls back to the zig-zag path.
+    path = [(r, c if r % 2 == 0 else 7 - c) for r in range(8) for c in range(8)]
+    for seed in range(3):
+        state = new_game(8, 8, seed, initial_length=63)
+        indices = [path.index(cell) for cell in state.body]
+        assert state.length == 63 and sorted(indices) == list(range(min(indices), min(indices) + 63))
+        assert indices in (sorted(indices), sorted(indices)[::-1])
+
+
+def test_random_walks_reach_every_row_and_column_and_retry_when_stuck():
+    cells = set()
+    for seed in range(30):
+        cells.update(new_game(4, 4, seed, initial_length=6).body[1:])
+    assert {r for r, _ in cells} == {0, 1, 2, 3} and {c for _, c in cells} == {0, 1, 2, 3}
+    # Pinned: with seed 5 the first walk of 12 cells on 4x4 gets stuck and the second one succeeds.
+    assert new_game(4, 4, 5, initial_length=12).body == (
+        (3, 0), (2, 0), (1, 0), (1, 1), (1, 2), (0, 2), (0, 3), (1, 3), (2, 3), (3, 3), (3, 2), (2, 2),
+    )
