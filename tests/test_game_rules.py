@@ -390,3 +390,10 @@ def test_random_walks_reach_every_row_and_column_and_retry_when_stuck():
     assert new_game(4, 4, 5, initial_length=12).body == (
         (3, 0), (2, 0), (1, 0), (1, 1), (1, 2), (0, 2), (0, 3), (1, 3), (2, 3), (3, 3), (3, 2), (2, 2),
     )
+
+
+def test_lists_and_numpy_ints_are_stored_as_tuples_of_plain_ints():
+    state = SnakeState(5, 5, [[np.int64(0), 0], [0, 1]], [np.int8(4), 4])
+    assert state.body == ((0, 0), (0, 1)) and state.food == (4, 4)
+    assert type(state.body[0][0]) is int and type(state.food[0]) is int
+    assert hash(state) == hash(SnakeState(5, 5, ((0, 0), (0, 1)), (4, 4)))
