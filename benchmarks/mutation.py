@@ -164,26 +164,30 @@ def _score(statuses: dict[str, str]) -> dict:
 
 
 def mutate_module(module: str, tests: list[str], max_children: int, show: bool, keep: bool,
-                  sample: list[str] | None = None, rerun: Path | None = None) -> dict:
+                  sample: list[str] | None = None, rerun: Path | None = None, report_only: bool = False) -> dict:
     env = _environment()
     scratch = rerun if rerun else _scratch_copy(module, tests)
     # A sample is a list of mutmut name patterns (fnmatch), e.g. "*__mutmut_*0" for every tenth mutant.
     selected = sample or []
-    if rerun:  # new tests only add kills, so only the earlier run's survivors need running again
+    if rerun and not report_only:  # new tests only add kills, so only the earlier run's survivors need running again
         selected = _refresh_tests(rerun, env)
     start = time.monotonic()
     try:
-        run = subprocess.run([*_mutmut_command(), "run", "--max-children", str(max_children), *selected],
-                             cwd=scratch, env=env, capture_output=True, text=True) if selected or not rerun else None
+        run = None
+        if (selected or not rerun) and not report_only:
+            run = subprocess.run([*_mutmut_command(), "run", "--max-children", str(max_children), *selected],
+                                 cwd=scratch, env=env, capture_output=True, text=True)
         if run is not None and run.returncode != 0:
             return {"module": module, "tests": tests, "error": (run.stdout + run.stderr)[-2000:]}
         statuses = _statuses(scratch, env)
         sampled = {"sample": sample, "mutants_in_module": len(statuses)} if sample else {}
-        if rerun:
+        if rerun and not report_only:
             sampled["survivors_run_again_with_current_tests"] = len(selected)
         if sample:  # score only the mutants the sample selected
             statuses = {name: status for name, status in statuses.items()
                         if any(fnmatch.fnmatch(name, pattern) for pattern in sample)}
+        if any(status == "not checked" for status in statuses.values()):  # a stopped run: scored over what ran
+            sampled["partial"] = "some mutants were never run (not_checked); the score is over the mutants that ran"
         return {
             "module": module,
             "tests": tests,
@@ -209,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerun", type=Path, metavar="SCRATCH",
                         help="a scratch copy kept by --keep (one module): copy the current tests into it and run "
                              "only its surviving mutants again")
+    parser.add_argument("--report-only", action="store_true",
+                        help="with --rerun: run nothing, report the kept copy as it stands (e.g. a run stopped early)")
     parser.add_argument("--sample", nargs="+", metavar="PATTERN",
                         help="run only the mutants whose names match these fnmatch patterns (a deterministic "
                              "subset for a module too big to finish, e.g. '*__mutmut_*0' for every tenth); the "
@@ -217,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     modules = []
     for module in args.modules:
         modules.append(mutate_module(module, MODULES[module], args.max_children, args.show_diffs, args.keep,
-                                       args.sample, args.rerun))
+                                       args.sample, args.rerun, args.report_only))
         done = modules[-1]  # one line per module as it finishes: a full run takes a while
         print(f"{module}: score {done.get('score')} ({done.get('killed')} killed, {done.get('survived')} survived, "
               f"{done.get('no_tests')} without tests) {done.get('error', '')[:200]}", file=sys.stderr, flush=True)
