@@ -161,3 +161,19 @@ def test_the_returned_boards_are_not_the_games_own_storage():
     kept = games.obs.copy()
     nxt[:] = 0  # editing the result leaves the games alone
     assert kept.any() and np.array_equal(games.obs, kept)
+
+
+def test_stepping_leaves_the_input_boards_untouched_and_a_single_game_counts_its_steps():
+    rng = np.random.default_rng(2)
+    boards = np.stack([encode_observation(random_state(rng, 6, 6)) for _ in range(8)])
+    before = boards.copy()
+    batched_step(boards, np.arange(8) % 4, 0)
+    assert np.array_equal(boards, before)
+    game = BatchedSnakeGames(1, 6, 6, seed=0)
+    for _ in range(2):  # two plain moves (no eating, no death): the episode goes on and counts them
+        game.step(np.array([_plain_move(game.obs[0])]))
+    assert game.episode_steps.tolist() == [2] and game.episode_ids.tolist() == [0]
+
+
+def _plain_move(board: np.ndarray) -> int:
+    return next(a for a in range(4) if step(decode_observation(board), a, 0).event == Event.NONE)
