@@ -8,7 +8,14 @@ state in `mutants/`), with only the test files that exercise it, so a run never 
     python benchmarks/mutation.py                                  # every module in MODULES
     python benchmarks/mutation.py --modules snake_world_eqm/eqm.py --json docs/results/mutation.json
 
-Score = (killed + timed out) / (mutants - skipped); a mutant no test covers counts as surviving.
+    # on a busy machine: keep the copy, strengthen the tests, then run only the survivors again
+    python benchmarks/mutation.py --modules snake_world_eqm/game/rules.py --keep --show-diffs
+    python benchmarks/mutation.py --modules snake_world_eqm/game/rules.py --rerun /tmp/snake-mutation-XXXX
+    # a module too big to finish: a deterministic sample of mutant names (here every tenth)
+    python benchmarks/mutation.py --modules snake_world_eqm/game/expert.py --sample '*__mutmut_*0'
+
+Score = (killed + timed out) / (mutants - skipped - never run); a mutant no test covers counts as surviving.
+A stopped run (--rerun COPY --report-only) or a sample is scored over the mutants that ran, and says so.
 """
 
 from __future__ import annotations
