@@ -8,13 +8,21 @@ state in `mutants/`), with only the test files that exercise it, so a run never 
     python benchmarks/mutation.py                                  # every module in MODULES
     python benchmarks/mutation.py --modules snake_world_eqm/eqm.py --json docs/results/mutation.json
 
-Score = (killed + timed out) / (mutants - skipped); a mutant no test covers counts as surviving.
+    # on a busy machine: keep the copy, strengthen the tests, then run only the survivors again
+    python benchmarks/mutation.py --modules snake_world_eqm/game/rules.py --keep --show-diffs
+    python benchmarks/mutation.py --modules snake_world_eqm/game/rules.py --rerun /tmp/snake-mutation-XXXX
+    # a module too big to finish: a deterministic sample of mutant names (here every tenth)
+    python benchmarks/mutation.py --modules snake_world_eqm/game/expert.py --sample '*__mutmut_*0'
+
+Score = (killed + timed out) / (mutants - skipped - never run); a mutant no test covers counts as surviving.
+A stopped run (--rerun COPY --report-only) or a sample is scored over the mutants that ran, and says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import fnmatch
 import json
 import os
 import re
@@ -37,12 +45,18 @@ MODULES = {
     "dataset_builder/validate.py": ["tests/test_dataset_validate.py"],
     "snake_world_eqm/training/selection.py": ["tests/test_training_best.py"],
     "snake_world_eqm/game/encoding.py": ["tests/test_game_encoding.py"],
-    "snake_world_eqm/game/rules.py": ["tests/test_game_rules.py"],
-    "snake_world_eqm/game/batched.py": ["tests/test_game_batched.py"],
-    "snake_world_eqm/game/expert.py": ["tests/test_game_expert.py"],
+    "snake_world_eqm/game/rules.py": ["tests/test_game_rules.py", "tests/test_bad_input_game.py"],
+    # The batched engine is checked against the single-board rules in test_game_rules.py.
+    "snake_world_eqm/game/batched.py": ["tests/test_game_batched.py", "tests/test_game_rules.py",
+                                        "tests/test_bad_input_game.py"],
+    "snake_world_eqm/game/expert.py": ["tests/test_game_expert.py", "tests/test_game_expert_fill.py"],
 }
 COPIED = ("snake_world_eqm", "dataset_builder", "tests")
 TARGET_SCORE = 0.90
+# mutmut's verdicts (mutmut.stats.status_by_exit_code); a module's counts list each, zeros included.
+STATUSES = ("killed", "survived", "timeout", "no tests", "skipped", "suspicious", "segfault", "not checked",
+            "caught by type check", "check was interrupted by user")
+SURVIVING = ("survived", "no tests", "suspicious", "segfault")
 
 
 def _mutmut_command() -> list[str]:
@@ -109,13 +123,11 @@ def _mutant_diff(mutated_module: str, mutant: str) -> str:
     return "\n".join(line.strip() for line in changed if line[:1] in "+-" and line[:3] not in ("+++", "---"))
 
 
-def _survivors(scratch: Path, module: str, env: dict[str, str], show: bool) -> list[dict[str, str]]:
-    listing = subprocess.run([*_mutmut_command(), "results"], cwd=scratch, env=env, capture_output=True, text=True)
+def _survivors(scratch: Path, module: str, statuses: dict[str, str], show: bool) -> list[dict[str, str]]:
     mutated_module = (scratch / "mutants" / module).read_text() if show else ""
     survivors = []
-    for line in listing.stdout.splitlines():
-        name, _, status = line.strip().rpartition(": ")
-        if status in ("survived", "no tests"):
+    for name, status in statuses.items():
+        if status in SURVIVING:
             entry = {"mutant": name, "status": status}
             if show:
                 entry["diff"] = _mutant_diff(mutated_module, name)
@@ -123,30 +135,76 @@ def _survivors(scratch: Path, module: str, env: dict[str, str], show: bool) -> l
     return survivors
 
 
-def mutate_module(module: str, tests: list[str], max_children: int, show: bool, keep: bool) -> dict:
-    scratch = _scratch_copy(module, tests)
+def _refresh_tests(scratch: Path, env: dict[str, str]) -> list[str]:
+    """Copy this checkout's tests into a kept scratch copy (mutmut runs them from mutants/); return its survivors."""
+    for target in (scratch / "tests", scratch / "mutants" / "tests"):
+        shutil.copytree(REPO / "tests", target, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return [name for name, status in _statuses(scratch, env).items() if status in SURVIVING]
+
+
+def _statuses(scratch: Path, env: dict[str, str]) -> dict[str, str]:
+    """mutant name -> mutmut's status ("killed", "survived", "not checked", ...) for every mutant of the copy."""
+    listing = subprocess.run([*_mutmut_command(), "results", "--all", "true"], cwd=scratch, env=env,
+                             capture_output=True, text=True, check=True)
+    statuses = {}
+    for line in listing.stdout.splitlines():
+        name, separator, status = line.strip().rpartition(": ")
+        if separator and "__mutmut_" in name:
+            statuses[name] = status
+    return statuses
+
+
+def _score(statuses: dict[str, str]) -> dict:
+    """Counts per status and the score over the mutants that were run (a sampled run leaves the rest unchecked)."""
+    counts = {key.replace(" ", "_"): 0 for key in STATUSES}
+    for status in statuses.values():
+        counts[status.replace(" ", "_")] = counts.get(status.replace(" ", "_"), 0) + 1
+    counted = len(statuses) - counts["skipped"] - counts["not_checked"]
+    killed = counts["killed"] + counts["timeout"]
+    return {
+        "score": round(killed / counted, 4) if counted else None,
+        "meets_target": bool(counted) and killed / counted >= TARGET_SCORE,
+        "total": len(statuses),
+        **counts,
+    }
+
+
+def mutate_module(module: str, tests: list[str], max_children: int, show: bool, keep: bool,
+                  sample: list[str] | None = None, rerun: Path | None = None, report_only: bool = False) -> dict:
     env = _environment()
+    scratch = rerun if rerun else _scratch_copy(module, tests)
+    # A sample is a list of mutmut name patterns (fnmatch), e.g. "*__mutmut_*0" for every tenth mutant.
+    selected = sample or []
+    if rerun and not report_only:  # new tests only add kills, so only the earlier run's survivors need running again
+        selected = _refresh_tests(rerun, env)
     start = time.monotonic()
     try:
-        run = subprocess.run([*_mutmut_command(), "run", "--max-children", str(max_children)], cwd=scratch,
-                             env=env, capture_output=True, text=True)
-        if run.returncode != 0:
+        run = None
+        if (selected or not rerun) and not report_only:
+            run = subprocess.run([*_mutmut_command(), "run", "--max-children", str(max_children), *selected],
+                                 cwd=scratch, env=env, capture_output=True, text=True)
+        if run is not None and run.returncode != 0:
             return {"module": module, "tests": tests, "error": (run.stdout + run.stderr)[-2000:]}
-        subprocess.run([*_mutmut_command(), "export-cicd-stats"], cwd=scratch, env=env, capture_output=True, check=True)
-        stats = json.loads((scratch / "mutants" / "mutmut-cicd-stats.json").read_text())
-        counted = stats["total"] - stats["skipped"]
-        killed = stats["killed"] + stats["timeout"]
+        statuses = _statuses(scratch, env)
+        sampled = {"sample": sample, "mutants_in_module": len(statuses)} if sample else {}
+        if rerun and not report_only:
+            sampled["survivors_run_again_with_current_tests"] = len(selected)
+        if sample:  # score only the mutants the sample selected
+            statuses = {name: status for name, status in statuses.items()
+                        if any(fnmatch.fnmatch(name, pattern) for pattern in sample)}
+        if any(status == "not checked" for status in statuses.values()):  # a stopped run: scored over what ran
+            sampled["partial"] = "some mutants were never run (not_checked); the score is over the mutants that ran"
         return {
             "module": module,
             "tests": tests,
-            "score": round(killed / counted, 4) if counted else None,
-            "meets_target": bool(counted) and killed / counted >= TARGET_SCORE,
-            **stats,
+            **sampled,
+            **_score(statuses),
             "seconds": round(time.monotonic() - start, 1),
-            "survivors": _survivors(scratch, module, env, show),
+            "survivors": _survivors(scratch, module, statuses, show),
         }
     finally:
-        if keep:
+        if keep or rerun:
             print(f"kept {scratch}", file=sys.stderr)
         else:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -159,19 +217,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show-diffs", action="store_true", help="include each survivor's diff")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copies (to `mutmut browse` them)")
     parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument("--rerun", type=Path, metavar="SCRATCH",
+                        help="a scratch copy kept by --keep (one module): copy the current tests into it and run "
+                             "only its surviving mutants again")
+    parser.add_argument("--report-only", action="store_true",
+                        help="with --rerun: run nothing, report the kept copy as it stands (e.g. a run stopped early)")
+    parser.add_argument("--sample", nargs="+", metavar="PATTERN",
+                        help="run only the mutants whose names match these fnmatch patterns (a deterministic "
+                             "subset for a module too big to finish, e.g. '*__mutmut_*0' for every tenth); the "
+                             "score is then over the sample")
     args = parser.parse_args(argv)
     modules = []
     for module in args.modules:
-        modules.append(mutate_module(module, MODULES[module], args.max_children, args.show_diffs, args.keep))
+        modules.append(mutate_module(module, MODULES[module], args.max_children, args.show_diffs, args.keep,
+                                       args.sample, args.rerun, args.report_only))
         done = modules[-1]  # one line per module as it finishes: a full run takes a while
         print(f"{module}: score {done.get('score')} ({done.get('killed')} killed, {done.get('survived')} survived, "
               f"{done.get('no_tests')} without tests) {done.get('error', '')[:200]}", file=sys.stderr, flush=True)
+    for module in modules:
+        module["provenance"] = provenance()  # each module's entry says how it was run, also after a merge
     result = {"target_score": TARGET_SCORE, "modules": modules, "provenance": provenance()}
-    text = json.dumps(result, indent=2)
-    print(text)
+    print(json.dumps(result, indent=2))
     if args.json:
-        write_json(args.json, result)
+        write_json(args.json, _merged(args.json, result) if args.json.exists() else result)
     return 0
+
+
+def _merged(path: Path, result: dict) -> dict:
+    """An earlier result file with this run's modules replacing (or joining) its entries of the same module."""
+    earlier = json.loads(path.read_text())
+    fresh = {module["module"]: module for module in result["modules"]}
+    kept = [module for module in earlier.get("modules", []) if module["module"] not in fresh]
+    not_run = {name: why for name, why in earlier.get("not_run", {}).items() if name not in fresh}
+    merged = {**earlier, "modules": kept + list(fresh.values()), "provenance": result["provenance"]}
+    if not_run:
+        merged["not_run"] = not_run
+    else:
+        merged.pop("not_run", None)
+    merged["provenance"]["note"] = "each module keeps the provenance of its own run"
+    return merged
 
 
 if __name__ == "__main__":

@@ -97,6 +97,27 @@ def test_mutation_benchmark_knows_its_modules_and_their_tests():
     assert done.returncode == 0 and "--modules" in done.stdout
 
 
+def test_mutation_benchmark_scores_what_ran_and_merges_by_module(tmp_path):
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import mutation
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    statuses = {"m.x_f__mutmut_1": "killed", "m.x_f__mutmut_2": "timeout", "m.x_f__mutmut_3": "survived",
+                "m.x_f__mutmut_4": "not checked", "m.x_f__mutmut_5": "no tests"}
+    scored = mutation._score(statuses)
+    assert scored["score"] == 0.5 and scored["total"] == 5 and scored["not_checked"] == 1  # 2 of the 4 that ran
+    assert scored["no_tests"] == 1 and scored["meets_target"] is False
+    earlier = {"tool": "mutmut", "modules": [{"module": "a.py", "score": 1.0}, {"module": "b.py", "score": 0.5}],
+               "not_run": {"b.py": "later", "c.py": "later"}, "provenance": {"command": "old"}}
+    (tmp_path / "m.json").write_text(json.dumps(earlier))
+    merged = mutation._merged(tmp_path / "m.json", {"modules": [{"module": "b.py", "score": 0.9}],
+                                                    "provenance": {"command": "new"}})
+    assert [(m["module"], m["score"]) for m in merged["modules"]] == [("a.py", 1.0), ("b.py", 0.9)]
+    assert merged["not_run"] == {"c.py": "later"} and merged["tool"] == "mutmut"
+    assert merged["provenance"]["command"] == "new"
+
+
 def test_demo_benchmark_summarises_the_report():
     sys.path.insert(0, str(BENCHMARKS))
     try:

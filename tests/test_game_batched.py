@@ -111,3 +111,69 @@ def test_symmetry_argument_errors():
         transform_board(np.zeros((4, 6), dtype=np.int8), 1)
     with pytest.raises(TypeError):
         transform_action(1, 1.5)
+
+
+# --- Output types, argument checks and the game bookkeeping (each catches a mutant of batched.py).
+
+
+def test_outputs_have_the_documented_dtypes_and_wider_int_boards_are_accepted():
+    rng = np.random.default_rng(1)
+    boards = np.stack([encode_observation(random_state(rng, 5, 6)) for _ in range(6)])
+    nxt, reward, event, terminated = batched_step(boards.astype(np.int64), np.arange(6) % 4, 0)
+    assert (nxt.dtype, reward.dtype, event.dtype, terminated.dtype) == (np.int8, np.float32, np.int8, np.bool_)
+    for got, want in zip((nxt, reward, event, terminated), batched_step(boards, np.arange(6) % 4, 0)):
+        assert np.array_equal(got, want)
+
+
+def test_boolean_actions_and_an_empty_batch():
+    boards = np.stack([encode_observation(new_game(5, 5, seed)) for seed in range(2)])
+    with pytest.raises(TypeError, match=r"^actions must be integers, got dtype bool$"):
+        batched_step(boards, np.array([True, False]), 0)
+    with pytest.raises(ValueError, match=r"^actions must lie in 0..3, found -1..1$"):
+        batched_step(boards, np.array([-1, 1]), 0)
+    with pytest.raises(ValueError, match=r"^actions must have shape \(2,\), got \(3,\)$"):
+        batched_step(boards, np.array([0, 1, 2]), 0)
+    nxt, reward, event, terminated = batched_step(np.zeros((0, 5, 5), dtype=np.int8), np.zeros(0, dtype=np.int64), 0)
+    assert nxt.shape == (0, 5, 5) and reward.shape == event.shape == terminated.shape == (0,)
+
+
+@pytest.mark.parametrize("num_games", [0, True, 2.0, -1])
+def test_the_number_of_games_must_be_a_positive_int(num_games):
+    with pytest.raises(ValueError, match=rf"^num_games must be a positive int, got {num_games!r}$"):
+        BatchedSnakeGames(num_games, 5, 5, seed=0)
+
+
+def test_games_use_the_requested_size_length_and_generator_and_number_episodes_in_order():
+    rng = np.random.default_rng(4)
+    games = BatchedSnakeGames(np.int64(3), 5, 7, seed=rng, initial_length=4)
+    assert games.rng is rng and games.num_games == 3 and games.obs.shape == (3, 5, 7)
+    assert [decode_observation(board).length for board in games.obs] == [4, 4, 4]
+    assert games.episode_ids.tolist() == [0, 1, 2] and games.episode_steps.tolist() == [0, 0, 0]
+    games.reset_games([2, 0])
+    assert games.episode_ids.tolist() == [4, 1, 3]
+    with pytest.raises(ValueError, match="height"):
+        BatchedSnakeGames(2, 3, 5)
+
+
+def test_the_returned_boards_are_not_the_games_own_storage():
+    games = BatchedSnakeGames(2, 5, 5, seed=0)
+    nxt, *_ = games.step(np.array([0, 0]), auto_reset=False)
+    kept = games.obs.copy()
+    nxt[:] = 0  # editing the result leaves the games alone
+    assert kept.any() and np.array_equal(games.obs, kept)
+
+
+def test_stepping_leaves_the_input_boards_untouched_and_a_single_game_counts_its_steps():
+    rng = np.random.default_rng(2)
+    boards = np.stack([encode_observation(random_state(rng, 6, 6)) for _ in range(8)])
+    before = boards.copy()
+    batched_step(boards, np.arange(8) % 4, 0)
+    assert np.array_equal(boards, before)
+    game = BatchedSnakeGames(1, 6, 6, seed=0)
+    for _ in range(2):  # two plain moves (no eating, no death): the episode goes on and counts them
+        game.step(np.array([_plain_move(game.obs[0])]))
+    assert game.episode_steps.tolist() == [2] and game.episode_ids.tolist() == [0]
+
+
+def _plain_move(board: np.ndarray) -> int:
+    return next(a for a in range(4) if step(decode_observation(board), a, 0).event == Event.NONE)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from game_helpers import random_state
@@ -167,3 +169,93 @@ def test_full_board_needs_no_food():
     body = tuple((r, c if r % 2 == 0 else 3 - c) for r in range(4) for c in range(4))
     state = SnakeState(4, 4, body, None)
     assert decode_observation(encode_observation(state)) == state
+
+
+def test_head_codes_are_exactly_the_five_head_classes():
+    from snake_world_eqm.game.encoding import CELL_NAMES, is_head_code
+
+    assert [name for code, name in enumerate(CELL_NAMES) if is_head_code(code)] == [
+        "head_alone", "head_up", "head_right", "head_down", "head_left",
+    ]
+
+
+@pytest.mark.parametrize("head", range(4))
+def test_a_body_cell_pointing_back_at_the_head_is_named_as_such(head):
+    # A 2x2 loop of snake cells around (1..2, 1..2) whose last body cell points back at the head,
+    # for each head direction (so every head code is met as a pointer target).
+    loop = [(1, 1), (1, 2), (2, 2), (2, 1)]
+    start = loop[head:] + loop[:head]
+    board = np.zeros((5, 5), dtype=np.int8)
+    deltas = {(-1, 0): 0, (0, 1): 1, (1, 0): 2, (0, -1): 3}
+    for index, cell in enumerate(start):
+        nxt = start[(index + 1) % 4]
+        direction = deltas[(nxt[0] - cell[0], nxt[1] - cell[1])]
+        board[cell] = (3 if index == 0 else 7) + direction
+    board[4, 4] = FOOD
+    with pytest.raises(IllegalObservationError, match=r"cycle in the body: cell .* points back to the head"):
+        decode_observation(board)
+
+
+@pytest.mark.parametrize(("cell", "code", "outside"), [((4, 2), BODY_DOWN, "(5, 2)"), ((2, 4), BODY_RIGHT, "(2, 5)")])
+def test_a_pointer_off_the_bottom_or_right_edge_is_refused(cell, code, outside):
+    # Head (3, 2) → (4, 2) at the bottom edge (or (2, 3) → (2, 4) at the right edge), whose pointer leaves the board.
+    board = np.zeros((5, 5), dtype=np.int8)
+    board[0, 0] = FOOD
+    if cell == (4, 2):
+        board[3, 2] = 5  # HEAD_DOWN
+    else:
+        board[2, 3] = HEAD_RIGHT
+    board[cell] = code
+    with pytest.raises(IllegalObservationError, match=rf"pointer off board: cell {re.escape(str(cell))} points to "
+                                                      rf"{re.escape(outside)}"):
+        decode_observation(board)
+
+
+def test_messages_name_the_broken_link_and_count_the_stray_cells():
+    with pytest.raises(IllegalObservationError, match=r"points to \(1, 2\), which is empty"):
+        decode_observation(ILLEGAL_BOARDS["broken chain"])
+    food_next = edit({(1, 2): FOOD, (4, 4): EMPTY})
+    with pytest.raises(IllegalObservationError, match=r"points to \(1, 2\), which is food"):
+        decode_observation(food_next)
+    with pytest.raises(IllegalObservationError, match=r"^4 snake cells are not on the chain .*\(disconnected body\)$"):
+        decode_observation(ILLEGAL_BOARDS["not on the chain"])
+    with pytest.raises(IllegalObservationError, match="^no head on a non-terminal board$"):
+        decode_observation(ILLEGAL_BOARDS["no head"])
+
+
+def test_the_terminal_board_is_legal_only_when_allowed_and_allowing_it_checks_the_rest():
+    with pytest.raises(IllegalObservationError, match="terminal"):
+        validate_observation(terminal_observation(5, 5))
+    for problem, board in ILLEGAL_BOARDS.items():
+        with pytest.raises(IllegalObservationError, match=problem):
+            validate_observation(board, allow_terminal=True)
+
+
+def test_encoding_something_else_than_a_state_is_a_type_error_naming_it():
+    with pytest.raises(TypeError, match="^encode_observation expects a SnakeState, got ndarray$"):
+        encode_observation(board_with_snake())
+
+
+def test_a_torch_board_is_decoded_like_its_numpy_twin():
+    import torch
+
+    assert decode_observation(torch.as_tensor(board_with_snake())) == decode_observation(board_with_snake())
+
+
+def test_the_batched_check_wants_three_dims_and_messages_name_the_expected_shape_and_range():
+    from snake_world_eqm.game.encoding import check_observation_array
+
+    batch = np.stack([board_with_snake()] * 2)
+    assert check_observation_array(batch, batched=True) is batch
+    with pytest.raises(IllegalObservationError, match=r"shape \(B, H, W\), got \(5, 5\)"):
+        check_observation_array(board_with_snake(), batched=True)
+    with pytest.raises(IllegalObservationError, match=r"shape \(H, W\), got \(2, 5, 5\)"):
+        check_observation_array(batch)
+    with pytest.raises(IllegalObservationError, match=r"outside the supported range 4..32"):
+        check_observation_array(np.zeros((2, 3, 5), dtype=np.int8), batched=True)
+    with pytest.raises(IllegalObservationError, match=r"cell values must lie in 0..11, found 0..12"):
+        decode_observation(ILLEGAL_BOARDS["values"])
+    with pytest.raises(TypeError, match="numpy array, got list"):
+        decode_observation([[0] * 5] * 5)
+    with pytest.raises(IllegalObservationError, match="^food missing on a board that is not full$"):
+        decode_observation(ILLEGAL_BOARDS["food missing"])
