@@ -103,6 +103,11 @@ def _check(value: float | None, target: float | None, higher: bool = True) -> st
     return "met" if met else "**missed**"
 
 
+def _ratio(agent: float | None, expert: float | None) -> float | None:
+    """agent / expert apples; None (shown as "not measured") when either agent did not play."""
+    return None if agent is None or not expert else agent / expert
+
+
 def _other_experts(flat: Mapping[str, Any]) -> list[tuple[str, float]]:
     """(kind, mean apples) of the experts played beside the teacher (evaluate's expert-KIND agents)."""
     return [(key.split(".")[1].removeprefix("expert-"), value) for key, value in flat.items()
@@ -124,9 +129,9 @@ def claims_table(metrics: Mapping[str, Any]) -> str:
         ("what-if exact match, mean of 4 held actions", get("whatif_exact.mean"), 0.97),
         ("validity (decoded board is a legal successor)", get("validity"), 0.99),
         ("coherence (board follows the model's own action)", get("coherence"), 0.99),
-        ("EqM agent apples / expert apples", None if not expert_apples else get("play.eqm.mean_apples", 0) / expert_apples, 0.85),
-        ("planner apples / expert apples", None if not expert_apples else get("play.planner.mean_apples", 0) / expert_apples, 1.0),
-        *[(f"EqM agent apples / {kind} expert apples", get("play.eqm.mean_apples", 0) / other, 0.85)
+        ("EqM agent apples / expert apples", _ratio(get("play.eqm.mean_apples"), expert_apples), 0.85),
+        ("planner apples / expert apples", _ratio(get("play.planner.mean_apples"), expert_apples), 1.0),
+        *[(f"EqM agent apples / {kind} expert apples", _ratio(get("play.eqm.mean_apples"), other), 0.85)
           for kind, other in _other_experts(flat)],
         ("adaptive compute: fewer field evaluations than 10 steps (≤0.5 pt loss)", get("adaptive_summary.evaluation_reduction"), 0.40),
         ("grad-norm AUROC for action errors", get("uncertainty.grad_norm.action_error_auroc"), 0.8),

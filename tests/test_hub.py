@@ -119,3 +119,10 @@ def test_the_claims_table_also_compares_the_agent_with_experts_other_than_its_te
     assert "| EqM agent apples / expert apples | 0.500 | 0.85 | **missed** |" in table
     assert "| EqM agent apples / astar expert apples | 0.450 | 0.85 | **missed** |" in table
     assert table.count("astar expert apples") == 1  # the per-start numbers are not experts of their own
+
+
+def test_an_agent_that_did_not_play_is_not_measured_rather_than_zero():
+    from snake_world_eqm.hub import claims_table
+
+    table = claims_table({"play": {"eqm": {"mean_apples": 45.0}, "expert": {"mean_apples": 90.0}}})
+    assert "| planner apples / expert apples | – | 1.0 | not measured |" in table
