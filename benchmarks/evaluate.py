@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
 
         model, baseline = load_models(args.model, args.baseline, args.device)
         split = load_snake_dataset(args.dataset, split=args.split)
+    if cfg.expert == "auto":  # the teacher named in the dataset's card, as `snake-eqm evaluate` resolves it
+        from snake_world_eqm.data.loading import dataset_expert
+
+        cfg.expert = "astar" if known.random_model else dataset_expert([args.dataset])  # generated rows: astar
     if baseline is None:
         cfg.agents = tuple(name for name in cfg.agents if name != "baseline")
     setup_seconds = time.perf_counter() - started
