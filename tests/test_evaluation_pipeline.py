@@ -145,6 +145,14 @@ def test_the_expert_agent_is_the_datas_teacher_and_other_experts_play_by_name(mo
     agents = build_agents(cfg.agents, model=None, baseline=None, cfg=cfg)
     assert {name: agent.kind for name, agent in agents.items()} == {"expert": "fill", "expert-astar": "astar"}
     assert build_parser().parse_args(["--model", "m", "--dataset", "d"]).expert == "auto"
+    # eqm-votesK is the EqM agent averaging K noise draws per move; K must be a positive integer.
+    argv = ["--model", "m", "--dataset", "d", "--agents", "eqm-votes4"]
+    cfg = config_from_args(build_parser().parse_args(argv), argv)
+    assert build_agents(cfg.agents, model=torch.nn.Linear(1, 1), baseline=None, cfg=cfg)["eqm-votes4"].votes == 4
+    for bad in ("eqm-votes0", "eqm-votes", "eqm-votesx"):
+        argv = ["--model", "m", "--dataset", "d", "--agents", bad]
+        with pytest.raises(SystemExit, match="unknown agent"):
+            config_from_args(build_parser().parse_args(argv), argv)
     # Fatal labels are continued by the named expert.
     import snake_world_eqm.game as game
 

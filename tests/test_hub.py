@@ -126,3 +126,12 @@ def test_an_agent_that_did_not_play_is_not_measured_rather_than_zero():
 
     table = claims_table({"play": {"eqm": {"mean_apples": 45.0}, "expert": {"mean_apples": 90.0}}})
     assert "| planner apples / expert apples | – | 1.0 | not measured |" in table
+
+
+def test_voting_eqm_agents_are_compared_with_every_expert():
+    from snake_world_eqm.hub import claims_table
+
+    table = claims_table({"play": {"eqm": {"mean_apples": 45.0}, "eqm-votes4": {"mean_apples": 80.0},
+                                   "expert": {"mean_apples": 90.0}, "expert-astar": {"mean_apples": 100.0}}})
+    assert "| EqM agent with 4 noise votes apples / expert apples | 0.889 | 0.85 | met |" in table
+    assert "| EqM agent with 4 noise votes apples / astar expert apples | 0.800 | 0.85 | **missed** |" in table

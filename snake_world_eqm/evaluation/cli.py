@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 import time
@@ -28,6 +29,7 @@ from snake_world_eqm.planning_flags import (
 AGENT_NAMES = ("eqm", "planner", "baseline", "expert", "random")
 EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle", "route")  # mirrors snake_world_eqm.game.expert (checked in tests)
 EXTRA_EXPERT_AGENTS = tuple(f"expert-{kind}" for kind in EXPERT_KINDS)
+VOTING_AGENT = re.compile(r"eqm-votes([1-9]\d*)")  # the EqM agent averaging K noise draws per move
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="step cap per game (default: 20 x cells, 2,000 on 10x10: enough to fill the board)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="sampling noise seed")
     parser.add_argument("--agents", default=",".join(AGENT_NAMES),
-                        help="comma-separated agents to play; expert-KIND (e.g. expert-astar) adds another expert")
+                        help="comma-separated agents to play; expert-KIND (e.g. expert-astar) adds another expert, "
+                             "eqm-votesK the EqM agent averaging K noise draws per move")
     parser.add_argument("--expert", choices=("auto", *EXPERT_KINDS), default="auto",
                         help="the expert agent and the continuation of fatal-decision labels (auto: the expert "
                              "named in the dataset's card, the model's teacher)")
@@ -81,9 +84,11 @@ def config_from_args(args: argparse.Namespace, argv: list[str]):
     from snake_world_eqm.evaluation.evaluate import FIXED_STEP_COUNTS, EvalConfig
 
     agents = tuple(name.strip() for name in args.agents.split(",") if name.strip())
-    unknown = sorted(set(agents) - set(AGENT_NAMES) - set(EXTRA_EXPERT_AGENTS))
+    unknown = sorted(name for name in set(agents) - set(AGENT_NAMES) - set(EXTRA_EXPERT_AGENTS)
+                     if not VOTING_AGENT.fullmatch(name))
     if unknown:
-        raise SystemExit(f"--agents: unknown agent(s) {unknown}; choose from {[*AGENT_NAMES, *EXTRA_EXPERT_AGENTS]}")
+        raise SystemExit(f"--agents: unknown agent(s) {unknown}; choose from {[*AGENT_NAMES, *EXTRA_EXPERT_AGENTS]} "
+                         "or eqm-votesK")
     if "baseline" in agents and args.baseline is None:
         agents = tuple(name for name in agents if name != "baseline")
     thresholds = None

@@ -478,6 +478,10 @@ def build_agents(names, model, baseline, cfg: EvalConfig) -> dict:
         **{f"expert-{kind}": partial(ExpertAgent, kind) for kind in EXPERT_KINDS},  # other experts, by name
         "random": lambda: RandomAgent(seed=cfg.sample_seed),
     }
+    for name in names:
+        votes = name.removeprefix("eqm-votes")
+        if name.startswith("eqm-votes") and votes.isdigit() and int(votes) > 0:
+            factories[name] = partial(EqMAgent, model, seed=cfg.sample_seed, votes=int(votes))
     unknown = [name for name in names if name not in factories]
     if unknown:
         raise ValueError(f"unknown agent(s) {unknown}; choose from {sorted(factories)}")
