@@ -11,13 +11,20 @@ Each game keeps a *plan*: the line it is following. A decision costs one sample 
 real board matches the plan's next board (the plan is shifted and extended by one imagined step), and
 `horizon` samples after an apple (a new plan is imagined). The expensive search runs only where the
 plan is risky (it ends in a predicted death, an unreadable board, or with the tail cut off from the
-head), where the snake stalls (no apple for `stall_steps` steps) or repeats a board since its last
-apple, and, optionally, where noise seeds disagree on the action (`gate_seeds`). The search imagines
+head, or, `gate_next`, right after this move), where the plan's next move is a detour (`gate_detour`:
+it neither eats nor brings the food nearer by the time-aware search), where the snake stalls (no apple
+for `stall_steps` steps) or repeats a board since its last apple, and, optionally, where noise seeds
+disagree on the action (`gate_seeds`). The search imagines
 `rollouts` lines for each first action and takes the action of the best line, which becomes the plan.
 
 Lines are valued by predicted death (the later the better), apples (the sooner the better), and, at
-their end, room to move, a way to the tail and, at the horizon, nearness to the food. After an
-imagined apple the predicted food cell is a guess, so that board is valued by room and tail only.
+their end, room to move, a way to the tail and, at the horizon, the food as an apple discounted by when
+the head can first reach it (`food_eta`). After an imagined apple the predicted food cell is a guess,
+so that board is valued by room and tail only. The shipped model cannot draw some apples (it loses the
+head, mostly with the tail right behind it); such a line ranks below every living one, except where
+play is stalling: then it is valued from the board before the apple (`unsure_penalty`), unless the
+food cell has no way on. Measured on 10x10 (issue 12): the planner's late-game losses were detours
+of the model's own play, not deaths, and stalls where that blind spot hid the only apple.
 """
 
 from __future__ import annotations
@@ -66,13 +73,12 @@ class PlannerConfig:
     prior_bonus: float = 0.05  # ties go to the plan's own first action
     repeat_penalty: float = 3.0  # when stalling or looping: a first move onto a board already seen
     stall_steps: int | None = None  # steps without an apple before a search; None: cells of the board
-    food_eta: bool = False  # value reachable food at a line's end as an apple discounted by its arrival time
+    food_eta: bool = True  # value reachable food at a line's end as an apple discounted by its arrival time
     wait_weight: float = 0.0  # the next apple after an imagined one, discounted by `expected_food_wait`
-    unsure_penalty: float | None = None  # None: an unreadable prediction ranks below every living line;
-    # a number: it is valued as the last readable board (plus the apple where the move entered the food)
-    # minus this, unless the move entered a wall or the body, which is death however the model draws it
-    gate_next: bool = False  # also search where the board right after the plan's next move is a trap
-    gate_detour: bool = False  # also search where the plan's next move does not bring reachable food nearer
+    unsure_penalty: float | None = 1.0  # stalling, an apple the model cannot draw (it loses the head) is
+    # valued from the board before it, minus this, unless the food cell has no way on; None: never trusted
+    gate_next: bool = True  # also search where the board right after the plan's next move is a trap
+    gate_detour: bool = True  # also search where the plan's next move does not bring reachable food nearer
     search_after_apple: bool = False  # also search the first move after each apple (the route to new food)
     tie_noise: float = 1e-3  # seeded random tie-breaking, so equal lines do not always resolve the same way
     seed: int = 0
