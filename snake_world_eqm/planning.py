@@ -24,7 +24,9 @@ so that board is valued by room and tail only. The shipped model cannot draw som
 head, mostly with the tail right behind it); such a line ranks below every living one, except where
 play is stalling: then it is valued from the board before the apple (`unsure_penalty`), unless the
 food cell has no way on. Measured on 10x10 (issue 12): the planner's late-game losses were detours
-of the model's own play, not deaths, and stalls where that blind spot hid the only apple.
+of the model's own play, not deaths, and stalls where that blind spot hid the only apple. The knobs
+aimed at them (food_eta, gate_detour, gate_next, unsure_penalty=1.0) did not beat the defaults on 13
+seeds x 2 starts (docs/results/play_planner_v2_start*.json), so they stay off.
 """
 
 from __future__ import annotations
@@ -73,12 +75,12 @@ class PlannerConfig:
     prior_bonus: float = 0.05  # ties go to the plan's own first action
     repeat_penalty: float = 3.0  # when stalling or looping: a first move onto a board already seen
     stall_steps: int | None = None  # steps without an apple before a search; None: cells of the board
-    food_eta: bool = True  # value reachable food at a line's end as an apple discounted by its arrival time
+    food_eta: bool = False  # value reachable food at a line's end as an apple discounted by its arrival time
     wait_weight: float = 0.0  # the next apple after an imagined one, discounted by `expected_food_wait`
-    unsure_penalty: float | None = 1.0  # stalling, an apple the model cannot draw (it loses the head) is
+    unsure_penalty: float | None = None  # e.g. 1.0: stalling, an apple the model cannot draw (it loses the head) is
     # valued from the board before it, minus this, unless the food cell has no way on; None: never trusted
-    gate_next: bool = True  # also search where the board right after the plan's next move is a trap
-    gate_detour: bool = True  # also search where the plan's next move does not bring reachable food nearer
+    gate_next: bool = False  # also search where the board right after the plan's next move is a trap
+    gate_detour: bool = False  # also search where the plan's next move does not bring reachable food nearer
     search_after_apple: bool = False  # also search the first move after each apple (the route to new food)
     tie_noise: float = 1e-3  # seeded random tie-breaking, so equal lines do not always resolve the same way
     seed: int = 0

@@ -9,6 +9,7 @@ import torch
 
 from snake_world_eqm.evaluation.agents import EqMAgent, PlannerAgent, RandomAgent, neck_directions
 from snake_world_eqm.evaluation.closed_loop import initial_boards, play_games
+from snake_world_eqm.evaluation.metrics import snake_lengths
 from snake_world_eqm.evaluation.oracle import OracleWorldModel
 from snake_world_eqm.game import (
     DEATH_EVENTS,
@@ -22,12 +23,11 @@ from snake_world_eqm.game import (
     batched_successors,
     encode_observation,
 )
-from snake_world_eqm.evaluation.metrics import snake_lengths
 from snake_world_eqm.planning import (
     DIED,
     LOST,
-    Plan,
     ModelPlanner,
+    Plan,
     PlannerConfig,
     arrival_times,
     entered_cells,
