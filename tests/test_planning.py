@@ -345,7 +345,8 @@ def test_apples_the_model_cannot_draw_are_eaten_when_stalling_unless_the_food_is
     # In play: a planner that trusts nothing it cannot draw never eats; stalling, one that trusts does (a small
     # penalty here: on 6x6 the food is never far, so a living line next to it is worth almost the apple).
     cautious, trusting = (play_games(PlannerAgent(BlindEater(6, 6, seed=1), unsure_penalty=penalty, stall_steps=6),
-                                     6, 6, num_games=3, seed=10, max_steps=80, progress=False) for penalty in (None, 0.25))
+                                     6, 6, num_games=3, seed=10, max_steps=80, progress=False)
+                          for penalty in (None, 0.25))
     assert cautious["mean_apples"] == 0 and trusting["mean_apples"] >= 3
 
 
