@@ -1,6 +1,7 @@
 """Cost of the model-predictive planner per decision, at batch 1 and batched, printed as JSON.
 
     python benchmarks/planner.py [--model PATH] [--steps 200] [--batch 32] [--threads 1] [--dead-ends 0]
+                                 [--only-dead-ends]
 
 Each setting plays real games (closed loop: the planner reuses its plan while the model's next board was
 right, so isolated boards would overstate the cost) and reports the planner's own counters: field
@@ -57,18 +58,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32, help="games played in lock-step for the batched number")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dead-ends", type=int, default=0)
+    parser.add_argument("--only-dead-ends", action="store_true", help="skip the play timings")
+    parser.add_argument("--output", default=None, help="also write the JSON (with provenance) to this file")
     args = parser.parse_args(argv)
     torch.set_flush_denormal(True)
     torch.set_num_threads(args.threads)
     from snake_world_eqm import PRETRAINED_10X10, SnakeWorldEqM
 
     model = SnakeWorldEqM.from_pretrained(args.model or PRETRAINED_10X10).eval()
-    result = {"model": str(args.model or "shipped snake-eqm-10x10"), "threads": args.threads,
-              "batch_1": measure(model, 1, args.steps, 3),
-              "batched": measure(model, args.batch, args.steps, 3),
-              "batched_gate_always": measure(model, args.batch, max(args.steps // 4, 1), 3, gate="always")}
+    result = {"model": str(args.model or "shipped snake-eqm-10x10"), "threads": args.threads}
+    if not args.only_dead_ends:
+        result.update(batch_1=measure(model, 1, args.steps, 3), batched=measure(model, args.batch, args.steps, 3),
+                      batched_gate_always=measure(model, args.batch, max(args.steps // 4, 1), 3, gate="always"))
     if args.dead_ends:
         result["dead_ends"] = dead_end_survival(model, args.dead_ends)
+    from snake_world_eqm.provenance import with_provenance, write_json
+
+    result = with_provenance(result)
+    if args.output:
+        write_json(args.output, result)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -11,13 +11,22 @@ Each game keeps a *plan*: the line it is following. A decision costs one sample 
 real board matches the plan's next board (the plan is shifted and extended by one imagined step), and
 `horizon` samples after an apple (a new plan is imagined). The expensive search runs only where the
 plan is risky (it ends in a predicted death, an unreadable board, or with the tail cut off from the
-head), where the snake stalls (no apple for `stall_steps` steps) or repeats a board since its last
-apple, and, optionally, where noise seeds disagree on the action (`gate_seeds`). The search imagines
+head, or, `gate_next`, right after this move), where the plan's next move is a detour (`gate_detour`:
+it neither eats nor brings the food nearer by the time-aware search), where the snake stalls (no apple
+for `stall_steps` steps) or repeats a board since its last apple, and, optionally, where noise seeds
+disagree on the action (`gate_seeds`). The search imagines
 `rollouts` lines for each first action and takes the action of the best line, which becomes the plan.
 
 Lines are valued by predicted death (the later the better), apples (the sooner the better), and, at
-their end, room to move, a way to the tail and, at the horizon, nearness to the food. After an
-imagined apple the predicted food cell is a guess, so that board is valued by room and tail only.
+their end, room to move, a way to the tail and, at the horizon, the food as an apple discounted by when
+the head can first reach it (`food_eta`). After an imagined apple the predicted food cell is a guess,
+so that board is valued by room and tail only. The shipped model cannot draw some apples (it loses the
+head, mostly with the tail right behind it); such a line ranks below every living one, except where
+play is stalling: then it is valued from the board before the apple (`unsure_penalty`), unless the
+food cell has no way on. Measured on 10x10 (issue 12): the planner's late-game losses were detours
+of the model's own play, not deaths, and stalls where that blind spot hid the only apple. The knobs
+aimed at them (food_eta, gate_detour, gate_next, unsure_penalty=1.0) did not beat the defaults on 13
+seeds x 2 starts (docs/results/play_planner_v2_start*.json), so they stay off.
 """
 
 from __future__ import annotations
@@ -66,6 +75,13 @@ class PlannerConfig:
     prior_bonus: float = 0.05  # ties go to the plan's own first action
     repeat_penalty: float = 3.0  # when stalling or looping: a first move onto a board already seen
     stall_steps: int | None = None  # steps without an apple before a search; None: cells of the board
+    food_eta: bool = False  # value reachable food at a line's end as an apple discounted by its arrival time
+    wait_weight: float = 0.0  # the next apple after an imagined one, discounted by `expected_food_wait`
+    unsure_penalty: float | None = None  # e.g. 1.0: stalling, an apple the model cannot draw (it loses the head) is
+    # valued from the board before it, minus this, unless the food cell has no way on; None: never trusted
+    gate_next: bool = False  # also search where the board right after the plan's next move is a trap
+    gate_detour: bool = False  # also search where the plan's next move does not bring reachable food nearer
+    search_after_apple: bool = False  # also search the first move after each apple (the route to new food)
     tie_noise: float = 1e-3  # seeded random tie-breaking, so equal lines do not always resolve the same way
     seed: int = 0
     max_batch: int = 2048  # boards per `sample` call
@@ -115,6 +131,9 @@ class Lines:
     boards: np.ndarray  # (N, T, H, W) int8
     steps: np.ndarray  # (N,) steps imagined
     status: np.ndarray  # (N,) ALIVE / ATE / DIED / LOST
+    entered: np.ndarray | None = None  # (N,) code of the cell the last move entered, read off the board before
+    # it (-1: off the board); for LOST lines the recorded last board is that board, the last readable one
+    exits: np.ndarray | None = None  # (N,) free or tail cells next to that cell, the head's own cell aside
 
     def end_boards(self) -> np.ndarray:
         last = np.maximum(self.steps - 1, 0)
@@ -128,9 +147,13 @@ class Plan:
     actions: np.ndarray  # (k,)
     boards: np.ndarray  # (k, H, W)
     status: int
+    entered: int = -1  # the cell code the last move entered and its ways on (see `Lines.entered`)
+    exits: int = 0
 
     def shifted(self) -> Plan | None:
-        return Plan(self.actions[1:], self.boards[1:], self.status) if self.actions.size > 1 else None
+        if self.actions.size <= 1:
+            return None
+        return Plan(self.actions[1:], self.boards[1:], self.status, self.entered, self.exits)
 
 
 @dataclass
@@ -181,30 +204,76 @@ def vacate_times(boards: np.ndarray) -> np.ndarray:
     return times.reshape(count, height, width)
 
 
-def escape_search(boards: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Time-aware breadth-first search from the head: a snake cell may be entered once it has moved away.
-
-    Returns (room (N,) cells reachable, free or vacated; escapes (N,) the head reaches a vacated snake cell,
-    from where it can follow its own tail forever, or the snake is a lone head; food_distance (N,) steps to
-    the food, -1 when out of reach). Apples eaten on the way (which delay the tail) are ignored.
-    """
+def arrival_times(boards: np.ndarray) -> np.ndarray:
+    """(N, H, W) time-aware breadth-first distance from the head: a snake cell may be entered once it has
+    moved away. -1 where the head cannot arrive (and at the head). Apples eaten on the way (which delay the
+    tail) are ignored."""
     times = vacate_times(boards)
     head = (boards >= HEAD_ALONE) & (boards <= HEAD_LEFT)
-    snake = boards >= HEAD_ALONE
+    arrival = np.full(boards.shape, -1, dtype=np.int64)
     visited, frontier = head.copy(), head.copy()
-    food_distance = np.full(boards.shape[0], -1, dtype=np.int64)
     for step in range(1, boards.shape[1] * boards.shape[2] + 1):
         grown = _shift(frontier, -1, 0) | _shift(frontier, 1, 0) | _shift(frontier, 0, -1) | _shift(frontier, 0, 1)
         frontier = grown & (times <= step) & ~visited
         if not frontier.any():
             break
-        reached_food = (frontier & (boards == FOOD)).any(axis=(1, 2)) & (food_distance < 0)
-        food_distance[reached_food] = step
+        arrival[frontier] = step
         visited |= frontier
-    room = (visited & ~head).sum(axis=(1, 2))
+    return arrival
+
+
+def escape_search(boards: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Time-aware breadth-first search from the head (`arrival_times`).
+
+    Returns (room (N,) cells reachable, free or vacated; escapes (N,) the head reaches a vacated snake cell,
+    from where it can follow its own tail forever, or the snake is a lone head; food_distance (N,) steps to
+    the food, -1 when out of reach).
+    """
+    arrival = arrival_times(boards)
+    head = (boards >= HEAD_ALONE) & (boards <= HEAD_LEFT)
+    snake = boards >= HEAD_ALONE
+    reached = arrival > 0
+    room = reached.sum(axis=(1, 2))
     lone = head.any(axis=(1, 2)) & (snake.sum(axis=(1, 2)) == 1)
-    escapes = (visited & snake & ~head).any(axis=(1, 2)) | lone
+    escapes = (reached & snake).any(axis=(1, 2)) | lone
+    food_distance = np.where(boards == FOOD, arrival, -1).max(axis=(1, 2))
     return room, escapes, food_distance
+
+
+def expected_food_wait(boards: np.ndarray) -> np.ndarray:
+    """(N,) mean time-aware distance from the head to the free cells (food ignored): where the next apple
+    appears is uniform over free cells, so this is how long the snake should expect to wait for it. A free
+    cell the head can never reach counts as the board's cell count. Bodies that wall in free pockets make
+    every later apple slow; this is what such boards cost."""
+    cells = boards.shape[1] * boards.shape[2]
+    arrival = arrival_times(boards)
+    free = (boards == EMPTY) | (boards == FOOD)
+    waits = np.where(arrival > 0, arrival, cells)
+    count = free.sum(axis=(1, 2))
+    return np.where(count > 0, (waits * free).sum(axis=(1, 2)) / np.maximum(count, 1), 0.0)
+
+
+def entered_cells(boards: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Read off the boards where each head moves by `actions`: (codes (N,) of the cell entered, -1 off the
+    board or without a head; exits (N,) cells next to it, the head's own cell aside, that are free or the
+    tail). Reading the board is not simulating it: what happens there is still the model's prediction."""
+    count, height, width = boards.shape
+    if count == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    flat = ((boards >= HEAD_ALONE) & (boards <= HEAD_LEFT)).reshape(count, -1)
+    head, rows = flat.argmax(axis=1), np.arange(count)
+    deltas = np.array([[-1, 0], [0, 1], [1, 0], [0, -1]])
+    row, col = head // width + deltas[actions, 0], head % width + deltas[actions, 1]
+    inside = (row >= 0) & (row < height) & (col >= 0) & (col < width) & flat.any(axis=1)
+    row, col = np.clip(row, 0, height - 1), np.clip(col, 0, width - 1)
+    codes = np.where(inside, boards[rows, row, col].astype(np.int64), -1)
+    exits = np.zeros(count, dtype=np.int64)
+    for d_row, d_col in deltas:
+        r, c = row + d_row, col + d_col
+        on_board = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+        code = boards[rows, np.clip(r, 0, height - 1), np.clip(c, 0, width - 1)]
+        exits += on_board & np.isin(code, (EMPTY, FOOD, TAIL))
+    return codes, np.where(inside, exits, 0)
 
 
 def tail_cut_off(boards: np.ndarray) -> np.ndarray:
@@ -286,7 +355,8 @@ class ModelPlanner:
         follow_tail = np.zeros(count, dtype=bool) if follow_tail is None else np.asarray(follow_tail, dtype=bool)
         lines = Lines(actions=np.full((count, horizon), -1, dtype=np.int64),
                       boards=np.zeros((count, horizon) + boards.shape[1:], dtype=np.int8),
-                      steps=np.zeros(count, dtype=np.int64), status=np.full(count, ALIVE, dtype=np.int64))
+                      steps=np.zeros(count, dtype=np.int64), status=np.full(count, ALIVE, dtype=np.int64),
+                      entered=np.full(count, -1, dtype=np.int64), exits=np.zeros(count, dtype=np.int64))
         current, running = boards.copy(), budgets > 0
         for t in range(horizon):
             rows = np.flatnonzero(running & (budgets > t))
@@ -320,6 +390,9 @@ class ModelPlanner:
         lost = ~died & ((_head_counts(predicted) != 1) | (longer < 0))
         ate = ~died & ~lost & (longer > 0)
         lines.actions[rows, t] = chosen
+        lines.entered[rows], lines.exits[rows] = entered_cells(current[rows], chosen)
+        # An unreadable prediction keeps the board it came from: the last one the planner can read.
+        predicted[lost] = current[rows[lost]]
         lines.boards[rows, t] = predicted
         lines.steps[rows] = t + 1
         for mask, status in ((died, DIED), (lost, LOST), (ate, ATE)):
@@ -336,17 +409,40 @@ class ModelPlanner:
 
     # ---- values ----------------------------------------------------------------------------------------
 
-    def line_values(self, status: np.ndarray, steps: np.ndarray, end_boards: np.ndarray) -> np.ndarray:
+    def line_values(self, status: np.ndarray, steps: np.ndarray, end_boards: np.ndarray,
+                    entered: np.ndarray | None = None, exits: np.ndarray | None = None,
+                    trust: np.ndarray | None = None) -> np.ndarray:
         """(N,) value of lines from how and when they ended and the board they ended on."""
         cfg = self.config
         values = np.where(status == DIED, DEATH_BASE + steps, LOST_BASE + steps).astype(np.float64)
         alive, ate = status == ALIVE, status == ATE
-        if alive.any():
+        if cfg.unsure_penalty is not None and entered is not None:
+            # The model cannot draw some apples (its blind spot: it loses the head). Where play is stalling
+            # (`trust`), such a line is read off the board it came from: the apple, unless the food cell has
+            # no way on (a free cell or the tail). Elsewhere it stays below every living line: whether the
+            # snake survives that apple is unknown, and taking it blind costs more games than it saves.
+            fed = (status == LOST) & (entered == FOOD) & (True if trust is None else trust)
+            pocket = fed & (exits == 0)
+            values[pocket] = DEATH_BASE + steps[pocket]
+            fed &= ~pocket
+            if fed.any():
+                values[fed] = (self.board_values(end_boards[fed], with_food=False) - cfg.unsure_penalty
+                               + cfg.food_value * cfg.discount ** (steps[fed] - 1))
+        if alive.any() and cfg.food_eta:
+            # The food at a living line's end is worth an apple when the head can first get there.
+            values[alive] = self.board_values(end_boards[alive], with_food=False)
+            food_distance = escape_search(end_boards[alive])[2]
+            values[alive] += np.where(food_distance > 0,
+                                      cfg.food_value * cfg.discount ** (steps[alive] - 1 + food_distance), 0.0)
+        elif alive.any():
             values[alive] = self.board_values(end_boards[alive], with_food=True)
         if ate.any():
             # Where the next food appears is random: the predicted food cell is ignored (room and escape only).
             unfed = np.where(end_boards[ate] == FOOD, 0, end_boards[ate])
             values[ate] = cfg.food_value * cfg.discount ** (steps[ate] - 1) + self.board_values(unfed, False)
+            if cfg.wait_weight:
+                wait = expected_food_wait(unfed)
+                values[ate] += cfg.wait_weight * cfg.food_value * cfg.discount ** (steps[ate] - 1 + wait)
         return values
 
     def board_values(self, boards: np.ndarray, with_food: bool) -> np.ndarray:
@@ -360,10 +456,26 @@ class ModelPlanner:
         return values
 
     def risky(self, plans: list[Plan]) -> np.ndarray:
-        """(G,) the plan ends in a predicted death, an unreadable board, or with the tail cut off."""
+        """(G,) the plan ends in a predicted death, an unreadable board, or with the tail cut off (with
+        `gate_next`, also where the board right after this move has the tail cut off: the plan's end may be
+        a wrong imagination, its next board is one fresh step of the model from the real board)."""
         status = np.array([plan.status for plan in plans])
         ends = np.stack([np.where(plan.boards[-1] == FOOD, 0, plan.boards[-1]) for plan in plans])
-        return (status == DIED) | (status == LOST) | tail_cut_off(ends)
+        risky = (status == DIED) | (status == LOST) | tail_cut_off(ends)
+        if self.config.gate_next:
+            following = np.stack([np.where(plan.boards[0] == FOOD, 0, plan.boards[0]) for plan in plans])
+            risky |= ~is_terminal(following) & tail_cut_off(following)
+        return risky
+
+    @staticmethod
+    def detours(boards: np.ndarray, plans: list[Plan]) -> np.ndarray:
+        """(G,) the plan's next move neither eats nor brings the (time-aware) nearest way to the food one step
+        nearer, though the food is reachable: a detour that a search must justify (safety) or undo."""
+        following = np.stack([plan.boards[0] for plan in plans])
+        food_now = escape_search(boards)[2]
+        food_next = escape_search(following)[2]
+        ate = snake_lengths(following) > snake_lengths(boards)
+        return (food_now > 0) & ~ate & ~is_terminal(following) & (food_next != food_now - 1)
 
     # ---- deciding --------------------------------------------------------------------------------------
 
@@ -384,6 +496,10 @@ class ModelPlanner:
             search = np.ones(count, dtype=bool)
         else:
             search = self.risky(plans) | stalled | self._seeds_disagree(boards, plans)
+            if self.config.gate_detour:
+                search |= self.detours(boards, plans)
+            if self.config.search_after_apple:
+                search |= np.array([m.since_food == 0 for m in memory])
         if search.any():
             rows = np.flatnonzero(search)
             found = self.search(boards[rows], [plans[i] for i in rows], [memory[i] for i in rows], stalled[rows])
@@ -419,10 +535,12 @@ class ModelPlanner:
             steps = int(lines.steps[index])
             new_actions, new_boards = lines.actions[index, :steps], lines.boards[index, :steps]
             if plan is None:
-                fresh.append(Plan(new_actions, new_boards, int(lines.status[index])))
+                fresh.append(Plan(new_actions, new_boards, int(lines.status[index]), int(lines.entered[index]),
+                                  int(lines.exits[index])))
             elif steps:
                 fresh.append(Plan(np.concatenate([plan.actions, new_actions]),
-                                  np.concatenate([plan.boards, new_boards]), int(lines.status[index])))
+                                  np.concatenate([plan.boards, new_boards]), int(lines.status[index]),
+                                  int(lines.entered[index]), int(lines.exits[index])))
             else:
                 fresh.append(plan)
         return fresh
@@ -446,9 +564,11 @@ class ModelPlanner:
         first = np.tile(np.repeat(np.arange(NUM_ACTIONS), per_action), count)
         follow_tail = np.tile(np.arange(per_action) == cfg.rollouts, NUM_ACTIONS * count)
         lines = self.imagine(starts, np.full(starts.shape[0], cfg.horizon), first, follow_tail)
-        values = self.line_values(lines.status, lines.steps, lines.end_boards()).reshape(count, per_game)
+        values = self.line_values(lines.status, lines.steps, lines.end_boards(), lines.entered,
+                                  lines.exits, np.repeat(stalled, per_game)).reshape(count, per_game)
         plan_values = self.line_values(np.array([p.status for p in plans]), np.array([p.actions.size for p in plans]),
-                                       np.stack([p.boards[-1] for p in plans]))
+                                       np.stack([p.boards[-1] for p in plans]), np.array([p.entered for p in plans]),
+                                       np.array([p.exits for p in plans]), stalled)
         first = first.reshape(count, per_game)
         planned = np.array([int(p.actions[0]) for p in plans])
         # Ties go to the model's own choice, unless play is stalling: then a move that changes the plan is
@@ -471,7 +591,8 @@ class ModelPlanner:
                 continue
             line = game * per_game + int(best[game])
             steps = int(lines.steps[line])
-            chosen.append(Plan(lines.actions[line, :steps], lines.boards[line, :steps], int(lines.status[line])))
+            chosen.append(Plan(lines.actions[line, :steps], lines.boards[line, :steps], int(lines.status[line]),
+                               int(lines.entered[line]), int(lines.exits[line])))
         return chosen
 
     def _remember(self, boards: np.ndarray, keys: list[bytes], plans: list[Plan], memory: list[_Memory]) -> None:

@@ -78,6 +78,22 @@ def test_play_speed_benchmark():
     assert result["seconds_per_tick"] and all(value >= 0 for value in result["seconds_per_tick"].values())
 
 
+def test_planner_play_benchmark_writes_chunks_and_pools_them(tmp_path):
+    for seed in ("1000", "1001"):
+        done = subprocess.run([sys.executable, str(BENCHMARKS / "planner_play.py"), "--games", "1", "--seed", seed,
+                               "--max-steps", "3", "--start-length", "1", "--output", str(tmp_path / f"{seed}.json")],
+                              cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "planner_play.py"), "--pool", str(tmp_path / "1000.json"),
+                           str(tmp_path / "1001.json"), "--output", str(tmp_path / "pooled.json")],
+                          cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pooled = json.loads((tmp_path / "pooled.json").read_text())
+    assert pooled["games"] == 2 and pooled["start_length"] == 1 and pooled["seeds"] == [[1000, 1000], [1001, 1001]]
+    assert pooled["cost"]["decisions"] == sum(pooled["steps_per_game"]) and pooled["capped"] + pooled["deaths"] == 2
+    assert set(PROVENANCE_FIELDS) <= set(pooled["provenance"]) and len(pooled["parts"]) == 2
+
+
 def test_mutation_benchmark_knows_its_modules_and_their_tests():
     # The run itself takes minutes (not CI): check its table points at real files and its CLI starts.
     sys.path.insert(0, str(BENCHMARKS))

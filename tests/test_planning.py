@@ -9,6 +9,7 @@ import torch
 
 from snake_world_eqm.evaluation.agents import EqMAgent, PlannerAgent, RandomAgent, neck_directions
 from snake_world_eqm.evaluation.closed_loop import initial_boards, play_games
+from snake_world_eqm.evaluation.metrics import snake_lengths
 from snake_world_eqm.evaluation.oracle import OracleWorldModel
 from snake_world_eqm.game import (
     DEATH_EVENTS,
@@ -24,9 +25,14 @@ from snake_world_eqm.game import (
 )
 from snake_world_eqm.planning import (
     DIED,
+    LOST,
     ModelPlanner,
+    Plan,
     PlannerConfig,
+    arrival_times,
+    entered_cells,
     escape_search,
+    expected_food_wait,
     grid_distances,
     tail_following_actions,
     vacate_times,
@@ -290,3 +296,72 @@ def test_a_sampled_move_into_the_neck_is_a_death_whatever_the_model_predicts():
     assert (lines.status == DIED).all() and (lines.steps == 1).all()
     chosen = PlannerAgent(NeckLover(6, 6), horizon=4).act_batch(boards)
     assert not (chosen == neck_directions(boards)).any()
+
+
+def test_arrival_times_and_the_expected_wait_for_the_next_apple():
+    # A four-cell snake along the top of a 4x4 board: its cells free up tail first, so the head can enter
+    # (0, 1) after 3 moves, never before.
+    board = encode_observation(SnakeState(4, 4, ((0, 0), (0, 1), (0, 2), (0, 3)), (3, 3)))[None]
+    assert arrival_times(board)[0].tolist() == [[-1, 3, 4, 5], [1, 2, 3, 4], [2, 3, 4, 5], [3, 4, 5, 6]]
+    assert expected_food_wait(np.where(board == FOOD, EMPTY, board)).tolist() == [42 / 12]
+
+
+def test_entered_cells_reads_the_cell_a_move_enters_and_its_ways_on():
+    pocket = encode_observation(SnakeState(5, 5, ((1, 0), (1, 1), (0, 1), (0, 2), (0, 3)), (0, 0)))[None]
+    codes, exits = entered_cells(np.repeat(pocket, 4, axis=0), np.arange(4))
+    assert codes[0] == FOOD and exits[0] == 0  # up: the food, in a corner walled by the body
+    assert codes[2] == EMPTY and exits[2] == 2 and codes[3] == -1  # down: free, two ways on; left: off board
+
+
+class BlindEater(FastOracle):
+    """A perfect model except that it cannot draw an apple being eaten: it loses the head (the shipped
+    model's blind spot when the tail is right behind the head)."""
+
+    def sample(self, obs, action=None, **kwargs):
+        out = super().sample(obs, action=action, **kwargs)
+        boards = np.asarray(obs.cpu() if torch.is_tensor(obs) else obs)
+        predicted = out.next_board.numpy().copy()
+        ate = snake_lengths(predicted) > snake_lengths(boards)
+        predicted[ate] = np.where((predicted[ate] >= HEAD_ALONE) & (predicted[ate] <= HEAD_LEFT), EMPTY,
+                                  predicted[ate])
+        return SimpleNamespace(**{**vars(out), "next_board": torch.as_tensor(predicted)})
+
+
+def test_apples_the_model_cannot_draw_are_eaten_when_stalling_unless_the_food_is_a_pocket():
+    planner = ModelPlanner(BlindEater(6, 6), unsure_penalty=1.0)
+    board = encode_observation(SnakeState(6, 6, ((2, 2), (2, 1), (2, 0)), (2, 3)))[None]
+    lines = planner.imagine(np.repeat(board, 2, axis=0), np.array([4, 4]), np.array([1, 0]))  # right eats, up not
+    assert lines.status[0] == LOST and lines.entered[0] == FOOD
+    trusted, doubted = (planner.line_values(lines.status, lines.steps, lines.end_boards(), lines.entered, lines.exits,
+                                            np.array([trust, trust])) for trust in (True, False))
+    assert trusted[0] > trusted[1] and doubted[0] < doubted[1] < trusted[0]
+    # Food in a corner walled by the body: eating it is death two moves later, stalling or not.
+    pocket = encode_observation(SnakeState(5, 5, ((1, 0), (1, 1), (0, 1), (0, 2), (0, 3)), (0, 0)))[None]
+    planner = ModelPlanner(BlindEater(5, 5), unsure_penalty=1.0)
+    lines = planner.imagine(np.repeat(pocket, 2, axis=0), np.array([4, 4]), np.array([0, 2]))
+    values = planner.line_values(lines.status, lines.steps, lines.end_boards(), lines.entered, lines.exits,
+                                 np.array([True, True]))
+    assert lines.status[0] == LOST and values[0] < -90 < 0 < values[1]
+    # In play: a planner that trusts nothing it cannot draw never eats; stalling, one that trusts does (a small
+    # penalty here: on 6x6 the food is never far, so a living line next to it is worth almost the apple).
+    cautious, trusting = (play_games(PlannerAgent(BlindEater(6, 6, seed=1), unsure_penalty=penalty, stall_steps=6),
+                                     6, 6, num_games=3, seed=10, max_steps=80, progress=False)
+                          for penalty in (None, 0.25))
+    assert cautious["mean_apples"] == 0 and trusting["mean_apples"] >= 3
+
+
+def test_detours_and_traps_right_after_the_move_send_the_plan_to_the_search():
+    board = encode_observation(SnakeState(6, 6, ((2, 2), (2, 1), (2, 0)), (2, 5)))[None]
+    planner = ModelPlanner(FastOracle(6, 6))
+    toward, away = (planner.imagine(board, np.array([1]), np.array([action])) for action in (1, 0))
+    plans = [Plan(lines.actions[0], lines.boards[0], int(lines.status[0])) for lines in (toward, away)]
+    assert planner.detours(np.repeat(board, 2, axis=0), plans).tolist() == [False, True]
+    # Up leads into a corner the body walls in: a trap right after the move. A plan whose later (wrongly
+    # imagined) boards look fine is sent to the search only when the board after the move is checked.
+    snake = ((2, 0), (2, 1), (1, 1), (0, 1), (0, 2), (0, 3), (0, 4), (1, 4), (2, 4))
+    start = encode_observation(SnakeState(5, 5, snake, (4, 4)))[None]
+    gated = ModelPlanner(FastOracle(5, 5), gate_next=True)
+    into_corner = gated.imagine(start, np.array([1]), np.array([0]))
+    plan = Plan(into_corner.actions[0, :1].repeat(2), np.concatenate([into_corner.boards[0, :1], start]), 0)
+    assert gated.risky([plan]).tolist() == [True]
+    assert ModelPlanner(FastOracle(5, 5), gate_next=False).risky([plan]).tolist() == [False]
