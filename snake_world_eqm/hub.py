@@ -108,16 +108,11 @@ def _ratio(agent: float | None, expert: float | None) -> float | None:
     return None if agent is None or not expert else agent / expert
 
 
-def _voting_agents(flat: Mapping[str, Any]) -> list[tuple[str, float]]:
-    """(K, mean apples) of the EqM agents that averaged K noise draws per move (evaluate's eqm-votesK)."""
-    return [(key.split(".")[1].removeprefix("eqm-votes"), value) for key, value in flat.items()
-            if key.startswith("play.eqm-votes") and key.endswith(".mean_apples") and key.count(".") == 2]
-
-
-def _other_experts(flat: Mapping[str, Any]) -> list[tuple[str, float]]:
-    """(kind, mean apples) of the experts played beside the teacher (evaluate's expert-KIND agents)."""
-    return [(key.split(".")[1].removeprefix("expert-"), value) for key, value in flat.items()
-            if key.startswith("play.expert-") and key.endswith(".mean_apples") and key.count(".") == 2 and value]
+def _played(flat: Mapping[str, Any], prefix: str) -> list[tuple[str, float]]:
+    """(name after `prefix`, mean apples) of each agent whose play key starts with `prefix`: evaluate's
+    expert-KIND agents (other experts beside the teacher) and eqm-votesK agents (K noise draws per move)."""
+    return [(key.split(".")[1].removeprefix(prefix), value) for key, value in flat.items()
+            if key.startswith(f"play.{prefix}") and key.endswith(".mean_apples") and key.count(".") == 2]
 
 
 def claims_table(metrics: Mapping[str, Any]) -> str:
@@ -138,10 +133,10 @@ def claims_table(metrics: Mapping[str, Any]) -> str:
         ("EqM agent apples / expert apples", _ratio(get("play.eqm.mean_apples"), expert_apples), 0.85),
         ("planner apples / expert apples", _ratio(get("play.planner.mean_apples"), expert_apples), 1.0),
         *[(f"EqM agent apples / {kind} expert apples", _ratio(get("play.eqm.mean_apples"), other), 0.85)
-          for kind, other in _other_experts(flat)],
+          for kind, other in _played(flat, "expert-")],
         *[(f"EqM agent with {votes} noise votes apples / {kind} apples", _ratio(apples, other), 0.85)
-          for votes, apples in _voting_agents(flat)
-          for kind, other in [("expert", expert_apples), *((f"{k} expert", a) for k, a in _other_experts(flat))]],
+          for votes, apples in _played(flat, "eqm-votes")
+          for kind, other in [("expert", expert_apples), *((f"{k} expert", a) for k, a in _played(flat, "expert-"))]],
         ("adaptive compute: fewer field evaluations than 10 steps (≤0.5 pt loss)", get("adaptive_summary.evaluation_reduction"), 0.40),
         ("grad-norm AUROC for action errors", get("uncertainty.grad_norm.action_error_auroc"), 0.8),
         ("action-block field norm AUROC for action errors", get("uncertainty.action_grad_norm.action_error_auroc"), 0.8),

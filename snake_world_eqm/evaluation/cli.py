@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shlex
 import sys
 import time
@@ -29,7 +28,6 @@ from snake_world_eqm.planning_flags import (
 AGENT_NAMES = ("eqm", "planner", "baseline", "expert", "random")
 EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle", "route")  # mirrors snake_world_eqm.game.expert (checked in tests)
 EXTRA_EXPERT_AGENTS = tuple(f"expert-{kind}" for kind in EXPERT_KINDS)
-VOTING_AGENT = re.compile(r"eqm-votes([1-9]\d*)")  # the EqM agent averaging K noise draws per move
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,7 +79,7 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
 
 
 def config_from_args(args: argparse.Namespace, argv: list[str]):
-    from snake_world_eqm.evaluation.evaluate import FIXED_STEP_COUNTS, EvalConfig
+    from snake_world_eqm.evaluation.evaluate import FIXED_STEP_COUNTS, VOTING_AGENT, EvalConfig
 
     agents = tuple(name.strip() for name in args.agents.split(",") if name.strip())
     unknown = sorted(name for name in set(agents) - set(AGENT_NAMES) - set(EXTRA_EXPERT_AGENTS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,7 @@ from snake_world_eqm.game.encoding import BODY_LEFT, BODY_UP, EMPTY, FOOD, HEAD_
 from snake_world_eqm.game.expert import EXPERT_KINDS
 
 ACTION_NAMES = ("up", "right", "down", "left")
+VOTING_AGENT = re.compile(r"eqm-votes([1-9]\d*)")  # the EqM agent averaging K noise draws per move
 FIXED_STEP_COUNTS = (1, 2, 3, 5, 10, 20)
 REFERENCE_STEPS = 10  # the seed's default step count, the reference of the adaptive-compute claim
 RESULT_KEYS = ("action_accuracy", "next_board_exact", "next_board_cell_accuracy", "whatif_exact",
@@ -479,9 +481,8 @@ def build_agents(names, model, baseline, cfg: EvalConfig) -> dict:
         "random": lambda: RandomAgent(seed=cfg.sample_seed),
     }
     for name in names:
-        votes = name.removeprefix("eqm-votes")
-        if name.startswith("eqm-votes") and votes.isdigit() and int(votes) > 0:
-            factories[name] = partial(EqMAgent, model, seed=cfg.sample_seed, votes=int(votes))
+        if voting := VOTING_AGENT.fullmatch(name):
+            factories[name] = partial(EqMAgent, model, seed=cfg.sample_seed, votes=int(voting.group(1)))
     unknown = [name for name in names if name not in factories]
     if unknown:
         raise ValueError(f"unknown agent(s) {unknown}; choose from {sorted(factories)}")
