@@ -55,7 +55,7 @@ class Analysis:
     """What the model says about one board, before a move is made."""
 
     action_probs: np.ndarray  # (4,) softmax of the action block of the first noise seed
-    model_action: int  # the EqM agent's move: the first noise seed's action
+    model_action: int  # the EqM agent's move: the sample from the origin (EqMAgent's default start)
     whatif: np.ndarray  # (4, H, W) predicted successor of each held action; all-EMPTY = predicted death
     whatif_death: np.ndarray  # (4,) bool
     nag_steps: int  # steps the sampler spent (fewer than configured when the adaptive stop fires)
@@ -124,13 +124,14 @@ class GameSession:
         free = sample_model(self.model, boards, generator=self.generator)
         held = sample_model(self.model, boards[:1].repeat(4, axis=0), generator=self.generator,
                             action=np.arange(4))
+        origin = sample_model(self.model, boards[:1], generator=self.generator, init_scale=0.0)
         seconds = time.perf_counter() - started
         logits = free.action_logits[0].detach().float().cpu().numpy()
         probs = np.exp(logits - logits.max())
         seed_actions = free.action.cpu().numpy().astype(int)
         whatif = held.next_board.cpu().numpy().astype(np.int64)
         return Analysis(
-            action_probs=probs / probs.sum(), model_action=int(seed_actions[0]), whatif=whatif,
+            action_probs=probs / probs.sum(), model_action=int(origin.action[0]), whatif=whatif,
             whatif_death=is_terminal(whatif), nag_steps=int(free.num_steps[0]), grad_norm=float(free.grad_norm[0]),
             action_grad_norm=float(free.action_grad_norm[0]), seed_actions=seed_actions.tolist(),
             seed_disagreement=1.0 - np.bincount(seed_actions, minlength=4).max() / len(seed_actions),

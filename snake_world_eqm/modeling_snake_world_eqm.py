@@ -726,8 +726,9 @@ class SnakeWorldEqM(SnakePreTrainedModel):
         generator: torch.Generator | None = None,
         return_trajectory: bool = False,
         validate: bool = True,
+        init_scale: float = 1.0,
     ) -> SnakeWorldEqMSampleOutput:
-        """Sample (next board, action) by NAG descent on the field from x₀ ~ N(0, I).
+        """Sample (next board, action) by NAG descent on the field from x₀ ~ N(0, init_scale² I).
 
         obs: SnakeState, list of SnakeState, numpy array or tensor, (H, W) or (B, H, W).
         action: None (sample it) or an int / (B,) actions to hold fixed: only the state block descends and
@@ -735,8 +736,15 @@ class SnakeWorldEqM(SnakePreTrainedModel):
         num_steps / step_size / momentum / adaptive_threshold default to the config's eqm_* values.
         generator: a torch.Generator on the model's device, for reproducible noise.
         validate: run the game's legality check on every board (turn off in hot loops over known-good boards).
+        init_scale: 1 is EqM's noise start. 0 starts every descent at the origin (the noise's mean): the
+            sample becomes deterministic, the field's most central answer, and one such draw chooses moves
+            about as well as a vote over several noise draws (docs/results/eval_10x10.json). Keep noise where
+            diversity is the point (several rollouts, disagreement across seeds).
         """
         cfg = self.config
+        if isinstance(init_scale, bool) or not isinstance(init_scale, (int, float)) or not (
+                math.isfinite(init_scale) and init_scale >= 0):
+            raise ValueError(f"init_scale must be a finite number >= 0, got {init_scale!r}")
         boards = prepare_boards(cfg, obs, self.device, validate)
         batch, lat = boards.shape[0], cfg.latent_dim
         num_steps, step_size, momentum, threshold = _check_sampler_args(
@@ -747,7 +755,7 @@ class SnakeWorldEqM(SnakePreTrainedModel):
         )
 
         _, h = self.encoder(boards)  # encoded once; only the cheap field runs per step
-        x0 = torch.randn(batch, self.sample_dim, generator=generator, device=self.device, dtype=self.dtype)
+        x0 = init_scale * torch.randn(batch, self.sample_dim, generator=generator, device=self.device, dtype=self.dtype)
         mask = None
         if action is not None:
             held = _check_actions(action, batch, self.device)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from snake_world_eqm.evaluation.agents import (
+    EqMAgent,
     ExpertAgent,
     PlannerAgent,
     RandomAgent,
@@ -46,6 +47,25 @@ def test_every_agent_answers_one_action_per_board():
         assert agent.act(new_game(6, 6, rng=3)) in (0, 1, 2, 3)
     with pytest.raises(ValueError, match=r"\(B, H, W\)"):
         RandomAgent().act_batch(np.zeros((6, 6)))
+
+
+def test_eqm_agent_from_the_origin_is_deterministic_and_noise_votes_need_noise():
+    from snake_world_eqm import SnakeWorldEqM, SnakeWorldEqMConfig
+
+    config = SnakeWorldEqMConfig(board_height=6, board_width=6, d_model=16, num_layers=1, num_heads=2,
+                                 cnn_channels=8, cnn_layers=1, latent_dim=8, latent_hidden_dim=16,
+                                 decoder_channels=8, decoder_layers=1, eqm_hidden_dim=16, eqm_num_layers=2)
+    model = SnakeWorldEqM(config)
+    boards = _random_boards(16)
+    plain = EqMAgent(model, seed=0)
+    assert plain.deterministic and plain.init_scale == 0
+    np.testing.assert_array_equal(plain.act_batch(boards), EqMAgent(model, seed=7).act_batch(boards))
+    noisy = EqMAgent(model, seed=0, init_scale=1.0)
+    assert not noisy.deterministic  # a repeated board proves no loop for it
+    assert noisy.act_batch(boards).shape == (16,)
+    with pytest.raises(ValueError, match="identical samples"):
+        EqMAgent(model, votes=4)
+    assert EqMAgent(model, votes=4, init_scale=1.0).act_batch(boards).shape == (16,)
 
 
 def _row_board() -> np.ndarray:

@@ -149,6 +149,11 @@ def test_the_expert_agent_is_the_datas_teacher_and_other_experts_play_by_name(mo
     argv = ["--model", "m", "--dataset", "d", "--agents", "eqm-votes4"]
     cfg = config_from_args(build_parser().parse_args(argv), argv)
     assert build_agents(cfg.agents, model=torch.nn.Linear(1, 1), baseline=None, cfg=cfg)["eqm-votes4"].votes == 4
+    # eqm plays from the origin (deterministic); eqm-noise is the same agent from EqM's noise start.
+    argv = ["--model", "m", "--dataset", "d", "--agents", "eqm,eqm-noise"]
+    cfg = config_from_args(build_parser().parse_args(argv), argv)
+    agents = build_agents(cfg.agents, model=torch.nn.Linear(1, 1), baseline=None, cfg=cfg)
+    assert {name: agent.init_scale for name, agent in agents.items()} == {"eqm": 0.0, "eqm-noise": 1.0}
     for bad in ("eqm-votes0", "eqm-votes", "eqm-votesx"):
         argv = ["--model", "m", "--dataset", "d", "--agents", bad]
         with pytest.raises(SystemExit, match="unknown agent"):

@@ -180,6 +180,29 @@ def test_generator_reproducible_and_seed_dependent(model10):
     assert not torch.equal(a.latent_next, c.latent_next)
 
 
+def test_init_scale_zero_starts_at_the_origin_and_is_deterministic(model10):
+    """init_scale scales the start x0; 0 is NAG from the origin whatever the generator."""
+    from snake_world_eqm.eqm import nag_descent
+
+    _, obs = boards(3)
+    a = model10.sample(obs, init_scale=0.0, generator=torch.Generator().manual_seed(1))
+    b = model10.sample(obs, init_scale=0.0, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a.latent_next, b.latent_next) and torch.equal(a.action_logits, b.action_logits)
+    half = model10.sample(obs, init_scale=0.5, num_steps=3, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        h = model10.encode(obs)
+        origin = nag_descent(lambda p, i: model10.field(h[i], p), torch.zeros(3, 12), 10,
+                             model10.config.eqm_step_size, model10.config.eqm_nag_momentum)
+        x0 = 0.5 * torch.randn(3, 12, generator=torch.Generator().manual_seed(1))
+        scaled = nag_descent(lambda p, i: model10.field(h[i], p), x0, 3,
+                             model10.config.eqm_step_size, model10.config.eqm_nag_momentum)
+    torch.testing.assert_close(a.action_logits, origin.x[:, 8:])
+    torch.testing.assert_close(half.latent_next, scaled.x[:, :8])
+    for bad in (-0.1, float("nan"), float("inf"), True, "0"):
+        with pytest.raises(ValueError, match="init_scale"):
+            model10.sample(obs, init_scale=bad)
+
+
 def test_held_action_descends_state_only(model10):
     _, obs = boards(4)
     out = model10.sample(obs, action=2, return_trajectory=True)

@@ -28,6 +28,7 @@ from snake_world_eqm.planning_flags import (
 AGENT_NAMES = ("eqm", "planner", "baseline", "expert", "random")
 EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle", "route")  # mirrors snake_world_eqm.game.expert (checked in tests)
 EXTRA_EXPERT_AGENTS = tuple(f"expert-{kind}" for kind in EXPERT_KINDS)
+EXTRA_AGENTS = ("eqm-noise", *EXTRA_EXPERT_AGENTS)  # eqm-noise: the EqM agent from EqM's N(0, I) start
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=non_negative_int, default=0, help="sampling noise seed")
     parser.add_argument("--agents", default=",".join(AGENT_NAMES),
                         help="comma-separated agents to play; expert-KIND (e.g. expert-astar) adds another expert, "
+                             "eqm-noise the EqM agent from one noise draw instead of the origin, "
                              "eqm-votesK the EqM agent averaging K noise draws per move")
     parser.add_argument("--expert", choices=("auto", *EXPERT_KINDS), default="auto",
                         help="the expert agent and the continuation of fatal-decision labels (auto: the expert "
@@ -82,10 +84,10 @@ def config_from_args(args: argparse.Namespace, argv: list[str]):
     from snake_world_eqm.evaluation.evaluate import FIXED_STEP_COUNTS, VOTING_AGENT, EvalConfig
 
     agents = tuple(name.strip() for name in args.agents.split(",") if name.strip())
-    unknown = sorted(name for name in set(agents) - set(AGENT_NAMES) - set(EXTRA_EXPERT_AGENTS)
+    unknown = sorted(name for name in set(agents) - set(AGENT_NAMES) - set(EXTRA_AGENTS)
                      if not VOTING_AGENT.fullmatch(name))
     if unknown:
-        raise SystemExit(f"--agents: unknown agent(s) {unknown}; choose from {[*AGENT_NAMES, *EXTRA_EXPERT_AGENTS]} "
+        raise SystemExit(f"--agents: unknown agent(s) {unknown}; choose from {[*AGENT_NAMES, *EXTRA_AGENTS]} "
                          "or eqm-votesK")
     if "baseline" in agents and args.baseline is None:
         agents = tuple(name for name in agents if name != "baseline")

@@ -301,7 +301,8 @@ def visited_states(model, height: int, width: int, cfg: EvalConfig) -> np.ndarra
 
     boards = []
     for length in cfg.start_lengths:
-        recorder = _RecordingAgent(EqMAgent(model, seed=cfg.sample_seed + 200))
+        # From EqM's noise start: that agent errs more often, which gives the AUROC more fatal decisions.
+        recorder = _RecordingAgent(EqMAgent(model, seed=cfg.sample_seed + 200, init_scale=1.0))
         play_games(recorder, height, width, cfg.fatal_games, cfg.play_seed + 10_000, max_steps=1000,
                    progress=False, start_length=length)
         boards += recorder.boards
@@ -474,6 +475,7 @@ def explicit_energy_auroc(model, real, corrupted, runs, fake, batch_size: int = 
 def build_agents(names, model, baseline, cfg: EvalConfig) -> dict:
     factories = {
         "eqm": lambda: EqMAgent(model, seed=cfg.sample_seed),
+        "eqm-noise": lambda: EqMAgent(model, seed=cfg.sample_seed, init_scale=1.0),  # EqM's noise start
         "planner": lambda: PlannerAgent(model, **{"seed": cfg.sample_seed, **cfg.planner_options}),
         "baseline": lambda: BaselineAgent(baseline) if baseline is not None else None,
         "expert": lambda: ExpertAgent(cfg.expert),
@@ -482,7 +484,8 @@ def build_agents(names, model, baseline, cfg: EvalConfig) -> dict:
     }
     for name in names:
         if voting := VOTING_AGENT.fullmatch(name):
-            factories[name] = partial(EqMAgent, model, seed=cfg.sample_seed, votes=int(voting.group(1)))
+            factories[name] = partial(EqMAgent, model, seed=cfg.sample_seed, votes=int(voting.group(1)),
+                                      init_scale=1.0)
     unknown = [name for name in names if name not in factories]
     if unknown:
         raise ValueError(f"unknown agent(s) {unknown}; choose from {sorted(factories)}")

@@ -26,7 +26,7 @@ class OracleWorldModel(torch.nn.Module):
         self.sample_calls = 0
 
     def sample(self, obs, action=None, num_steps=None, step_size=None, momentum=None, adaptive_threshold=None,
-               generator=None, return_trajectory=False, validate=False):
+               generator=None, return_trajectory=False, validate=False, init_scale=1.0):
         from snake_world_eqm.game import batched_step, expert_actions
 
         boards = np.asarray(obs.cpu() if isinstance(obs, torch.Tensor) else obs).astype(np.int8)
