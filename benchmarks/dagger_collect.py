@@ -1,6 +1,7 @@
 """On-policy (DAgger) collection rate: policy states labelled per second, as JSON.
 
     python benchmarks/dagger_collect.py [--model PATH_OR_REPO_ID] [--num-samples 51200] [--threads 2]
+        [--policy-dtypes float32 bfloat16]
 
 Games are played by the model (EqM agent by default) mixed with the expert at `--beta`, 256 games at a
 time so the model batches; every state is labelled by the expert with all four successors and written as
@@ -26,24 +27,13 @@ def _cpu_seconds() -> float:
     return times.user + times.system
 
 
-def main() -> None:
-    import torch
-
+def collect_once(args, dtype: str) -> dict:
+    """One on-policy build with the policy in `dtype`; its rate, CPU time and the policy's share."""
     from dataset_builder.builder import build_dataset
     from dataset_builder.policy import load_policy
-    from snake_world_eqm import PRETRAINED_10X10
     from snake_world_eqm.data.generate import GenerationConfig
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(PRETRAINED_10X10))
-    parser.add_argument("--num-samples", type=int, default=51_200)
-    parser.add_argument("--beta", type=float, default=0.5)
-    parser.add_argument("--agent", default="auto")
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    parser.add_argument("--parallel-games", type=int, default=256)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    act = load_policy(args.model, args.agent, 10, 10)
+    act = load_policy(args.model, args.agent, 10, 10, dtype=dtype)
     policy_time = {"wall": 0.0, "cpu": 0.0, "boards": 0}
 
     def timed_policy(boards):
@@ -61,24 +51,58 @@ def main() -> None:
         build_dataset(config, Path(folder) / "dagger", progress=False, command="benchmarks/dagger_collect.py")
         seconds, cpu_seconds = time.perf_counter() - start, _cpu_seconds() - cpu_start
     rate = args.num_samples / seconds
-    from snake_world_eqm.provenance import with_provenance
-
-    print(json.dumps(with_provenance({
-        "benchmark": "dagger_collection",
-        "model": args.model,
+    return {
         "states_per_s": round(rate, 1),
-        "target_states_per_s": TARGET_STATES_PER_S,
         "meets_target": rate >= TARGET_STATES_PER_S,
         "states_per_cpu_s": round(args.num_samples / max(cpu_seconds, 1e-9), 1),
+        # The policy is asked only about the states it plays (a share 1 - beta of them).
+        "policy_boards": policy_time["boards"],
         "policy_boards_per_s": round(policy_time["boards"] / max(policy_time["wall"], 1e-9), 1),
         "policy_share_of_wall": round(policy_time["wall"] / seconds, 3),
         "seconds": round(seconds, 2),
         "cpu_seconds": round(cpu_seconds, 2),
+        "load_1min_after": round(os.getloadavg()[0], 2),
+    }
+
+
+def main() -> None:
+    import torch
+
+    from snake_world_eqm import PRETRAINED_10X10
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(PRETRAINED_10X10))
+    parser.add_argument("--num-samples", type=int, default=51_200)
+    parser.add_argument("--beta", type=float, default=0.5)
+    parser.add_argument("--agent", default="auto")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--parallel-games", type=int, default=256)
+    parser.add_argument("--policy-dtypes", nargs="+", choices=("float32", "bfloat16"), default=["float32", "bfloat16"],
+                        help="one build per dtype, in this order, in one process (so their ratio is fair)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    runs = {dtype: collect_once(args, dtype) for dtype in args.policy_dtypes}
+    best = max(runs, key=lambda dtype: runs[dtype]["states_per_s"])
+    from snake_world_eqm.provenance import with_provenance
+
+    result = {
+        "benchmark": "dagger_collection",
+        "model": args.model,
+        "states_per_s": runs[best]["states_per_s"],
+        "best_policy_dtype": best,
+        "target_states_per_s": TARGET_STATES_PER_S,
+        "meets_target": runs[best]["meets_target"],
+        "by_policy_dtype": runs,
         "threads": args.threads,
         "parallel_games": args.parallel_games,
+        "num_samples": args.num_samples,
         "beta": args.beta,
         "machine": {"cpus": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2), "python": platform.python_version()},
-    }), indent=2))
+    }
+    if {"float32", "bfloat16"} <= set(runs):
+        result["bfloat16_over_float32_states_per_cpu_s"] = round(
+            runs["bfloat16"]["states_per_cpu_s"] / runs["float32"]["states_per_cpu_s"], 2)
+    print(json.dumps(with_provenance(result), indent=2))
 
 
 if __name__ == "__main__":

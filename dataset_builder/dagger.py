@@ -29,7 +29,7 @@ from snake_world_eqm.argtypes import non_negative_int, positive_int, probability
 from snake_world_eqm.data.generate import EXPERT_KINDS
 
 from .builder import build_dataset
-from .policy import POLICY_AGENTS, load_policy
+from .policy import POLICY_AGENTS, POLICY_DTYPES, load_policy
 
 ROUND_FILE = "round.json"
 EVAL_SEED = 5000  # play seeds of the per-round score; the release evaluation uses 1000-1099
@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--beta", type=probability, default=0.5, help="round 1's probability that the expert plays a step")
     parser.add_argument("--beta-decay", type=probability, default=0.5, help="beta of round r = beta * decay^(r-1)")
     parser.add_argument("--policy-agent", choices=POLICY_AGENTS, default="auto")
+    parser.add_argument("--policy-dtype", choices=POLICY_DTYPES, default="float32",
+                        help="run the collecting policy in bfloat16 autocast (faster on CPU; labels stay the expert's)")
     parser.add_argument("--expert", choices=EXPERT_KINDS, default=None,
                         help="the expert that labels the on-policy rows (default: the one named in the --dataset "
                              "cards, which must agree; a card that names none was built by astar)")
@@ -133,7 +135,7 @@ def _run_round(args: argparse.Namespace, folder: Path, round_index: int, model: 
         folder.mkdir(parents=True, exist_ok=True)
         collect(model, data, args.samples_per_round, beta, height, width, seed=args.seed + 1000 * round_index,
                 agent=args.policy_agent, one_cell_fraction=args.one_cell_fraction, expert=args.expert,
-                progress=not args.no_progress)
+                progress=not args.no_progress, dtype=args.policy_dtype)
     train_on = [*datasets, str(data)]
     if args.fatal_repeat:
         hard = folder / "fatal"
@@ -157,17 +159,19 @@ def _run_round(args: argparse.Namespace, folder: Path, round_index: int, model: 
 
 
 def collect(model: str, output: Path, num_samples: int, beta: float, height: int, width: int, seed: int,
-            agent: str = "auto", one_cell_fraction: float = 0.5, expert: str = "astar", progress: bool = True) -> None:
+            agent: str = "auto", one_cell_fraction: float = 0.5, expert: str = "astar", progress: bool = True,
+            dtype: str = "float32") -> None:
     """On-policy rows into the dataset folder `output` (episodes start from one-cell snakes at
     `one_cell_fraction`, else three-cell ones; games stepped 256 at a time so the model batches)."""
     from snake_world_eqm.data.generate import GenerationConfig
 
-    policy = load_policy(model, agent, height, width, seed=seed)
+    policy = load_policy(model, agent, height, width, seed=seed, dtype=dtype)
     config = GenerationConfig(num_samples=num_samples, height=height, width=width, seed=seed, perturb_prob=0.0, expert=expert,
                               parallel_games=256, one_cell_fraction=one_cell_fraction, beta=beta,
                               policy_name=model, policy=policy)
     command = (f"python -m dataset_builder --policy {model} --beta {beta} --num-samples {num_samples} --seed {seed} "
-               f"--perturb-prob 0 --parallel-games 256 --one-cell-fraction {one_cell_fraction} --expert {expert}")
+               f"--perturb-prob 0 --parallel-games 256 --one-cell-fraction {one_cell_fraction} --expert {expert} "
+               f"--policy-dtype {dtype}")
     build_dataset(config, output, progress=progress, command=command, overwrite=True)
 
 

@@ -209,7 +209,9 @@ def test_validate_catches_a_step_labelled_expert_that_did_not_take_the_expert_ac
 
     config = GenerationConfig(num_samples=200, height=6, width=6, seed=5, perturb_prob=0.0, beta=1.0,
                               policy_name="fixed-up", policy=FixedPolicy())
+    policy = config.policy
     out = build_dataset(config, tmp_path / "d", progress=False).path
+    assert policy.calls == 0  # beta = 1: the expert plays every step, so the policy is never asked
     file = sorted((out / "data").glob("train-*.parquet"))[0]
     table = pq.read_table(file)
     taken = table.column("taken_action").to_numpy().copy()
@@ -229,6 +231,7 @@ def test_validate_catches_a_step_labelled_expert_that_did_not_take_the_expert_ac
         (["--height", "8", "--width", "8"], "plays 6x6 boards, but this dataset is 8x8"),
         (["--policy-agent", "planner", "@baseline"], "needs an EqM world model"),
         (["--num-proc", "2"], "drop --num-proc"),
+        (["--policy-dtype", "float16"], "invalid choice: 'float16'"),
     ],
 )
 def test_dagger_collection_input_errors_are_one_line_and_write_nothing(tiny_models, tmp_path, flags, message):
@@ -243,6 +246,21 @@ def test_dagger_collection_input_errors_are_one_line_and_write_nothing(tiny_mode
     last = proc.stderr.strip().splitlines()[-1]
     assert message in last and "Traceback" not in proc.stderr
     assert not out.exists() and not list(tmp_path.glob(".never*"))
+
+
+def test_a_bfloat16_policy_plays_the_same_moves_on_these_boards_and_bad_dtypes_are_refused(tiny_models):
+    from dataset_builder.policy import load_policy
+    from snake_world_eqm.evaluation.closed_loop import initial_boards
+
+    eqm, _ = tiny_models
+    boards = initial_boards(32, 6, 6, seed=4)
+    full = load_policy(str(eqm), "auto", 6, 6)(boards)
+    assert full.shape == (32,)
+    half = load_policy(str(eqm), "auto", 6, 6, dtype="bfloat16")(boards)
+    # Autocast may flip a near-tie of an untrained model; most moves must agree.
+    assert (half == full).mean() >= 0.75, (half, full)
+    with pytest.raises(ValueError, match="--policy-dtype must be one of"):
+        load_policy(str(eqm), "auto", 6, 6, dtype="float16")
 
 
 def test_beta_without_a_policy_is_an_error(tmp_path):

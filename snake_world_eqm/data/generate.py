@@ -192,12 +192,16 @@ def _behaviour_actions(config: GenerationConfig, obs: np.ndarray, expert: np.nda
     """Who plays each game's step: the expert, or (with a policy, at rate 1 - beta) the policy."""
     if config.policy is None:  # no draw at all: expert-only builds keep their random stream
         return expert, np.full(len(expert), SOURCE_EXPERT, dtype=np.int64)
-    learner = np.asarray(config.policy(obs), dtype=np.int64).reshape(-1)
-    if learner.shape != expert.shape or ((learner < 0) | (learner >= NUM_ACTIONS)).any():
-        raise ValueError(f"the policy must return one action in 0..{NUM_ACTIONS - 1} per board, got {learner!r}")
     expert_plays = rng.random(len(expert)) < config.beta
-    return (np.where(expert_plays, expert, learner),
-            np.where(expert_plays, SOURCE_EXPERT, SOURCE_POLICY).astype(np.int64))
+    # The policy (the costly part of collection) is asked only about the boards where its move is played.
+    played = np.flatnonzero(~expert_plays)
+    actions = expert.astype(np.int64, copy=True)
+    if played.size:
+        learner = np.asarray(config.policy(obs[played]), dtype=np.int64).reshape(-1)
+        if learner.shape != played.shape or ((learner < 0) | (learner >= NUM_ACTIONS)).any():
+            raise ValueError(f"the policy must return one action in 0..{NUM_ACTIONS - 1} per board, got {learner!r}")
+        actions[played] = learner
+    return actions, np.where(expert_plays, SOURCE_EXPERT, SOURCE_POLICY).astype(np.int64)
 
 
 def _new_boards(config: GenerationConfig, count: int, rng: np.random.Generator) -> np.ndarray:
