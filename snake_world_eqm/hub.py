@@ -115,6 +115,14 @@ def _played(flat: Mapping[str, Any], prefix: str) -> list[tuple[str, float]]:
             if key.startswith(f"play.{prefix}") and key.endswith(".mean_apples") and key.count(".") == 2]
 
 
+def _eqm_variants(flat: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """(label, mean apples) of the EqM agents played beside the default one (origin start): eqm-noise (one
+    noise draw, EqM's N(0, I) start) and eqm-votesK."""
+    noise = flat.get("play.eqm-noise.mean_apples")
+    return [*([("EqM agent from one noise draw", noise)] if noise is not None else []),
+            *((f"EqM agent with {votes} noise votes", apples) for votes, apples in _played(flat, "eqm-votes"))]
+
+
 def claims_table(metrics: Mapping[str, Any]) -> str:
     """The seed's claims and our targets, each with its measured number and whether it was met.
 
@@ -134,8 +142,8 @@ def claims_table(metrics: Mapping[str, Any]) -> str:
         ("planner apples / expert apples", _ratio(get("play.planner.mean_apples"), expert_apples), 1.0),
         *[(f"EqM agent apples / {kind} expert apples", _ratio(get("play.eqm.mean_apples"), other), 0.85)
           for kind, other in _played(flat, "expert-")],
-        *[(f"EqM agent with {votes} noise votes apples / {kind} apples", _ratio(apples, other), 0.85)
-          for votes, apples in _played(flat, "eqm-votes")
+        *[(f"{variant} apples / {kind} apples", _ratio(apples, other), 0.85)
+          for variant, apples in _eqm_variants(flat)
           for kind, other in [("expert", expert_apples), *((f"{k} expert", a) for k, a in _played(flat, "expert-"))]],
         ("adaptive compute: fewer field evaluations than 10 steps (≤0.5 pt loss)", get("adaptive_summary.evaluation_reduction"), 0.40),
         ("grad-norm AUROC for action errors", get("uncertainty.grad_norm.action_error_auroc"), 0.8),

@@ -135,3 +135,9 @@ def test_voting_eqm_agents_are_compared_with_every_expert():
                                    "expert": {"mean_apples": 90.0}, "expert-astar": {"mean_apples": 100.0}}})
     assert "| EqM agent with 4 noise votes apples / expert apples | 0.889 | 0.85 | met |" in table
     assert "| EqM agent with 4 noise votes apples / astar expert apples | 0.800 | 0.85 | **missed** |" in table
+    # eqm-noise (the EqM agent from one noise draw instead of the origin) gets the same rows.
+    table = claims_table({"play": {"eqm": {"mean_apples": 85.0}, "eqm-noise": {"mean_apples": 72.0},
+                                   "expert": {"mean_apples": 90.0}, "expert-astar": {"mean_apples": 100.0}}})
+    assert "| EqM agent apples / astar expert apples | 0.850 | 0.85 | met |" in table
+    assert "| EqM agent from one noise draw apples / expert apples | 0.800 | 0.85 | **missed** |" in table
+    assert "| EqM agent from one noise draw apples / astar expert apples | 0.720 | 0.85 | **missed** |" in table
