@@ -65,6 +65,23 @@ def collect_once(args, dtype: str) -> dict:
     }
 
 
+def dtype_agreement(args, dataset: str, max_rows: int = 20_000) -> dict:
+    """How often the bfloat16 policy picks the float32 policy's move, on the test rows of `dataset`."""
+    import numpy as np
+
+    from dataset_builder.policy import load_policy
+    from snake_world_eqm.data.loading import load_snake_dataset
+
+    split = load_snake_dataset(dataset)["test"].with_format("numpy")
+    boards = split.select(range(min(max_rows, len(split))))[:]["state"].astype(np.int8)
+    moves = {}
+    for dtype in ("float32", "bfloat16"):
+        act = load_policy(args.model, args.agent, 10, 10, dtype=dtype)
+        moves[dtype] = np.concatenate([act(boards[i:i + 512]) for i in range(0, len(boards), 512)])
+    return {"dataset": dataset, "rows": int(len(boards)),
+            "same_move": round(float((moves["float32"] == moves["bfloat16"]).mean()), 5)}
+
+
 def main() -> None:
     import torch
 
@@ -79,6 +96,8 @@ def main() -> None:
     parser.add_argument("--parallel-games", type=int, default=256)
     parser.add_argument("--policy-dtypes", nargs="+", choices=("float32", "bfloat16"), default=["float32", "bfloat16"],
                         help="one build per dtype, in this order, in one process (so their ratio is fair)")
+    parser.add_argument("--compare-on", default=None, metavar="DATASET",
+                        help="also report how often the bfloat16 policy picks the float32 move on DATASET's test rows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     runs = {dtype: collect_once(args, dtype) for dtype in args.policy_dtypes}
@@ -102,6 +121,8 @@ def main() -> None:
     if {"float32", "bfloat16"} <= set(runs):
         result["bfloat16_over_float32_states_per_cpu_s"] = round(
             runs["bfloat16"]["states_per_cpu_s"] / runs["float32"]["states_per_cpu_s"], 2)
+    if args.compare_on:
+        result["bfloat16_same_move_as_float32"] = dtype_agreement(args, args.compare_on)
     print(json.dumps(with_provenance(result), indent=2))
 
 
