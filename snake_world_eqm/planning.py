@@ -67,6 +67,7 @@ class PlannerConfig:
     gate: str = "risk"  # "risk": search only where the plan is risky or play stalls; "always": every move
     gate_seeds: int = 0  # extra free samples per decision: search where their action differs from the plan's
     num_steps: int | None = None  # sampler steps (None: the model config's)
+    init_scale: float = 1.0  # where each imagined step's descent starts: 1 EqM's noise, 0 the origin (deterministic)
     food_value: float = 2.0  # an imagined apple, discounted by when it comes
     discount: float = 0.97
     food_weight: float = 0.5  # nearness of reachable food at the horizon
@@ -96,6 +97,9 @@ class PlannerConfig:
             raise ValueError(f"planner gate must be 'risk' or 'always', got {self.gate!r}")
         if self.gate_seeds < 0:
             raise ValueError(f"planner gate_seeds must be at least 0, got {self.gate_seeds}")
+        if isinstance(self.init_scale, bool) or not isinstance(self.init_scale, (int, float)) or not (
+                0.0 <= self.init_scale < float("inf")):
+            raise ValueError(f"planner init_scale must be a finite number >= 0, got {self.init_scale!r}")
 
 
 @dataclass
@@ -332,7 +336,8 @@ class ModelPlanner:
         for start in range(0, boards.shape[0], self.config.max_batch):
             chunk = slice(start, start + self.config.max_batch)
             out = sample_model(self.model, boards[chunk], generator=self.generator,
-                               action=None if actions is None else actions[chunk], num_steps=self.config.num_steps)
+                               action=None if actions is None else actions[chunk], num_steps=self.config.num_steps,
+                               init_scale=self.config.init_scale)
             next_boards.append(_as_long(out.next_board).astype(np.int8))
             chosen.append(_as_long(out.action))
             self.stats.sample_calls += 1

@@ -28,6 +28,16 @@ def _int_from(low: int, high: int):
     return parse
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 PLANNER_FLAGS = {  # flag -> (PlannerConfig field, type, help); defaults are PlannerConfig's (the best measured)
     "--planner-horizon": ("horizon", _int_from(1, MAX_HORIZON), "imagined steps per line"),
     "--planner-rollouts": ("rollouts", _int_from(1, MAX_ROLLOUTS),
@@ -36,6 +46,8 @@ PLANNER_FLAGS = {  # flag -> (PlannerConfig field, type, help); defaults are Pla
                        "always: search every move"),
     "--planner-gate-seeds": ("gate_seeds", _int_from(0, 16), "extra noise seeds per move; search where they disagree"),
     "--planner-num-steps": ("num_steps", _int_from(1, 100), "sampler steps inside the planner (default: the model's)"),
+    "--planner-init-scale": ("init_scale", _non_negative_float,
+                             "where each imagined step's descent starts: 1 EqM's noise, 0 the origin (deterministic)"),
 }
 
 
