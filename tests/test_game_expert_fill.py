@@ -24,7 +24,6 @@ from snake_world_eqm.game.expert import (
     EXPERT_KINDS,
     _CycleOrder,
     _Snakes,
-    astar_action,
     expert_actions,
     fill_action,
     tail_reachable_after,
@@ -225,21 +224,44 @@ _APPLE_NEXT_TO_THE_HEAD = [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0
 
 
 def test_astar_eats_an_apple_next_to_its_head_whenever_the_grown_snake_can_reach_its_tail():
-    states = [decode_observation(np.array(_APPLE_NEXT_TO_THE_HEAD, dtype=np.int8))]
-    for seed in range(12):
+    groups = {}  # one batch per board size: boards with longer paths share the search with these
+    for seed, (height, width) in enumerate([(7, 5), (4, 4), (5, 6), (6, 6), (8, 5), (8, 8)] * 2):
         rng = np.random.default_rng(seed)
-        height, width = int(rng.integers(4, 9)), int(rng.integers(4, 9))
-        states += [s for s in (random_state(rng, height, width) for _ in range(150)) if s.food is not None]
-    cases = []
-    for state in states:
-        for action, (dr, dc) in enumerate(DELTAS):
-            if (state.head[0] + dr, state.head[1] + dc) == state.food:
-                body = body_after(state, action)
-                if body is not None and naive_tail_search(body, state.height, state.width):
-                    cases.append((state, action))
-    assert len(cases) > 50
-    got = [astar_action(state) for state, _ in cases]
-    assert got == [action for _, action in cases]
+        groups.setdefault((height, width), []).extend(
+            s for s in (random_state(rng, height, width) for _ in range(150)) if s.food is not None)
+    groups[(7, 5)].insert(0, decode_observation(np.array(_APPLE_NEXT_TO_THE_HEAD, dtype=np.int8)))
+    checked = 0
+    for states in groups.values():
+        actions = expert_actions(np.stack([encode_observation(s) for s in states]), "astar").tolist()
+        for state, action in zip(states, actions):
+            for eat, (dr, dc) in enumerate(DELTAS):
+                if (state.head[0] + dr, state.head[1] + dc) == state.food:
+                    body = body_after(state, eat)
+                    if body is not None and naive_tail_search(body, state.height, state.width):
+                        assert action == eat, state
+                        checked += 1
+    assert checked > 50
+
+
+# Boards the fill expert must steer back into cycle order, where exactly one move is not lost (found
+# among random and expert-played boards): restoring order must use each route's own geometry to find it.
+_ONE_WAY_OUT = [
+    [[11, 10, 10, 10, 10], [8, 8, 8, 9, 7], [7, 0, 0, 8, 7], [7, 0, 1, 0, 0], [7, 10, 6, 0, 0]],
+    [[0, 8, 9, 0, 0, 0], [8, 7, 9, 0, 0, 0], [7, 0, 8, 8, 9, 0], [7, 6, 0, 9, 10, 0], [0, 0, 0, 9, 8, 9],
+     [0, 1, 0, 8, 7, 11]],
+    [[0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1, 4, 9], [9, 10, 10, 10, 10, 10, 10, 10],
+     [8, 8, 8, 8, 8, 8, 8, 9], [9, 10, 10, 10, 10, 10, 10, 10], [11, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]],
+    [[0, 0, 8, 8, 8, 9], [0, 0, 7, 8, 9, 9], [0, 8, 7, 7, 11, 9], [0, 3, 8, 7, 0, 9], [0, 0, 7, 10, 10, 9],
+     [0, 0, 0, 0, 7, 10], [0, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0]],
+]
+
+
+@pytest.mark.parametrize("board", _ONE_WAY_OUT, ids=lambda board: f"{len(board)}x{len(board[0])}")
+def test_the_fill_move_finds_the_one_way_out(board):
+    state = decode_observation(np.array(board, dtype=np.int8))
+    safe = [safe_after(state, action) for action in range(4)]
+    assert sum(safe) == 1
+    assert safe[fill_action(state)]
 
 
 @settings(max_examples=40, deadline=None)
