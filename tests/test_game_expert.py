@@ -230,3 +230,16 @@ def test_a_full_board_has_no_food_distance():
     path = [(r, c if r % 2 == 0 else 3 - c) for r in range(4) for c in range(4)]  # a snake that fills a 4x4 board
     full = encode_observation(SnakeState(4, 4, tuple(reversed(path)), None))
     assert food_distances(full[None]).tolist() == [0]
+
+
+def test_the_entry_points_keep_their_documented_types_on_any_batch():
+    import snake_world_eqm.game.expert as expert
+    from snake_world_eqm.game.expert import tail_reachable_after
+
+    _, boards = random_boards(3, 6, 5, 5)
+    assert food_distances(boards).dtype == np.int64 and tail_reachable_after(boards).dtype == np.bool_
+    empty = np.zeros((0, 5, 5), dtype=np.int8)
+    for kind in EXPERT_KINDS:
+        assert expert_actions(empty, kind).dtype == np.int64 and expert_actions(empty, kind).shape == (0,)
+    # The cached index range grows for a batch bigger than it (a search step asks for one per board).
+    assert np.array_equal(expert._arange(70_000), np.arange(70_000))
