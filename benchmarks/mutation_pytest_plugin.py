@@ -9,6 +9,10 @@ timeout kills it. That run reads as "timeout", which mutmut counts as killed, th
 
 Each pytest session (so each forked worker) gets its own thread lock here, so a lock leaked by one
 mutant stays inside that mutant's process.
+
+Hypothesis runs derandomized and without its example database: a mutant is then tried on the examples
+the clean run passed. With the database, an input that fails on the unmutated code too (found by chance
+while one mutant ran, then stored) is replayed for every later mutant and "kills" each of them.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ def _with_subclasses(cls: type) -> set[type]:
 
 
 def pytest_configure(config) -> None:
+    from hypothesis import settings
+
+    settings.register_profile("mutation", derandomize=True, database=None)
+    settings.load_profile("mutation")
     lock = threading.RLock()
     # Subclasses made later inherit the base's lock; those that already set their own are replaced too.
     for cls in _with_subclasses(tqdm):
