@@ -52,6 +52,8 @@ MODULES = {
     "snake_world_eqm/game/expert.py": ["tests/test_game_expert.py", "tests/test_game_expert_fill.py"],
 }
 COPIED = ("snake_world_eqm", "dataset_builder", "tests")
+# Loaded into every test run mutmut makes (see its docstring: one mutant's leaked tqdm lock hung all later ones).
+PLUGIN = Path(__file__).with_name("mutation_pytest_plugin.py")
 TARGET_SCORE = 0.90
 # mutmut's verdicts (mutmut.stats.status_by_exit_code); a module's counts list each, zeros included.
 STATUSES = ("killed", "survived", "timeout", "no tests", "skipped", "suspicious", "segfault", "not checked",
@@ -73,9 +75,9 @@ def _mutmut_settings(module: str, tests: list[str]) -> str:
         "\n[tool.mutmut]\n"
         f"source_paths = {quoted(['snake_world_eqm', 'dataset_builder'])}\n"
         f"only_mutate = {quoted([module])}\n"
-        f"also_copy = {quoted(['tests'])}\n"
+        f"also_copy = {quoted(['tests', PLUGIN.name])}\n"
         f"pytest_add_cli_args_test_selection = {quoted(tests)}\n"
-        f"pytest_add_cli_args = {quoted(['-p', 'no:cacheprovider', '-q'])}\n"
+        f"pytest_add_cli_args = {quoted(['-p', 'no:cacheprovider', '-p', PLUGIN.stem, '-q'])}\n"
     )
 
 
@@ -84,6 +86,7 @@ def _scratch_copy(module: str, tests: list[str]) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "mutants")
     for name in COPIED:
         shutil.copytree(REPO / name, scratch / name, ignore=ignore)
+    shutil.copy2(PLUGIN, scratch / PLUGIN.name)  # also_copy puts it in mutants/, which is on the tests' sys.path
     pyproject = (REPO / "pyproject.toml").read_text()
     pyproject = re.sub(r"\n\[tool\.mutmut\][^\[]*", "\n", pyproject)  # our per-module settings replace any
     (scratch / "pyproject.toml").write_text(pyproject + _mutmut_settings(module, tests))

@@ -144,7 +144,7 @@ def validate_dataset(path_or_repo: str | os.PathLike, progress: bool = True) -> 
     """Load every split (of every board size, for a multi-size dataset) and re-simulate all its rows."""
     required = [name for name in COLUMNS if name not in OPTIONAL_COLUMNS]
     by_size = load_snake_dataset(path_or_repo, required=required, board_size="all")
-    several = len(by_size) > 1 or dataset_board_sizes(path_or_repo) is not None
+    several = dataset_board_sizes(path_or_repo) is not None  # a multi-size dataset, even of one size
     report = ValidationReport()
     for size, dataset in by_size.items():
         for name, split in dataset.items():

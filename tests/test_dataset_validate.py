@@ -17,14 +17,19 @@ from snake_world_eqm.data import COLUMNS, features
 from snake_world_eqm.data.features import SOURCE_NAMES
 from snake_world_eqm.data.generate import GenerationConfig, chunk_rows, rows_to_table
 from snake_world_eqm.game import Event, SnakeState, batched_successors, encode_observation
-from snake_world_eqm.game.encoding import EMPTY, FOOD
+from snake_world_eqm.game.encoding import BODY_UP, EMPTY, FOOD
 
 SIZE = 6
 
 
 def _single_row(body: tuple, food: tuple, action: int | None, episode_id: int) -> dict[str, np.ndarray]:
     """One row, all columns from the engine, for a hand-made state (`action` None: the first that wins)."""
-    board = encode_observation(SnakeState(SIZE, SIZE, body, food))[None]
+    return _row_of_board(encode_observation(SnakeState(SIZE, SIZE, body, food)), action, episode_id, len(body))
+
+
+def _row_of_board(board: np.ndarray, action: int | None, episode_id: int, length: int) -> dict[str, np.ndarray]:
+    """One row whose every column is what the engine makes of `board` (legal or not) and its snake `length`."""
+    board = board[None]
     successors, reward, event, terminated = batched_successors(board, np.random.default_rng(0))
     action = int(np.flatnonzero(event[0] == Event.WIN)[0]) if action is None else action
     return {
@@ -32,7 +37,7 @@ def _single_row(body: tuple, food: tuple, action: int | None, episode_id: int) -
         "next_state": successors[:, action], "reward": reward[:, action], "terminated": terminated[:, action],
         "event": event[:, action], "next_state_per_action": successors, "reward_per_action": reward,
         "terminated_per_action": terminated, "event_per_action": event, "episode_id": np.array([episode_id]),
-        "step": np.array([0]), "snake_length": np.array([len(body)]), "symmetry": np.array([0]),
+        "step": np.array([0]), "snake_length": np.array([length]), "symmetry": np.array([0]),
         "source": np.array([SOURCE_NAMES.index("expert")]),
     }
 
@@ -160,6 +165,38 @@ def test_a_dataset_without_a_required_column_is_refused_by_name(clean_rows, tmp_
         validate_dataset(tmp_path / "dataset", progress=False)
 
 
+def test_columns_the_validator_does_not_know_are_left_alone(clean_rows):
+    # e.g. a user's ragged annotations: converting them as boards would fail, and they carry nothing to check.
+    split = Dataset(rows_to_table(clean_rows, features(SIZE, SIZE)))
+    split = split.add_column("notes", [[0] * (row % 3) for row in range(len(split))])
+    report = ValidationReport()
+    validate_split(split, "train", report, progress=False)
+    assert report.rows == len(split) and report.violations == 0
+
+
+def test_a_multi_size_dataset_names_each_split_by_its_size(tmp_path, monkeypatch, capsys):
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from dataset_builder.multisize import build_multisize_dataset, size_configs
+    from dataset_builder.validate import validate_dataset
+
+    monkeypatch.setattr("datasets.config.HF_DATASETS_CACHE", tmp_path / "cache")  # the Hub-shaped folder is cached
+    base = GenerationConfig(num_samples=60, seed=1, max_episode_steps=40, parallel_games=2)
+    folder = build_multisize_dataset(size_configs(base, {(4, 4): 40, (5, 5): 60}), tmp_path / "multi", progress=False).path
+    file = tmp_path / "multi" / "data" / "5x5" / "train-00000-of-00001.parquet"
+    table = pq.read_table(file)
+    reward = table["reward"].to_numpy().copy()
+    reward[3] += 1.0
+    pq.write_table(table.set_column(table.schema.get_field_index("reward"), "reward",
+                                    pc.cast(reward, table.schema.field("reward").type)), file)
+    capsys.readouterr()
+    report = validate_dataset(folder)
+    assert report.rows == 100 and report.examples == ["5x5/train row 3: reward"]
+    shown = capsys.readouterr().err
+    assert "validating 4x4/train" in shown and "validating 5x5/train" in shown
+
+
 def test_progress_bar_counts_rows_and_can_be_silenced(clean_rows, capsys):
     split = Dataset(rows_to_table(clean_rows, features(SIZE, SIZE)))
     count = len(clean_rows["state"])
@@ -168,6 +205,23 @@ def test_progress_bar_counts_rows_and_can_be_silenced(clean_rows, capsys):
     assert "validating train" in shown and f"{count}/{count}" in shown and "row/s" in shown
     validate_split(split, "train", ValidationReport(), progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_an_illegal_state_is_flagged_even_when_its_row_is_what_the_engine_makes_of_it(clean_rows):
+    # The engine is unchecked for legality, so recorded successors that "match" prove nothing about a bad board.
+    rows = _copy(clean_rows)
+    last = len(rows["state"]) - 1  # the one-cell snake: an episode of its own, so continuity is not involved
+    board = rows["state"][last].copy()
+    assert board[0, 5] == EMPTY
+    board[0, 5] = BODY_UP  # a body cell no chain reaches
+    row = _row_of_board(board, 1, int(rows["episode_id"][last]), length=2)
+    for name in COLUMNS:
+        rows[name][last] = row[name][0]
+    report = _validate(rows)
+    assert report.violations == 1 and report.by_check["illegal_state"] == 1
+    assert f"train row {last}: illegal_state" in report.examples
+    # Its successors carry the stray cell too; no other check (they all agree with the engine) fires.
+    assert set(_failures(report)) == {"illegal_state", "illegal_successor", "illegal_next_state"}
 
 
 def test_a_gap_inside_an_episode_and_a_new_episode_are_not_continuity_breaks(clean_rows):

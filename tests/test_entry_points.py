@@ -113,6 +113,43 @@ def test_mutation_benchmark_knows_its_modules_and_their_tests():
     assert done.returncode == 0 and "--modules" in done.stdout
 
 
+_LEAKED_TQDM_LOCK = """
+import io, os, signal, sys
+sys.path.insert(0, sys.argv[1])
+import mutation_pytest_plugin
+from tqdm.auto import tqdm
+tqdm(total=1, file=io.StringIO()).close()  # the lock exists before the forks, as in mutmut's runner
+
+def child(unit):  # a mutmut worker: a fresh pytest session (the plugin's hook), then a bar
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(20)  # waiting on a leaked lock ends here, with a non-zero status
+        try:
+            mutation_pytest_plugin.pytest_configure(None)
+            tqdm(total=1, unit=unit, file=io.StringIO()).close()
+        except TypeError:  # unit=None: the display raises while tqdm holds its lock
+            pass
+        os._exit(0)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+sys.exit(abs(child(None)) + abs(child("row")))
+"""
+
+
+def test_mutation_plugin_keeps_a_tqdm_lock_leaked_by_one_mutant_out_of_the_next(tmp_path):
+    # Without the plugin the second worker waits on tqdm's fork-shared semaphore until the alarm.
+    done = subprocess.run([sys.executable, "-c", _LEAKED_TQDM_LOCK, str(BENCHMARKS)], env=subprocess_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import mutation
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    parsed = __import__("tomllib").loads(mutation._mutmut_settings("a.py", ["tests/test_a.py"]))["tool"]["mutmut"]
+    assert mutation.PLUGIN.name in parsed["also_copy"] and mutation.PLUGIN.stem in parsed["pytest_add_cli_args"]
+
+
 def test_mutation_benchmark_scores_what_ran_and_merges_by_module(tmp_path):
     sys.path.insert(0, str(BENCHMARKS))
     try:

@@ -13,6 +13,8 @@ from snake_world_eqm.game import (
     Event,
     SnakeState,
     batched_step,
+    batched_successors,
+    checked_batched_step,
     decode_observation,
     encode_observation,
     inverse_symmetry,
@@ -21,6 +23,7 @@ from snake_world_eqm.game import (
     transform_action,
     transform_board,
 )
+from snake_world_eqm.game.batched import as_batch
 
 
 def test_games_reset_when_done_and_keep_terminal_boards_in_the_returned_step():
@@ -123,6 +126,8 @@ def test_outputs_have_the_documented_dtypes_and_wider_int_boards_are_accepted():
     assert (nxt.dtype, reward.dtype, event.dtype, terminated.dtype) == (np.int8, np.float32, np.int8, np.bool_)
     for got, want in zip((nxt, reward, event, terminated), batched_step(boards, np.arange(6) % 4, 0)):
         assert np.array_equal(got, want)
+    # int8 boards, the data generator's hot path, are used in place; wider ones are converted.
+    assert as_batch(boards) is boards and as_batch(boards.astype(np.int64)).dtype == np.int8
 
 
 def test_boolean_actions_and_an_empty_batch():
@@ -177,3 +182,51 @@ def test_stepping_leaves_the_input_boards_untouched_and_a_single_game_counts_its
 
 def _plain_move(board: np.ndarray) -> int:
     return next(a for a in range(4) if step(decode_observation(board), a, 0).event == Event.NONE)
+
+
+def _boards_that_can_eat(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random 7x7 boards with an apple next to the head, and for each the action that eats it (no win)."""
+    rng = np.random.default_rng(5)
+    boards = np.stack([encode_observation(random_state(rng, 7, 7)) for _ in range(30 * count)])
+    eats = batched_successors(boards, 0)[2] == Event.EAT
+    chosen = np.flatnonzero(eats.any(axis=1))[:count]
+    assert len(chosen) == count
+    return boards[chosen], eats[chosen].argmax(axis=1)
+
+
+def test_a_seed_fixes_where_the_new_apples_land_in_every_entry_point():
+    boards, actions = _boards_that_can_eat(8)
+    stepped = batched_step(boards, actions, 11)
+    assert (stepped[2] == Event.EAT).all()
+    for got, want in zip(checked_batched_step(boards, actions, rng=11), stepped):
+        assert np.array_equal(got, want)
+    # All four successors draw as batched_step does over the boards repeated four times, in order.
+    repeated = batched_step(np.repeat(boards, 4, axis=0), np.tile(np.arange(4), len(boards)), 11)
+    for got, want in zip(batched_successors(boards, 11), repeated):
+        assert np.array_equal(got.reshape(want.shape), want)
+
+
+def test_games_with_the_same_seed_play_the_same_apples_and_new_games():
+    a, b = BatchedSnakeGames(6, 4, 4, seed=3), BatchedSnakeGames(6, 4, 4, seed=3)
+    moves, eaten = np.random.default_rng(0), 0
+    for _ in range(60):
+        actions = moves.integers(0, 4, 6)
+        event = a.step(actions)[2]
+        b.step(actions)
+        eaten += int((event == Event.EAT).sum())
+        assert np.array_equal(a.obs, b.obs) and np.array_equal(a.episode_ids, b.episode_ids)
+    assert eaten > 10  # apples were placed by the games' generator, not only new games
+
+
+def test_a_bad_rng_is_refused_even_when_no_board_needs_it():
+    boards = np.stack([encode_observation(SnakeState(5, 5, ((2, 2), (2, 3)), (0, 0)))])
+    with pytest.raises(TypeError, match="rng must be None, an int seed or a numpy Generator, got str"):
+        batched_step(boards, np.array([2]), "seed")  # a plain move down: no apple to place
+
+
+def test_games_default_to_ten_by_ten_boards_snakes_of_three_and_integer_counters():
+    games = BatchedSnakeGames(2, seed=0)
+    assert games.obs.shape == (2, 10, 10) and [decode_observation(b).length for b in games.obs] == [3, 3]
+    assert games.episode_ids.dtype == games.episode_steps.dtype == np.int64  # dataset columns are int64
+    games.reset_games(1)  # one index, not a list
+    assert games.episode_ids.tolist() == [0, 2]

@@ -10,14 +10,22 @@ from hypothesis import strategies as st
 
 from snake_world_eqm.game import (
     DEATH_EVENTS,
+    DELTAS,
     Event,
+    SnakeState,
     batched_step,
     encode_observation,
     new_game,
     step,
     terminal_observation,
 )
-from snake_world_eqm.game.expert import astar_action, expert_actions, food_distances, heuristic_action
+from snake_world_eqm.game.expert import (
+    EXPERT_KINDS,
+    astar_action,
+    expert_actions,
+    food_distances,
+    heuristic_action,
+)
 
 
 def random_boards(seed: int, count: int, height: int, width: int) -> tuple[list, np.ndarray]:
@@ -41,7 +49,7 @@ def expert_play_boards(height: int, width: int, games: int, steps: int, seed: in
     return np.concatenate(seen)
 
 
-@pytest.mark.parametrize("kind", ["astar", "heuristic"])
+@pytest.mark.parametrize("kind", EXPERT_KINDS)
 @pytest.mark.parametrize(("height", "width"), [(4, 4), (7, 5), (10, 10), (6, 17)])
 def test_no_fatal_move_when_a_safe_one_exists(kind, height, width):
     states, boards = random_boards(height * 100 + width, 150, height, width)
@@ -162,3 +170,77 @@ def test_batched_time_aware_search_matches_a_naive_one(height, width, seed):
         return
     expected = [naive_food_distance(s) for s in states]
     assert food_distances(boards).tolist() == expected
+
+
+@pytest.mark.parametrize("kind", ["astar", "fill"])
+@pytest.mark.parametrize(("height", "width"), [(5, 5), (6, 9), (9, 6)])
+def test_a_snake_of_one_or_two_cells_takes_a_shortest_path_to_the_food(kind, height, width):
+    # Eating leaves a snake of at most three cells, which can always reach its tail: the path is safe.
+    rng = np.random.default_rng(height * 10 + width)
+    states = []
+    for _ in range(120):
+        head = (int(rng.integers(height)), int(rng.integers(width)))
+        options = [(head[0] + dr, head[1] + dc) for dr, dc in DELTAS
+                   if 0 <= head[0] + dr < height and 0 <= head[1] + dc < width]
+        body = (head,) if rng.random() < 0.5 else (head, options[int(rng.integers(len(options)))])
+        free = [(r, c) for r in range(height) for c in range(width) if (r, c) not in body]
+        states.append(SnakeState(height, width, body, free[int(rng.integers(len(free)))]))
+    actions = expert_actions(np.stack([encode_observation(s) for s in states]), kind)
+    for state, action in zip(states, actions.tolist()):
+        distance = naive_food_distance(state)
+        after = step(state, action, 0)
+        if distance == 1:
+            assert after.event == Event.EAT, (state, action)
+        else:
+            assert after.event == Event.NONE and naive_food_distance(after.state) == distance - 1, (state, action)
+
+
+def naive_heuristic_action(state) -> int:
+    """The heuristic expert written plainly: among the four moves, legal first, then one that is not a dead
+    end (unless it eats), then nearer the food (Manhattan), then more free neighbours; the first on ties."""
+    height, width, body = state.height, state.width, state.body
+    enterable = set((r, c) for r in range(height) for c in range(width)) - set(body)
+    if len(body) >= 3:
+        enterable.add(body[-1])  # the tail moves on (unless the snake eats)
+
+    def key(action):
+        cell = (body[0][0] + DELTAS[action][0], body[0][1] + DELTAS[action][1])
+        if cell not in enterable:
+            return (0, 0, 0, 0)
+        exits = sum((cell[0] + dr, cell[1] + dc) in enterable and (cell[0] + dr, cell[1] + dc) != body[0]
+                    for dr, dc in DELTAS)
+        distance = abs(cell[0] - state.food[0]) + abs(cell[1] - state.food[1])
+        return (1, int(exits > 0 or cell == state.food), -distance, exits)
+
+    keys = [key(action) for action in range(4)]
+    return keys.index(max(keys))
+
+
+@pytest.mark.parametrize(("height", "width"), [(5, 5), (6, 9), (9, 4)])
+def test_the_heuristic_expert_matches_its_plain_definition(height, width):
+    states, boards = random_boards(height * 31 + width, 80, height, width)
+    expected = [naive_heuristic_action(s) for s in states]
+    legal_somewhere = [any(step(s, a, 0).event not in DEATH_EVENTS for a in range(4)) for s in states]
+    got = expert_actions(boards, "heuristic").tolist()
+    # Where every move is death the expert falls back to a move that is not into the wall or the neck.
+    assert [g for g, ok in zip(got, legal_somewhere) if ok] == [e for e, ok in zip(expected, legal_somewhere) if ok]
+
+
+def test_a_full_board_has_no_food_distance():
+    path = [(r, c if r % 2 == 0 else 3 - c) for r in range(4) for c in range(4)]  # a snake that fills a 4x4 board
+    full = encode_observation(SnakeState(4, 4, tuple(reversed(path)), None))
+    assert food_distances(full[None]).tolist() == [0]
+
+
+def test_the_entry_points_keep_their_documented_types_on_any_batch(monkeypatch):
+    import snake_world_eqm.game.expert as expert
+    from snake_world_eqm.game.expert import tail_reachable_after
+
+    _, boards = random_boards(3, 6, 5, 5)
+    assert food_distances(boards).dtype == np.int64 and tail_reachable_after(boards).dtype == np.bool_
+    empty = np.zeros((0, 5, 5), dtype=np.int8)
+    for kind in EXPERT_KINDS:
+        assert expert_actions(empty, kind).dtype == np.int64 and expert_actions(empty, kind).shape == (0,)
+    # The cached index range grows for a batch bigger than it (a search step asks for one per board).
+    monkeypatch.setattr(expert, "_ARANGE", np.arange(8))  # a small cache (not one grown by earlier tests)
+    assert np.array_equal(expert._arange(20), np.arange(20)) and np.array_equal(expert._arange(5), np.arange(5))

@@ -3,13 +3,23 @@ legal boards (a learner's states), determinism, and a dataset built with it that
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from game_helpers import random_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snake_world_eqm.game import DELTAS, Event, batched_step, decode_observation, encode_observation, new_game
+from snake_world_eqm.game import (
+    DELTAS,
+    Event,
+    SnakeState,
+    batched_step,
+    decode_observation,
+    encode_observation,
+    new_game,
+)
 from snake_world_eqm.game.expert import (
     EXPERT_KINDS,
     _CycleOrder,
@@ -67,6 +77,56 @@ def test_span_read_from_the_cell_codes_matches_the_traced_body(height, width, se
     variant = int(rng.integers(route_variants(height, width)))
     order = _CycleOrder(_Snakes(boards), variant)
     assert order.span.tolist() == [traced_span(s, height, width, variant) for s in states]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(4, 8), st.integers(4, 8), st.integers(0, 2**32 - 1))
+def test_span_after_each_move_and_cycle_order_match_the_traced_bodies(height, width, seed):
+    rng = np.random.default_rng(seed)
+    states = [s for s in (random_state(rng, height, width) for _ in range(10)) if s.food is not None]
+    if not states:
+        return
+    variant = int(rng.integers(1, route_variants(height, width)))  # not the base route: each route is its own
+    order = _CycleOrder(_Snakes(np.stack([encode_observation(s) for s in states])), variant)
+    size = cycle_positions(height, width, variant)[1]
+    for index, state in enumerate(states):
+        # A length-2 snake whose head's next position is its tail's is not in order (that move is a reversal).
+        limit = size - 2 if len(state.body) == 2 else size - 1
+        assert order.in_order[index] == (traced_span(state, height, width, variant) <= limit)
+        for action in range(4):
+            body = body_after(state, action)
+            assert order.legal[index, action] == (body is not None), (state, action)
+            if body is not None:
+                after = SimpleNamespace(body=body)  # the span needs the body only
+                assert order.new_span[index, action] == traced_span(after, height, width, variant), (state, action)
+
+
+@pytest.mark.parametrize(("height", "width"), [(5, 5), (5, 7)])
+def test_a_two_cell_snake_is_in_order_only_when_its_next_position_is_not_its_tails(height, width):
+    # A one-cell snake that eats the apple one position behind it becomes a two-cell snake whose next
+    # position along the route is its tail's: taking it would be a reversal, so that is not cycle order.
+    for variant in (0, 3):
+        position, size = cycle_positions(height, width, variant)
+        states = []
+        for r in range(height):
+            for c in range(width):
+                for dr, dc in DELTAS:
+                    tail = (r + dr, c + dc)
+                    if 0 <= tail[0] < height and 0 <= tail[1] < width:
+                        food = next(cell for cell in ((0, 0), (height - 1, width - 1), (0, width - 1)) if cell not in ((r, c), tail))
+                        states.append(SnakeState(height, width, ((r, c), tail), food))
+                        states.append(SnakeState(height, width, ((r, c),), tail))  # a one-cell snake about to grow
+        order = _CycleOrder(_Snakes(np.stack([encode_observation(s) for s in states])), variant)
+        for index, state in enumerate(states):
+            limit = size - 2 if len(state.body) == 2 else size - 1
+            assert order.in_order[index] == (traced_span(state, height, width, variant) <= limit)
+            for action in range(4):
+                body = body_after(state, action)
+                if body is None:
+                    continue
+                limit = size - 2 if len(body) == 2 else size - 1
+                full = len(body) == height * width
+                assert order.keeps_order[index, action] == (traced_span(SimpleNamespace(body=body), height, width, variant) <= limit or full)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -158,6 +218,52 @@ def test_the_fill_move_is_never_into_a_lost_position_when_a_safe_one_exists(heig
             assert safe[action], (state, action, safe)
 
 
+# A 12-cell snake on a 7x5 board with the apple right of its head and open rows above: eating is safe.
+_APPLE_NEXT_TO_THE_HEAD = [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 9, 10, 6, 1], [0, 8, 8, 8, 9],
+                           [0, 0, 8, 11, 9], [0, 0, 7, 10, 10]]
+
+
+def test_astar_eats_an_apple_next_to_its_head_whenever_the_grown_snake_can_reach_its_tail():
+    groups = {}  # one batch per board size: boards with longer paths share the search with these
+    for seed, (height, width) in enumerate([(7, 5), (4, 4), (5, 6), (6, 6), (8, 5), (8, 8)] * 2):
+        rng = np.random.default_rng(seed)
+        groups.setdefault((height, width), []).extend(
+            s for s in (random_state(rng, height, width) for _ in range(150)) if s.food is not None)
+    groups[(7, 5)].insert(0, decode_observation(np.array(_APPLE_NEXT_TO_THE_HEAD, dtype=np.int8)))
+    checked = 0
+    for states in groups.values():
+        actions = expert_actions(np.stack([encode_observation(s) for s in states]), "astar").tolist()
+        for state, action in zip(states, actions):
+            for eat, (dr, dc) in enumerate(DELTAS):
+                if (state.head[0] + dr, state.head[1] + dc) == state.food:
+                    body = body_after(state, eat)
+                    if body is not None and naive_tail_search(body, state.height, state.width):
+                        assert action == eat, state
+                        checked += 1
+    assert checked > 50
+
+
+# Boards the fill expert must steer back into cycle order, where exactly one move is not lost (found
+# among random and expert-played boards): restoring order must use each route's own geometry to find it.
+_ONE_WAY_OUT = [
+    [[11, 10, 10, 10, 10], [8, 8, 8, 9, 7], [7, 0, 0, 8, 7], [7, 0, 1, 0, 0], [7, 10, 6, 0, 0]],
+    [[0, 8, 9, 0, 0, 0], [8, 7, 9, 0, 0, 0], [7, 0, 8, 8, 9, 0], [7, 6, 0, 9, 10, 0], [0, 0, 0, 9, 8, 9],
+     [0, 1, 0, 8, 7, 11]],
+    [[0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1, 4, 9], [9, 10, 10, 10, 10, 10, 10, 10],
+     [8, 8, 8, 8, 8, 8, 8, 9], [9, 10, 10, 10, 10, 10, 10, 10], [11, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]],
+    [[0, 0, 8, 8, 8, 9], [0, 0, 7, 8, 9, 9], [0, 8, 7, 7, 11, 9], [0, 3, 8, 7, 0, 9], [0, 0, 7, 10, 10, 9],
+     [0, 0, 0, 0, 7, 10], [0, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0]],
+]
+
+
+@pytest.mark.parametrize("board", _ONE_WAY_OUT, ids=lambda board: f"{len(board)}x{len(board[0])}")
+def test_the_fill_move_finds_the_one_way_out(board):
+    state = decode_observation(np.array(board, dtype=np.int8))
+    safe = [safe_after(state, action) for action in range(4)]
+    assert sum(safe) == 1
+    assert safe[fill_action(state)]
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(4, 8), st.integers(4, 8), st.integers(0, 2**32 - 1))
 def test_the_batched_tail_check_matches_the_plain_search(height, width, seed):
@@ -216,6 +322,83 @@ def test_the_route_expert_wins_and_keeps_to_the_base_route(height, width):
         if terminated[0]:
             break
     assert event[0] == Event.WIN
+
+
+def test_the_plain_cycle_steps_one_position_and_fill_cuts_ahead_along_the_same_route():
+    # A 13-cell snake laid along the base route of a 6x6 board (positions 0..12, past the 30% of the A*
+    # phase), the food at position 30; from position 12 the route's fold puts position 19 next door.
+    height, width = 6, 6
+    position, size = cycle_positions(height, width, 0)
+    cells = route_cells(height, width, 0)
+    body = tuple(cells[p][0] for p in range(12, -1, -1))
+    state = SnakeState(height, width, body, cells[30][0])
+    board = encode_observation(state)[None]
+    head = position[body[0][0] * width + body[0][1]]
+
+    def positions_moved(kind: str) -> int:
+        dr, dc = DELTAS[int(expert_actions(board, kind)[0])]
+        return int((position[(body[0][0] + dr) * width + body[0][1] + dc] - head) % size)
+
+    assert positions_moved("cycle") == 1
+    assert positions_moved("fill") > 1 and positions_moved("route") > 1  # a shortcut that stops short of the food
+    assert positions_moved("fill") < 30 - 12
+
+
+def test_fill_cuts_ahead_along_whichever_route_the_snake_lies_on():
+    # For each of the 16 routes of a 6x6 board: a 13-cell snake on its positions 6..18, the food at 35.
+    height, width = 6, 6
+    cases = []
+    for variant in range(route_variants(height, width)):
+        cells = route_cells(height, width, variant)
+        body = tuple(cells[p][0] for p in range(18, 5, -1))
+        cases.append((variant, SnakeState(height, width, body, cells[35][0])))
+    actions = expert_actions(np.stack([encode_observation(state) for _, state in cases]), "fill")
+    for (variant, state), action in zip(cases, actions.tolist()):
+        position, size = cycle_positions(height, width, variant)
+        body = body_after(state, action)
+        moved = (position[body[0][0] * width + body[0][1]] - position[state.head[0] * width + state.head[1]]) % size
+        assert 1 < moved < 35 - 18, (variant, moved)
+        assert traced_span(SimpleNamespace(body=body), height, width, variant) <= size - 1, variant  # still in order
+
+
+def test_a_snake_steered_back_to_its_route_eats_first():
+    # Six cells down the left edge, head at (3, 1) pointing left, apple just above the head: not in cycle
+    # order on the base route, so the route expert restores order, and among the moves after which
+    # following the route is safe it prefers the one that eats (up) to a shorter step.
+    board = np.array([[8, 11, 0, 0, 0, 0], [7, 0, 0, 0, 0, 0], [7, 1, 0, 0, 0, 0], [7, 6, 0, 0, 0, 0],
+                      [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], dtype=np.int8)
+    assert not _CycleOrder(_Snakes(board[None]), 0).in_order[0]
+    assert expert_actions(board[None], "route").tolist() == [0]
+
+
+@pytest.mark.parametrize("kind", EXPERT_KINDS)
+def test_every_kind_returns_int64_moves(kind):
+    rng = np.random.default_rng(8)
+    boards = np.stack([encode_observation(s) for s in (random_state(rng, 6, 6) for _ in range(12)) if s.food is not None])
+    actions = expert_actions(boards, kind)
+    assert actions.dtype == np.int64 and actions.shape == (len(boards),) and set(actions.tolist()) <= {0, 1, 2, 3}
+
+
+def test_threads_split_a_large_batch_and_decide_the_same(monkeypatch):
+    import threading
+
+    import snake_world_eqm.game.expert as expert
+
+    rng = np.random.default_rng(9)
+    boards = np.stack([encode_observation(random_state(rng, 4, 4)) for _ in range(600)])
+    parts = []
+    decide = expert._decide
+
+    def recording(obs, kind):
+        parts.append((len(obs), threading.current_thread() is threading.main_thread()))
+        return decide(obs, kind)
+
+    monkeypatch.setattr(expert, "_decide", recording)
+    one = expert_actions(boards, "fill")
+    assert parts == [(600, True)]
+    parts.clear()
+    assert np.array_equal(expert_actions(boards, "fill", num_threads=2), one)
+    assert sorted(parts) == [(300, False), (300, False)]  # two halves, each on a worker thread
 
 
 def test_fill_is_deterministic_and_the_single_board_path_agrees():

@@ -221,16 +221,6 @@ class _Boards:
         padded[..., : packed.shape[-1]] = packed
         return padded.view(f"<u{size}")[..., 0].astype(self.word)
 
-    def bits_of(self, cells: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-        """Row bit masks of a set of flat cells per board (B, K); ``valid`` masks entries out."""
-        grid = np.zeros((cells.shape[0], self.num_cells), dtype=bool)
-        rows = np.broadcast_to(np.arange(cells.shape[0])[:, None], cells.shape)
-        if valid is None:
-            grid[rows, cells] = True
-        else:
-            grid[rows[valid], cells[valid]] = True
-        return self.pack(grid)
-
     def cell_bit(self, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return cell // self.width, self.bit[cell % self.width]
 
