@@ -26,7 +26,9 @@ play is stalling: then it is valued from the board before the apple (`unsure_pen
 food cell has no way on. Measured on 10x10 (issue 12): the planner's late-game losses were detours
 of the model's own play, not deaths, and stalls where that blind spot hid the only apple. The knobs
 aimed at them (food_eta, gate_detour, gate_next, unsure_penalty=1.0) did not beat the defaults on 13
-seeds x 2 starts (docs/results/play_planner_v2_start*.json), so they stay off.
+seeds x 2 starts (docs/results/play_planner_v2_start*.json), nor with the route-expert checkpoint
+(food_eta + gate_detour: 81.2 / 84.95 apples and 23 deaths in 40 games against 87.05 / 89.0 and 2 for the
+defaults, seeds 2000-2019; docs/results/planner_knobs_v3_seeds2000.json), so they stay off.
 """
 
 from __future__ import annotations
