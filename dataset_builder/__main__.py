@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     onpolicy.add_argument("--policy-agent", choices=("auto", "eqm", "planner", "baseline"), default="auto",
                           help="how the policy acts: auto = EqM agent for an EqM model, classifier for a baseline")
     onpolicy.add_argument("--policy-dtype", choices=("float32", "bfloat16"), default="float32",
-                          help="run the policy in bfloat16 autocast: ~1.7x less CPU per board; the expert still labels every row")
+                          help="run the policy in bfloat16 autocast (faster on CPU: docs/results/dagger_collect.json); the expert still labels every row")
     multi = parser.add_argument_group("several board sizes (one config per size; replaces --height/--width)")
     multi.add_argument("--board-sizes", nargs="+", type=_board_size, default=None, metavar="HxW",
                        help="build one config per size, e.g. 6x6 8x8 10x10 8x12; --num-samples is shared equally")
