@@ -31,6 +31,10 @@ from snake_world_eqm.game.expert import (
 from snake_world_eqm.game.hamilton import cycle_positions, route_variants
 
 
+def states_with_food(rng, height: int, width: int, count: int) -> list:
+    """`count` random states, less those whose board is full (no food: the game is over)."""
+    return [s for s in (random_state(rng, height, width) for _ in range(count)) if s.food is not None]
+
 def route_cells(height: int, width: int, variant: int) -> list[list[tuple[int, int]]]:
     position, size = cycle_positions(height, width, variant)
     cells: list[list[tuple[int, int]]] = [[] for _ in range(size)]
@@ -83,7 +87,7 @@ def test_span_read_from_the_cell_codes_matches_the_traced_body(height, width, se
 @given(st.integers(4, 8), st.integers(4, 8), st.integers(0, 2**32 - 1))
 def test_span_after_each_move_and_cycle_order_match_the_traced_bodies(height, width, seed):
     rng = np.random.default_rng(seed)
-    states = [s for s in (random_state(rng, height, width) for _ in range(10)) if s.food is not None]
+    states = states_with_food(rng, height, width, 10)
     if not states:
         return
     variant = int(rng.integers(1, route_variants(height, width)))  # not the base route: each route is its own
@@ -210,7 +214,7 @@ def safe_after(state, action: int) -> bool:
 @given(st.integers(4, 7), st.integers(4, 7), st.integers(0, 2**32 - 1))
 def test_the_fill_move_is_never_into_a_lost_position_when_a_safe_one_exists(height, width, seed):
     rng = np.random.default_rng(seed)
-    states = [s for s in (random_state(rng, height, width) for _ in range(10)) if s.food is not None]
+    states = states_with_food(rng, height, width, 10)
     if not states:
         return
     actions = expert_actions(np.stack([encode_observation(s) for s in states]), "fill")
@@ -244,8 +248,7 @@ def test_astar_eats_an_apple_next_to_its_head_whenever_the_grown_snake_can_reach
     groups = {}  # one batch per board size: boards with longer paths share the search with these
     for seed, (height, width) in enumerate([(7, 5), (4, 4), (5, 6), (6, 6), (8, 5), (8, 8)] * 2):
         rng = np.random.default_rng(seed)
-        groups.setdefault((height, width), []).extend(
-            s for s in (random_state(rng, height, width) for _ in range(150)) if s.food is not None)
+        groups.setdefault((height, width), []).extend(states_with_food(rng, height, width, 150))
     groups[(7, 5)].insert(0, decode_observation(np.array(_APPLE_NEXT_TO_THE_HEAD, dtype=np.int8)))
     checked = 0
     for states in groups.values():
@@ -285,7 +288,7 @@ def test_the_fill_move_finds_the_one_way_out(board):
 @given(st.integers(4, 8), st.integers(4, 8), st.integers(0, 2**32 - 1))
 def test_the_batched_tail_check_matches_the_plain_search(height, width, seed):
     rng = np.random.default_rng(seed)
-    states = [s for s in (random_state(rng, height, width) for _ in range(8)) if s.food is not None]
+    states = states_with_food(rng, height, width, 8)
     if not states:
         return
     batched = tail_reachable_after(np.stack([encode_observation(s) for s in states]))
@@ -391,7 +394,7 @@ def test_a_snake_steered_back_to_its_route_eats_first():
 @pytest.mark.parametrize("kind", EXPERT_KINDS)
 def test_every_kind_returns_int64_moves(kind):
     rng = np.random.default_rng(8)
-    boards = np.stack([encode_observation(s) for s in (random_state(rng, 6, 6) for _ in range(12)) if s.food is not None])
+    boards = np.stack([encode_observation(s) for s in states_with_food(rng, 6, 6, 12)])
     actions = expert_actions(boards, kind)
     assert actions.dtype == np.int64 and actions.shape == (len(boards),) and set(actions.tolist()) <= {0, 1, 2, 3}
 
@@ -420,7 +423,7 @@ def test_threads_split_a_large_batch_and_decide_the_same(monkeypatch):
 
 def test_fill_is_deterministic_and_the_single_board_path_agrees():
     rng = np.random.default_rng(4)
-    states = [s for s in (random_state(rng, 7, 9) for _ in range(40)) if s.food is not None]
+    states = states_with_food(rng, 7, 9, 40)
     boards = np.stack([encode_observation(s) for s in states])
     actions = expert_actions(boards, "fill")
     assert np.array_equal(expert_actions(boards[::-1], "fill"), actions[::-1])
