@@ -84,6 +84,13 @@ class NAGResult:
     trajectory: torch.Tensor | None = None
 
 
+def check_init_scale(value, name: str = "init_scale") -> float:
+    """The scale of the descent's start x0 ~ N(0, value² I): a finite number >= 0 (0: the origin)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def nag_descent(
     field: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     x0: torch.Tensor,
@@ -159,4 +166,5 @@ def _finish(x, steps, grad_norm, last_field, trajectory, num_steps) -> NAGResult
                      trajectory=traj)
 
 
-__all__ = ["SCHEDULES", "gradient_scale", "interpolate", "target_gradient", "NAGResult", "nag_descent"]
+__all__ = ["SCHEDULES", "gradient_scale", "interpolate", "target_gradient", "NAGResult", "check_init_scale",
+           "nag_descent"]

@@ -26,7 +26,7 @@ from transformers.utils import ModelOutput
 from snake_world_eqm.game import SnakeState, encode_observation, validate_observation
 
 from .configuration_snake_world_eqm import SnakePolicyBaselineConfig, SnakeWorldEqMConfig
-from .eqm import gradient_scale, interpolate, nag_descent, target_gradient
+from .eqm import check_init_scale, gradient_scale, interpolate, nag_descent, target_gradient
 
 _MAX_BOARD_SIZE = 32
 _HEAD_CODES = (2, 3, 4, 5, 6)  # HEAD_ALONE, HEAD_UP..HEAD_LEFT (game/encoding.py)
@@ -742,9 +742,7 @@ class SnakeWorldEqM(SnakePreTrainedModel):
             diversity is the point (several rollouts, disagreement across seeds).
         """
         cfg = self.config
-        if isinstance(init_scale, bool) or not isinstance(init_scale, (int, float)) or not (
-                math.isfinite(init_scale) and init_scale >= 0):
-            raise ValueError(f"init_scale must be a finite number >= 0, got {init_scale!r}")
+        init_scale = check_init_scale(init_scale)
         boards = prepare_boards(cfg, obs, self.device, validate)
         batch, lat = boards.shape[0], cfg.latent_dim
         num_steps, step_size, momentum, threshold = _check_sampler_args(

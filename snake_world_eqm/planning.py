@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from snake_world_eqm.eqm import check_init_scale
 from snake_world_eqm.evaluation.agents import (
     NUM_ACTIONS,
     _as_long,
@@ -99,9 +100,7 @@ class PlannerConfig:
             raise ValueError(f"planner gate must be 'risk' or 'always', got {self.gate!r}")
         if self.gate_seeds < 0:
             raise ValueError(f"planner gate_seeds must be at least 0, got {self.gate_seeds}")
-        if isinstance(self.init_scale, bool) or not isinstance(self.init_scale, (int, float)) or not (
-                0.0 <= self.init_scale < float("inf")):
-            raise ValueError(f"planner init_scale must be a finite number >= 0, got {self.init_scale!r}")
+        check_init_scale(self.init_scale, "planner init_scale")
 
 
 @dataclass
