@@ -70,7 +70,9 @@ class PlannerConfig:
     gate: str = "risk"  # "risk": search only where the plan is risky or play stalls; "always": every move
     gate_seeds: int = 0  # extra free samples per decision: search where their action differs from the plan's
     num_steps: int | None = None  # sampler steps (None: the model config's)
-    init_scale: float = 1.0  # where each imagined step's descent starts: 1 EqM's noise, 0 the origin (deterministic)
+    init_scale: float = 1.0  # where the plan's imagined steps start their descent: 1 EqM's noise, 0 the origin
+    search_init_scale: float | None = None  # the same for the search's lines (None: init_scale); noise makes the
+    # `rollouts` lines of one first action differ, the origin makes them one line
     food_value: float = 2.0  # an imagined apple, discounted by when it comes
     discount: float = 0.97
     food_weight: float = 0.5  # nearness of reachable food at the horizon
@@ -101,6 +103,8 @@ class PlannerConfig:
         if self.gate_seeds < 0:
             raise ValueError(f"planner gate_seeds must be at least 0, got {self.gate_seeds}")
         check_init_scale(self.init_scale, "planner init_scale")
+        if self.search_init_scale is not None:
+            check_init_scale(self.search_init_scale, "planner search_init_scale")
 
 
 @dataclass
@@ -331,14 +335,17 @@ class ModelPlanner:
 
     # ---- the model -------------------------------------------------------------------------------------
 
-    def sample(self, boards: np.ndarray, actions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted next boards (N, H, W) int8 and actions (N,) for boards, free or with `actions` held."""
+    def sample(self, boards: np.ndarray, actions: np.ndarray | None = None,
+               init_scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted next boards (N, H, W) int8 and actions (N,) for boards, free or with `actions` held;
+        each descent starts from noise scaled by `init_scale` (None: the config's `init_scale`)."""
+        init_scale = self.config.init_scale if init_scale is None else init_scale
         next_boards, chosen = [], []
         for start in range(0, boards.shape[0], self.config.max_batch):
             chunk = slice(start, start + self.config.max_batch)
             out = sample_model(self.model, boards[chunk], generator=self.generator,
                                action=None if actions is None else actions[chunk], num_steps=self.config.num_steps,
-                               init_scale=self.config.init_scale)
+                               init_scale=init_scale)
             next_boards.append(_as_long(out.next_board).astype(np.int8))
             chosen.append(_as_long(out.action))
             self.stats.sample_calls += 1
@@ -347,14 +354,14 @@ class ModelPlanner:
         return np.concatenate(next_boards), np.concatenate(chosen)
 
     def imagine(self, boards: np.ndarray, budgets: np.ndarray, first_actions: np.ndarray | None = None,
-                follow_tail: np.ndarray | None = None) -> Lines:
+                follow_tail: np.ndarray | None = None, init_scale: float | None = None) -> Lines:
         """Roll every line forward inside the model: one `sample` call per imagined step for all lines that
         sample their action, one for all lines that hold it.
 
         boards (N, H, W): where each line starts; budgets (N,): steps to imagine; first_actions (N,): held
         for the first step, or None to sample it; follow_tail (N,) bool: after the first step, the line holds
         the tail-following move (`tail_following_actions`) instead of the model's sampled action: the safe
-        way to wait that a food-seeking policy never imagines.
+        way to wait that a food-seeking policy never imagines; init_scale: passed to every `sample`.
         """
         boards = np.asarray(boards, dtype=np.int8)
         count, horizon = boards.shape[0], int(budgets.max(initial=0))
@@ -381,13 +388,13 @@ class ModelPlanner:
             held_rows, held = held_rows[~into_neck], held[~into_neck]
             for part, actions in ((free_rows, None), (held_rows, held)):
                 if part.size:
-                    self._advance(lines, current, running, part, t, actions)
+                    self._advance(lines, current, running, part, t, actions, init_scale)
         return lines
 
     def _advance(self, lines: Lines, current: np.ndarray, running: np.ndarray, rows: np.ndarray, t: int,
-                 actions: np.ndarray | None) -> None:
+                 actions: np.ndarray | None, init_scale: float | None) -> None:
         """One imagined step for `rows`: sample, record, and end the lines that died, ate or got lost."""
-        predicted, chosen = self.sample(current[rows], actions)
+        predicted, chosen = self.sample(current[rows], actions, init_scale)
         # A sampled move into the neck is death by the rules even where the model predicts otherwise (it
         # does at length 2, where the neck is the tail): read it off the board, like held moves.
         died = is_terminal(predicted) | (chosen == neck_directions(current[rows]))
@@ -556,7 +563,7 @@ class ModelPlanner:
         disagree = np.zeros(boards.shape[0], dtype=bool)
         planned = np.array([int(plan.actions[0]) for plan in plans])
         for _ in range(self.config.gate_seeds):
-            disagree |= self.sample(boards)[1] != planned
+            disagree |= self.sample(boards, init_scale=1.0)[1] != planned  # noise seeds, whatever the plan uses
         return disagree
 
     def search(self, boards: np.ndarray, plans: list[Plan], memory: list[_Memory],
@@ -569,7 +576,7 @@ class ModelPlanner:
         starts = np.repeat(boards, per_game, axis=0)
         first = np.tile(np.repeat(np.arange(NUM_ACTIONS), per_action), count)
         follow_tail = np.tile(np.arange(per_action) == cfg.rollouts, NUM_ACTIONS * count)
-        lines = self.imagine(starts, np.full(starts.shape[0], cfg.horizon), first, follow_tail)
+        lines = self.imagine(starts, np.full(starts.shape[0], cfg.horizon), first, follow_tail, cfg.search_init_scale)
         values = self.line_values(lines.status, lines.steps, lines.end_boards(), lines.entered,
                                   lines.exits, np.repeat(stalled, per_game)).reshape(count, per_game)
         plan_values = self.line_values(np.array([p.status for p in plans]), np.array([p.actions.size for p in plans]),

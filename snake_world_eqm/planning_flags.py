@@ -47,7 +47,9 @@ PLANNER_FLAGS = {  # flag -> (PlannerConfig field, type, help); defaults are Pla
     "--planner-gate-seeds": ("gate_seeds", _int_from(0, 16), "extra noise seeds per move; search where they disagree"),
     "--planner-num-steps": ("num_steps", _int_from(1, 100), "sampler steps inside the planner (default: the model's)"),
     "--planner-init-scale": ("init_scale", _non_negative_float,
-                             "where each imagined step's descent starts: 1 EqM's noise, 0 the origin (deterministic)"),
+                             "where the plan's imagined steps start their descent: 1 EqM's noise, 0 the origin"),
+    "--planner-search-init-scale": ("search_init_scale", _non_negative_float,
+                                    "the same for the search's lines (default: --planner-init-scale)"),
 }
 
 

@@ -263,7 +263,8 @@ def test_dead_end_suite_the_planner_survives_40_steps():
 def test_planner_config_rejects_bad_knobs_in_one_line(capsys):
     for bad, match in (({"horizon": 0}, "horizon"), ({"rollouts": 0}, "rollouts"), ({"gate": "maybe"}, "gate"),
                        ({"gate_seeds": -1}, "gate_seeds"), ({"init_scale": -0.5}, "init_scale"),
-                       ({"init_scale": float("nan")}, "init_scale")):
+                       ({"init_scale": float("nan")}, "init_scale"),
+                       ({"search_init_scale": -1.0}, "search_init_scale")):
         with pytest.raises(ValueError, match=match):
             PlannerConfig(**bad)
     from snake_world_eqm.evaluation.play import main
@@ -287,6 +288,24 @@ def test_the_planner_passes_its_init_scale_to_every_sample():
     boards = initial_boards(3, 6, 6, seed=0)
     PlannerAgent(Recording(6, 6), init_scale=0.0, horizon=3, gate="always").act_batch(boards)
     assert seen and set(seen) == {0.0}
+
+
+def test_the_search_draws_its_lines_with_its_own_init_scale():
+    """The plan may follow the deterministic origin policy while the searched lines draw noise."""
+    calls = []
+
+    class Recording(OracleWorldModel):
+        def sample(self, obs, action=None, **kwargs):
+            calls.append((action is not None, kwargs.get("init_scale")))
+            return super().sample(obs, action=action, **kwargs)
+
+    boards = initial_boards(3, 6, 6, seed=0)
+    PlannerAgent(Recording(6, 6), init_scale=0.0, search_init_scale=0.5, horizon=3, gate="always").act_batch(boards)
+    plan_calls = calls[:3]  # the plan is imagined first: one free sample per step of its horizon
+    assert plan_calls == [(False, 0.0)] * 3
+    search_calls = calls[3:]
+    assert search_calls and {scale for _, scale in search_calls} == {0.5}
+    assert any(held for held, _ in search_calls)  # the first actions are held in the search
 
 
 def test_default_planner_is_the_documented_default():
