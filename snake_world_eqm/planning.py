@@ -73,6 +73,8 @@ class PlannerConfig:
     init_scale: float = 1.0  # where the plan's imagined steps start their descent: 1 EqM's noise, 0 the origin
     search_init_scale: float | None = None  # the same for the search's lines (None: init_scale); noise makes the
     # `rollouts` lines of one first action differ, the origin makes them one line
+    stall_init_scale: float | None = None  # the same for searches while play stalls or repeats a board (None:
+    # search_init_scale); lines that differ are what can break a cycle
     food_value: float = 2.0  # an imagined apple, discounted by when it comes
     discount: float = 0.97
     food_weight: float = 0.5  # nearness of reachable food at the horizon
@@ -103,8 +105,9 @@ class PlannerConfig:
         if self.gate_seeds < 0:
             raise ValueError(f"planner gate_seeds must be at least 0, got {self.gate_seeds}")
         check_init_scale(self.init_scale, "planner init_scale")
-        if self.search_init_scale is not None:
-            check_init_scale(self.search_init_scale, "planner search_init_scale")
+        for name in ("search_init_scale", "stall_init_scale"):
+            if getattr(self, name) is not None:
+                check_init_scale(getattr(self, name), f"planner {name}")
 
 
 @dataclass
@@ -513,13 +516,15 @@ class ModelPlanner:
                 search |= self.detours(boards, plans)
             if self.config.search_after_apple:
                 search |= np.array([m.since_food == 0 for m in memory])
-        if search.any():
-            rows = np.flatnonzero(search)
+        for stalling in (False, True):  # stalled games may draw their lines from another init_scale
+            rows = np.flatnonzero(search & (stalled == stalling))
+            if rows.size == 0:
+                continue
             found = self.search(boards[rows], [plans[i] for i in rows], [memory[i] for i in rows], stalled[rows])
             for row, plan in zip(rows, found):
                 plans[row] = plan
-            self.stats.searches += int(search.sum())
-            self.stats.stall_searches += int((search & stalled).sum())
+        self.stats.searches += int(search.sum())
+        self.stats.stall_searches += int((search & stalled).sum())
         actions = np.array([int(plan.actions[0]) for plan in plans], dtype=np.int64)
         self._remember(boards, keys, plans, memory)
         self.stats.decisions += count
@@ -576,7 +581,10 @@ class ModelPlanner:
         starts = np.repeat(boards, per_game, axis=0)
         first = np.tile(np.repeat(np.arange(NUM_ACTIONS), per_action), count)
         follow_tail = np.tile(np.arange(per_action) == cfg.rollouts, NUM_ACTIONS * count)
-        lines = self.imagine(starts, np.full(starts.shape[0], cfg.horizon), first, follow_tail, cfg.search_init_scale)
+        init_scale = cfg.search_init_scale
+        if stalled.all() and cfg.stall_init_scale is not None:
+            init_scale = cfg.stall_init_scale
+        lines = self.imagine(starts, np.full(starts.shape[0], cfg.horizon), first, follow_tail, init_scale)
         values = self.line_values(lines.status, lines.steps, lines.end_boards(), lines.entered,
                                   lines.exits, np.repeat(stalled, per_game)).reshape(count, per_game)
         plan_values = self.line_values(np.array([p.status for p in plans]), np.array([p.actions.size for p in plans]),

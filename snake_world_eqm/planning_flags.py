@@ -50,6 +50,8 @@ PLANNER_FLAGS = {  # flag -> (PlannerConfig field, type, help); defaults are Pla
                              "where the plan's imagined steps start their descent: 1 EqM's noise, 0 the origin"),
     "--planner-search-init-scale": ("search_init_scale", _non_negative_float,
                                     "the same for the search's lines (default: --planner-init-scale)"),
+    "--planner-stall-init-scale": ("stall_init_scale", _non_negative_float,
+                                   "the same for searches while play stalls (default: the search's)"),
 }
 
 

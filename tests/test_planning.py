@@ -264,7 +264,8 @@ def test_planner_config_rejects_bad_knobs_in_one_line(capsys):
     for bad, match in (({"horizon": 0}, "horizon"), ({"rollouts": 0}, "rollouts"), ({"gate": "maybe"}, "gate"),
                        ({"gate_seeds": -1}, "gate_seeds"), ({"init_scale": -0.5}, "init_scale"),
                        ({"init_scale": float("nan")}, "init_scale"),
-                       ({"search_init_scale": -1.0}, "search_init_scale")):
+                       ({"search_init_scale": -1.0}, "search_init_scale"),
+                       ({"stall_init_scale": float("inf")}, "stall_init_scale")):
         with pytest.raises(ValueError, match=match):
             PlannerConfig(**bad)
     from snake_world_eqm.evaluation.play import main
@@ -306,6 +307,22 @@ def test_the_search_draws_its_lines_with_its_own_init_scale():
     search_calls = calls[3:]
     assert search_calls and {scale for _, scale in search_calls} == {0.5}
     assert any(held for held, _ in search_calls)  # the first actions are held in the search
+
+
+def test_searches_while_stalling_draw_their_lines_with_the_stall_init_scale():
+    held_scales = []
+
+    class Recording(PingPongOracle):
+        def sample(self, obs, action=None, **kwargs):
+            if action is not None:
+                held_scales.append(kwargs.get("init_scale"))
+            return super().sample(obs, action=action, **kwargs)
+
+    planner = PlannerAgent(Recording(6, 6), horizon=8, init_scale=0.0, search_init_scale=0.25, stall_init_scale=0.75)
+    played = play_games(planner, 6, 6, num_games=2, seed=20, max_steps=60, progress=False, start_length=1)
+    # The swinging policy repeats boards, so the stall detector searches; only searches hold actions.
+    assert planner.stats.stall_searches > 0 and played["loops"] == 0
+    assert 0.75 in held_scales and set(held_scales) <= {0.25, 0.75}
 
 
 def test_default_planner_is_the_documented_default():
@@ -403,3 +420,18 @@ def test_detours_and_traps_right_after_the_move_send_the_plan_to_the_search():
     plan = Plan(into_corner.actions[0, :1].repeat(2), np.concatenate([into_corner.boards[0, :1], start]), 0)
     assert gated.risky([plan]).tolist() == [True]
     assert ModelPlanner(FastOracle(5, 5), gate_next=False).risky([plan]).tolist() == [False]
+
+
+def test_every_planner_flag_reaches_its_config_field():
+    import argparse
+
+    from snake_world_eqm.planning import PLANNER_FLAGS, add_planner_arguments, planner_options_from_args
+
+    parser = argparse.ArgumentParser()
+    add_planner_arguments(parser)
+    args = parser.parse_args(["--planner-init-scale", "0", "--planner-search-init-scale", "0.5",
+                              "--planner-stall-init-scale", "1", "--planner-rollouts", "3"])
+    options = planner_options_from_args(args)
+    assert options == {"init_scale": 0.0, "search_init_scale": 0.5, "stall_init_scale": 1.0, "rollouts": 3}
+    assert all(hasattr(PlannerConfig(), name) for name, _, _ in PLANNER_FLAGS.values())
+    assert planner_options_from_args(parser.parse_args([])) == {}  # no flag: the config's own defaults
