@@ -70,8 +70,8 @@ class PlannerConfig:
     gate: str = "risk"  # "risk": search only where the plan is risky or play stalls; "always": every move
     gate_seeds: int = 0  # extra free samples per decision: search where their action differs from the plan's
     num_steps: int | None = None  # sampler steps (None: the model config's)
-    init_scale: float = 1.0  # where the plan's imagined steps start their descent: 1 EqM's noise, 0 the origin
-    search_init_scale: float | None = None  # the same for the search's lines (None: init_scale); noise makes the
+    init_scale: float = 0.0  # where the plan's imagined steps start their descent: 1 EqM's noise, 0 the origin
+    search_init_scale: float | None = 1.0  # the same for the search's lines (None: init_scale); noise makes the
     # `rollouts` lines of one first action differ, the origin makes them one line
     stall_init_scale: float | None = None  # the same for searches while play stalls or repeats a board (None:
     # search_init_scale); lines that differ are what can break a cycle
