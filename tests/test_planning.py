@@ -287,8 +287,9 @@ def test_the_planner_passes_its_init_scale_to_every_sample():
             return super().sample(obs, action=action, **kwargs)
 
     boards = initial_boards(3, 6, 6, seed=0)
-    PlannerAgent(Recording(6, 6), init_scale=0.0, horizon=3, gate="always").act_batch(boards)
-    assert seen and set(seen) == {0.0}
+    # search_init_scale None: the search draws like the plan
+    PlannerAgent(Recording(6, 6), init_scale=0.5, search_init_scale=None, horizon=3, gate="always").act_batch(boards)
+    assert seen and set(seen) == {0.5}
 
 
 def test_the_search_draws_its_lines_with_its_own_init_scale():
