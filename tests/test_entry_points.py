@@ -94,6 +94,29 @@ def test_planner_play_benchmark_writes_chunks_and_pools_them(tmp_path):
     assert set(PROVENANCE_FIELDS) <= set(pooled["provenance"]) and len(pooled["parts"]) == 2
 
 
+def test_paired_play_compares_two_agents_game_by_game(tmp_path):
+    def summary(apples, causes):
+        return {"start_lengths": [3, 1], "apples_per_game": apples, "end_cause_per_game": causes}
+
+    play = {"planner": summary([10, 12, 7, 9], ["win", "cap", "cap", "self"]),
+            "expert": summary([9, 12, 8, 5], ["cap", "win", "win", "cap"]),
+            "short": summary([1, 2], ["cap", "cap"])}
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps({"play": play}))
+    result = _benchmark("paired_play.py", "--eval", str(path), "--agent", "planner", "--against", "expert",
+                        "--output", str(tmp_path / "paired.json"))
+    three, one, both = (result["by_start"][key] for key in ("3", "1", "both"))
+    assert three["mean_difference"] == 0.5 and three["games"] == 2  # (10-9 + 12-12) / 2
+    assert one["mean_difference"] == 1.5 and (one["planner_wins"], one["expert_wins"]) == (0, 1)
+    assert both["mean_difference"] == 1.0 and (both["planner_wins"], both["expert_wins"]) == (1, 2)
+    low, high = both["mean_difference_ci95"]
+    assert -1.0 <= low <= 1.0 <= high <= 4.0  # per-game differences are 1, 0, -1, 4
+    assert json.loads((tmp_path / "paired.json").read_text())["by_start"] == result["by_start"]
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "paired_play.py"), "--eval", str(path), "--agent",
+                           "planner", "--against", "short"], capture_output=True, text=True, env=subprocess_env())
+    assert done.returncode != 0 and "did not play the same games" in done.stderr
+
+
 def test_mutation_benchmark_knows_its_modules_and_their_tests():
     # The run itself takes minutes (not CI): check its table points at real files and its CLI starts.
     sys.path.insert(0, str(BENCHMARKS))
