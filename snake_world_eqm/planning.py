@@ -29,6 +29,12 @@ aimed at them (food_eta, gate_detour, gate_next, unsure_penalty=1.0) did not bea
 seeds x 2 starts (docs/results/play_planner_v2_start*.json), nor with the route-expert checkpoint
 (food_eta + gate_detour: 81.2 / 84.95 apples and 23 deaths in 40 games against 87.05 / 89.0 and 2 for the
 defaults, seeds 2000-2019; docs/results/planner_knobs_v3_seeds2000.json), so they stay off.
+
+Where the descents start mattered more: the plan follows the model's deterministic policy (each descent from
+the origin, `init_scale=0`; the EqM agent leaves the teacher's move less often from there) and the search
+draws EqM noise (`search_init_scale=1`), so its lines of one first move differ. On seeds 2000-2039 that
+ate 89.63 apples against the teacher's 88.58 and 88.03 for noise everywhere (seeds 2000-2019); origin-only
+search ate as much but stalled twice (docs/results/planner_knobs_v4_seeds2000.json).
 """
 
 from __future__ import annotations
