@@ -176,10 +176,19 @@ class Plan:
 
 @dataclass
 class _Memory:
-    """Per game, carried from move to move: steps since the last apple and boards seen since then."""
+    """Per game, carried from move to move: steps since the last apple, boards seen since then, and the
+    snake's length on the last real board (a longer snake now has eaten: whether it did is read off the real
+    boards, not the imagined ones, which can be wrong about an apple)."""
 
     since_food: int = 0
     seen: set = field(default_factory=set)
+    length: int = 0
+
+
+# A game's memory is found by the board its plan expected next. Where the model predicted that board wrong
+# (a few cells), the nearest expected board within this many cells is the same game: without it, one wrong
+# prediction per lap of a cycle wipes the stall detector's count and the cycle is never noticed.
+MEMORY_MATCH_CELLS = 6
 
 
 def _head_counts(boards: np.ndarray) -> np.ndarray:
@@ -509,7 +518,7 @@ class ModelPlanner:
         cells = boards.shape[1] * boards.shape[2]
         keys = [board.tobytes() for board in boards]
         plans = [self._plans.get(key) for key in keys]
-        memory = [self._memory.get(_masked_key(board)) or _Memory() for board in boards]
+        memory = [self._recall(board) for board in boards]
         self.stats.plan_reuses += sum(plan is not None for plan in plans)
         plans = self._refresh_plans(boards, plans)
         stall_steps = self.config.stall_steps or cells
@@ -599,16 +608,19 @@ class ModelPlanner:
         first = first.reshape(count, per_game)
         planned = np.array([int(p.actions[0]) for p in plans])
         # Ties go to the model's own choice, unless play is stalling: then a move that changes the plan is
-        # wanted, and moves back onto boards seen since the last apple are penalised.
+        # wanted, and moves back onto boards seen since the last apple are penalised, unless the line eats:
+        # an apple ends the cycle, even where its first move retraces it.
         bonus = np.where(stalled, 0.0, cfg.prior_bonus)
         values = values + (first == planned[:, None]) * bonus[:, None]
         plan_values = plan_values + bonus
         next_keys = lines.boards[:, 0].reshape(count, per_game, -1)
+        eats = (lines.status == ATE).reshape(count, per_game)
         for game in np.flatnonzero(stalled):
             seen = memory[game].seen
-            repeats = np.array([row.tobytes() in seen for row in next_keys[game]])
+            repeats = np.array([row.tobytes() in seen for row in next_keys[game]]) & ~eats[game]
             values[game] -= cfg.repeat_penalty * repeats
-            plan_values[game] -= cfg.repeat_penalty * (plans[game].boards[0].tobytes() in seen)
+            plan_values[game] -= cfg.repeat_penalty * (plans[game].boards[0].tobytes() in seen
+                                                       and plans[game].status != ATE)
         values += cfg.tie_noise * self.tie_rng.random(values.shape)
         best = values.argmax(axis=1)
         chosen = []
@@ -631,13 +643,29 @@ class ModelPlanner:
                 continue
             mem.seen.add(key)
             ate = snake_lengths(expected[None])[0] > snake_lengths(board[None])[0]
-            mem = _Memory() if ate else _Memory(mem.since_food + 1, mem.seen)
-            next_memory[_masked_key(expected)] = mem
+            next_memory[_masked_key(expected)] = _Memory(mem.since_food + 1, mem.seen,
+                                                         int(snake_lengths(board[None])[0]))
             shifted = plan.shifted()
             if shifted is not None and not ate:  # after an apple the real food differs: a new plan is imagined
                 next_plans[expected.tobytes()] = shifted
         # Only last move's entries can match: games that ended or diverged drop out here.
         self._plans, self._memory = next_plans, next_memory
+
+    def _recall(self, board: np.ndarray) -> _Memory:
+        """The memory of this board's game: the one stored under the board its plan expected (food aside),
+        else under the nearest expected board within MEMORY_MATCH_CELLS cells; a new one where none is
+        near or where the snake has grown since (it ate)."""
+        key = _masked_key(board)
+        memory = self._memory.get(key)
+        if memory is None and self._memory:
+            keys = list(self._memory)
+            expected = np.frombuffer(b"".join(keys), dtype=np.int8).reshape(len(keys), -1)
+            differing = (expected != np.frombuffer(key, dtype=np.int8)).sum(axis=1)
+            nearest = int(differing.argmin())
+            memory = self._memory[keys[nearest]] if differing[nearest] <= MEMORY_MATCH_CELLS else None
+        if memory is None or snake_lengths(board[None])[0] > memory.length:
+            return _Memory()
+        return memory
 
     def reset(self) -> None:
         self._plans, self._memory = {}, {}
