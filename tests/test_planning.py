@@ -208,6 +208,56 @@ def test_one_cell_snakes_do_not_loop_when_the_policy_swings_forever():
     assert planner.stats.stall_searches > 0  # the stall detector is what changed the plan
 
 
+class MisdrawingPingPong(PingPongOracle):
+    """The swinging policy, whose own (free) predictions from an even head row also draw a stray snake cell
+    in a far corner: to the planner such a move looks like an apple that never comes, as the shipped model's
+    rare misdrawn boards did (once per lap of an 82-step cycle in the evaluation)."""
+
+    def sample(self, obs, action=None, **kwargs):
+        out = super().sample(obs, action=action, **kwargs)
+        if action is None:
+            before = np.asarray(obs.cpu() if torch.is_tensor(obs) else obs)
+            head_row = ((before >= 2) & (before <= 6)).any(axis=2).argmax(axis=1)
+            boards = out.next_board.cpu().numpy().copy() if torch.is_tensor(out.next_board) else np.array(out.next_board)
+            corner = (boards[:, -1, -1] == 0) & (head_row % 2 == 0)
+            boards[corner, -1, -1] = 11  # TAIL: one more snake cell than the rules give
+            out = SimpleNamespace(**{**vars(out), "next_board": torch.as_tensor(boards)})
+        return out
+
+
+def test_the_stall_detector_counts_on_when_the_model_misdraws_the_next_board():
+    planner = PlannerAgent(MisdrawingPingPong(6, 6), horizon=8)
+    played = play_games(planner, 6, 6, num_games=4, seed=20, max_steps=150, progress=False, start_length=1)
+    # Each game's memory is found again although no expected board was right, and only a real apple resets
+    # it: the repeated boards are noticed and searched away from.
+    assert planner.stats.stall_searches > 0
+    assert played["stalls"] == 0 and min(played["apples_per_game"]) >= 1
+
+
+def test_a_games_memory_is_the_nearest_expected_board_unless_it_grew():
+    from snake_world_eqm.planning import MEMORY_MATCH_CELLS, ModelPlanner, _masked_key, _Memory
+
+    planner = ModelPlanner(OracleWorldModel(6, 6))
+    board = initial_boards(1, 6, 6, seed=3)[0].astype(np.int8)
+    remembered = _Memory(since_food=7, seen={b"x"}, length=int(snake_lengths(board[None])[0]))
+
+    def misdrawn(cells: int) -> np.ndarray:  # the plan's expected board with `cells` stray snake cells
+        expected = board.copy()
+        free = np.argwhere(board == 0)[:cells]
+        expected[free[:, 0], free[:, 1]] = 11
+        return expected
+
+    planner._memory = {_masked_key(board): remembered}
+    assert planner._recall(board) is remembered
+    planner._memory = {_masked_key(misdrawn(MEMORY_MATCH_CELLS)): remembered}
+    assert planner._recall(board) is remembered
+    planner._memory = {_masked_key(misdrawn(MEMORY_MATCH_CELLS + 1)): remembered}
+    assert planner._recall(board) is not remembered and planner._recall(board).since_food == 0
+    planner._memory = {_masked_key(board): remembered}
+    remembered.length -= 1  # the real snake is longer than when remembered: it ate
+    assert planner._recall(board).since_food == 0
+
+
 def test_planner_with_a_perfect_model_outplays_random_from_both_starts():
     for start in (3, 1):
         planned = play_games(PlannerAgent(FastOracle(6, 6, seed=1)), 6, 6, num_games=4, seed=10,
