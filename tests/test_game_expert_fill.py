@@ -10,6 +10,7 @@ import pytest
 from game_helpers import random_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_game_expert import naive_food_distance
 
 from snake_world_eqm.game import (
     DELTAS,
@@ -19,10 +20,17 @@ from snake_world_eqm.game import (
     decode_observation,
     encode_observation,
     new_game,
+    step,
 )
 from snake_world_eqm.game.expert import (
     EXPERT_KINDS,
+    GREEDY_PHASE_FILL,
+    SAFETY_MARGIN,
+    _Boards,
     _CycleOrder,
+    _follow_tail,
+    _greedy_path_move,
+    _route_slack,
     _Snakes,
     expert_actions,
     fill_action,
@@ -149,17 +157,18 @@ def body_after(state, action: int):
     return [head, *kept]
 
 
-def naive_tail_search(body, height: int, width: int) -> bool:
+def naive_tail_search(body, height: int, width: int, delay: int = 0) -> bool:
     """Breadth-first over (cell, time), cells visited once: segment i of a length-L body is vacated
-    after L - i moves (a length-2 snake's neck after 2); reaching a vacated segment is safe."""
+    after L - i moves (a length-2 snake's neck after 2), ``delay`` moves later still (as if that many
+    apples were eaten on the way); reaching a vacated segment is safe."""
     length = len(body)
     if length == 1:
         return True
-    free_from = {cell: length - i for i, cell in enumerate(body) if i}
+    free_from = {cell: length - i + delay for i, cell in enumerate(body) if i}
     if length == 2:
-        free_from[body[1]] = 2
+        free_from[body[1]] = 2 + delay
     frontier, seen = [body[0]], {body[0]}
-    for time in range(1, height * width + length + 1):
+    for time in range(1, height * width + length + delay + 1):
         nxt = []
         for r, c in frontier:
             for dr, dc in DELTAS:
@@ -298,6 +307,89 @@ def test_the_batched_tail_check_matches_the_plain_search(height, width, seed):
             body = body_after(state, action)
             expected.append(body is not None and naive_tail_search(body, height, width))
         assert row == expected, state
+
+
+def static_tail_distance(state, cell) -> int | None:
+    """Breadth-first steps from the tail to ``cell`` through empty and food cells (the body stands
+    still); 0 for the tail itself, None where the search does not reach ``cell``."""
+    tail = state.body[-1]
+    frontier, seen, blocked = [tail], {tail}, set(state.body)
+    for distance in range(state.height * state.width + 1):
+        if cell in frontier:
+            return distance
+        frontier = [(r + dr, c + dc) for r, c in frontier for dr, dc in DELTAS
+                    if 0 <= r + dr < state.height and 0 <= c + dc < state.width]
+        frontier = [near for near in dict.fromkeys(frontier) if near not in seen and near not in blocked]
+        seen.update(frontier)
+    return None
+
+
+@pytest.mark.parametrize(("height", "width"), [(4, 4), (5, 5), (6, 6), (7, 5)])
+def test_a_boxed_in_snake_follows_its_tail_the_long_way(height, width):
+    # With no safe path to the food, the A* expert follows its tail: among the moves that do not eat and
+    # keep the tail reachable, the one farthest from the tail through free cells, so the body has the most
+    # time to drain before the head catches up. A safe move the tail cannot reach through free cells
+    # (behind the body) is taken only when no reachable one is safe; with no safe move at all, none (-1).
+    rng = np.random.default_rng(height * 10 + width)
+    states = [s for s in states_with_food(rng, height, width, 400) if len(s.body) >= 2]
+    boards = _Boards(np.stack([encode_observation(s) for s in states]))
+    moves = _follow_tail(boards, boards.rows).tolist()
+    ranked = 0
+    for state, move in zip(states, moves):
+        distance = {}  # safe move -> its cell's distance from the tail
+        for action, (dr, dc) in enumerate(DELTAS):
+            cell = (state.head[0] + dr, state.head[1] + dc)
+            body = body_after(state, action)
+            if body is not None and cell != state.food and naive_tail_search(body, height, width):
+                distance[action] = static_tail_distance(state, cell)
+        reachable = [d for d in distance.values() if d]
+        if reachable:
+            assert distance.get(move) == max(reachable), (state, move, distance)
+            ranked += len(reachable) > 1
+        else:
+            assert move in distance if distance else move == -1, (state, move, distance)
+    assert ranked >= 20  # boards where the choice among reachable safe moves was tested
+
+
+@pytest.mark.parametrize(("height", "width"), [(5, 5), (6, 6), (6, 8)])
+def test_the_a_star_phase_takes_a_shortest_path_move_that_leaves_room_to_spare(height, width):
+    # While the snake is short, fill takes the first move of a shortest path to the food, but only if right
+    # after it the snake could still reach its tail with the tail held back SAFETY_MARGIN more moves (room for
+    # an apple that appears on the way); otherwise (-1) the route phase decides.
+    rng = np.random.default_rng(height * 10 + width)
+    states = [s for s in states_with_food(rng, height, width, 900) if len(s.body) < GREEDY_PHASE_FILL * height * width]
+    moves = _greedy_path_move(_Boards(np.stack([encode_observation(s) for s in states]))).tolist()
+    for state, move in zip(states, moves):
+        if move < 0:
+            continue
+        distance, after = naive_food_distance(state), step(state, move, 0)
+        if distance == 1:
+            assert after.event == Event.EAT, (state, move)
+        else:  # the rest of the path is still open (the search, visiting each cell once, may find a shorter one)
+            assert 0 < naive_food_distance(after.state) <= distance - 1, (state, move)
+        assert naive_tail_search(body_after(state, move), height, width, delay=SAFETY_MARGIN), (state, move)
+    assert 100 <= sum(move >= 0 for move in moves) < len(moves)  # many paths taken, some refused
+
+
+@pytest.mark.parametrize(("height", "width"), [(4, 4), (4, 6), (6, 5)])
+def test_every_move_after_which_the_route_can_be_followed_is_seen(height, width):
+    # Steering a snake back into cycle order relies on spotting the moves after which following a route is
+    # safe for every segment (_route_slack). On boards with an even side (a true Hamiltonian cycle, no twin
+    # cells) none that the plain simulation survives may be missed, on any of the routes.
+    rng = np.random.default_rng(height * 10 + width)
+    states = states_with_food(rng, height, width, 250)
+    obs = np.stack([encode_observation(s) for s in states])
+    boards, snakes = _Boards(obs), _Snakes(obs)
+    found = 0
+    for variant in range(route_variants(height, width)):
+        seen = _route_slack(boards.body, boards.length, boards.nb, _CycleOrder(snakes, variant))
+        for index, state in enumerate(states):
+            for action in range(4):
+                body = body_after(state, action)
+                if body is not None and naive_route_follow(body, state.food, height, width, variant):
+                    assert seen[index, action], (variant, state, action)
+                    found += 1
+    assert found >= 200
 
 
 # ----------------------------------------------------------------------------------------------
