@@ -23,6 +23,7 @@ from snake_world_eqm.game.expert import (
     EXPERT_KINDS,
     astar_action,
     expert_actions,
+    fill_action,
     food_distances,
     heuristic_action,
 )
@@ -84,8 +85,24 @@ def test_terminal_boards_get_action_zero_and_bad_kind_is_rejected():
     assert expert_actions(boards)[0] == 0
     with pytest.raises(ValueError, match="unknown expert kind"):
         expert_actions(boards, "greedy")
-    with pytest.raises(TypeError):
-        astar_action(boards[1])
+    for single_board in (astar_action, fill_action, heuristic_action):  # the error names what came instead
+        with pytest.raises(TypeError, match=rf"^{single_board.__name__} expects a SnakeState, got ndarray$"):
+            single_board(boards[1])
+
+
+@pytest.mark.parametrize("kind", EXPERT_KINDS)
+def test_a_batch_of_one_cell_snakes_gets_legal_moves_toward_the_food(kind):
+    # Games started at length 1 (a dataset option): a batch in which no snake has a neck yet. Every kind
+    # moves legally; the food-seeking ones close in on the apple (no body in the way: Manhattan distance).
+    states = [new_game(5, 6, seed, 1) for seed in range(24)]
+    actions = expert_actions(np.stack([encode_observation(s) for s in states]), kind)
+    for state, action in zip(states, actions.tolist()):
+        after = step(state, action, 0)
+        assert after.event not in DEATH_EVENTS, (state, action)
+        if kind in ("astar", "fill", "heuristic"):
+            head = after.state.head if after.event != Event.EAT else state.food
+            assert (abs(head[0] - state.food[0]) + abs(head[1] - state.food[1])
+                    == abs(state.head[0] - state.food[0]) + abs(state.head[1] - state.food[1]) - 1), (state, action)
 
 
 def test_astar_takes_the_shortest_path_when_it_is_safe():

@@ -392,6 +392,38 @@ def test_every_move_after_which_the_route_can_be_followed_is_seen(height, width)
     assert found >= 200
 
 
+@pytest.mark.parametrize(("height", "width"), [(4, 6), (5, 6), (7, 5)])
+def test_with_no_route_to_restore_fill_keeps_a_margin_for_the_next_apple(height, width):
+    # A long snake that no move brings into cycle order, and after which no route can be followed safely, falls
+    # back on its tail: fill then takes a move after which the tail stays reachable even if an apple is eaten
+    # on the way (the tail held back one more move), whenever one exists, over one with no such margin.
+    rng = np.random.default_rng(height * 10 + width)
+    states = [s for s in states_with_food(rng, height, width, 2500) if len(s.body) >= GREEDY_PHASE_FILL * height * width]
+    actions = expert_actions(np.stack([encode_observation(s) for s in states]), "fill").tolist()
+    checked = 0
+    for state, action in zip(states, actions):
+        bodies = [body_after(state, a) for a in range(4)]
+        with_margin = [body is not None and naive_tail_search(body, height, width, delay=1) for body in bodies]
+        if not any(with_margin) or any(restores_or_follows_a_route(state, body) for body in bodies if body is not None):
+            continue
+        assert with_margin[action], (state, action, with_margin)
+        checked += 1
+    assert checked >= 30
+
+
+def restores_or_follows_a_route(state, body) -> bool:
+    """Whether the snake ``body`` (after a move on ``state``'s board) is in cycle order on some route, or can follow one."""
+    height, width = state.height, state.width
+    for variant in range(route_variants(height, width)):
+        size = cycle_positions(height, width, variant)[1]
+        limit = size - 2 if len(body) == 2 else size - 1
+        if traced_span(SimpleNamespace(body=body), height, width, variant) <= limit:
+            return True
+        if naive_route_follow(body, state.food, height, width, variant):
+            return True
+    return False
+
+
 # ----------------------------------------------------------------------------------------------
 # Play
 
