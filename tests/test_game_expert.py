@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from game_helpers import random_state
@@ -85,6 +87,9 @@ def test_terminal_boards_get_action_zero_and_bad_kind_is_rejected():
     assert expert_actions(boards)[0] == 0
     with pytest.raises(ValueError, match="unknown expert kind"):
         expert_actions(boards, "greedy")
+    for bad in (0, -2, True, 2.0, "2"):  # a positive int, not a bool that happens to be one
+        with pytest.raises(ValueError, match=rf"^num_threads must be a positive int, got {re.escape(repr(bad))}$"):
+            expert_actions(boards, num_threads=bad)
     for single_board in (astar_action, fill_action, heuristic_action):  # the error names what came instead
         with pytest.raises(TypeError, match=rf"^{single_board.__name__} expects a SnakeState, got ndarray$"):
             single_board(boards[1])

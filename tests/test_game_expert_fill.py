@@ -371,6 +371,70 @@ def test_the_a_star_phase_takes_a_shortest_path_move_that_leaves_room_to_spare(h
     assert 100 <= sum(move >= 0 for move in moves) < len(moves)  # many paths taken, some refused
 
 
+def apple_two_moves_away(rng, height: int, width: int, count: int) -> list:
+    """Random short snakes (the A* phase) with the apple moved to a free cell two moves from the head."""
+    states = []
+    while len(states) < count:
+        state = random_state(rng, height, width)
+        if not 2 <= len(state.body) < GREEDY_PHASE_FILL * height * width:
+            continue
+        r, c = state.head
+        cells = [(r + dr, c + dc) for dr in range(-2, 3) for dc in range(-2, 3) if abs(dr) + abs(dc) == 2
+                 and 0 <= r + dr < height and 0 <= c + dc < width and (r + dr, c + dc) not in state.body]
+        if cells:
+            moved = SnakeState(height, width, state.body, cells[int(rng.integers(len(cells)))])
+            if naive_food_distance(moved) == 2:
+                states.append(moved)
+    return states
+
+
+@pytest.mark.parametrize(("height", "width"), [(5, 5), (6, 8)])
+def test_the_a_star_phase_eats_only_if_the_grown_snake_keeps_room_to_spare(height, width):
+    # With the apple two moves away the path is fixed by the first move: the snake steps to p1 (its tail moves
+    # on), then eats. Fill's A* phase takes that path only if the grown snake could still reach its tail with
+    # the tail held back SAFETY_MARGIN more moves (an apple that appears in the corridor it has to use).
+    rng = np.random.default_rng(height * 10 + width)
+    states = apple_two_moves_away(rng, height, width, 600)
+    moves = _greedy_path_move(_Boards(np.stack([encode_observation(s) for s in states]))).tolist()
+    for state, move in zip(states, moves):
+        if move >= 0:
+            first = (state.head[0] + DELTAS[move][0], state.head[1] + DELTAS[move][1])
+            grown = [state.food, first, *state.body[:-1]]
+            assert naive_tail_search(grown, height, width, delay=SAFETY_MARGIN), (state, move)
+    assert 0 < sum(move < 0 for move in moves) < len(moves) // 10  # most paths are taken, a few refused
+
+
+@pytest.mark.parametrize(("height", "width"), [(4, 6), (6, 6)])
+def test_the_route_expert_steers_by_its_base_route_alone(height, width):
+    # The route expert knows one route (the base route): when a move brings the snake into cycle order on it, or
+    # lets it follow it safely, it takes such a move, also when the snake lies along another route (which
+    # fill would follow instead). Boards with an even side: no twin cells, so the plain checks are exact.
+    rng = np.random.default_rng(height * 10 + width)
+    states = states_with_food(rng, height, width, 400)
+    for variant in range(1, route_variants(height, width)):  # snakes laid along the other routes
+        cells = [group[0] for group in route_cells(height, width, variant)]
+        for start in range(0, len(cells) - 8, 5):
+            body = tuple(reversed(cells[start:start + int(rng.integers(3, len(cells) // 2))]))
+            free = [cell for cell in cells if cell not in body]
+            states.append(SnakeState(height, width, body, free[int(rng.integers(len(free)))]))
+    actions = expert_actions(np.stack([encode_observation(s) for s in states]), "route").tolist()
+    size = cycle_positions(height, width, 0)[1]
+
+    def on_base_route(state, action) -> bool:
+        body = body_after(state, action)
+        if body is None:
+            return False
+        in_order = traced_span(SimpleNamespace(body=body), height, width, 0) <= (size - 2 if len(body) == 2 else size - 1)
+        return in_order or naive_route_follow(body, state.food, height, width, 0)
+
+    checked = 0
+    for state, action in zip(states, actions):
+        if any(on_base_route(state, a) for a in range(4)):
+            assert on_base_route(state, action), (state, action)
+            checked += 1
+    assert checked >= 150
+
+
 @pytest.mark.parametrize(("height", "width"), [(4, 4), (4, 6), (6, 5)])
 def test_every_move_after_which_the_route_can_be_followed_is_seen(height, width):
     # Steering a snake back into cycle order relies on spotting the moves after which following a route is
@@ -409,6 +473,24 @@ def test_with_no_route_to_restore_fill_keeps_a_margin_for_the_next_apple(height,
         assert with_margin[action], (state, action, with_margin)
         checked += 1
     assert checked >= 30
+
+
+# Long snakes folded over the top rows, the apple below: no move restores cycle order or lets a route be
+# followed, and only "down" keeps the tail reachable (the other moves are walls or the body).
+_FOLDED_OVER_THE_TOP = [
+    ((2, 1), (2, 0), (1, 0), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (0, 5), (0, 4), (0, 3), (0, 2), (0, 1), (0, 0)),
+    ((2, 2), (2, 1), (2, 0), (1, 0), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (0, 5), (0, 4), (0, 3), (0, 2), (0, 1)),
+]
+
+
+@pytest.mark.parametrize("body", _FOLDED_OVER_THE_TOP, ids=["head-at-column-1", "head-at-column-2"])
+def test_with_no_route_to_restore_fill_still_takes_the_move_that_keeps_its_tail_reachable(body):
+    state = SnakeState(5, 6, body, (4, 3))
+    bodies = [body_after(state, action) for action in range(4)]
+    assert not any(restores_or_follows_a_route(state, after) for after in bodies if after is not None)
+    safe = [after is not None and naive_tail_search(after, 5, 6) for after in bodies]
+    assert safe == [False, False, True, False]
+    assert fill_action(state) == 2
 
 
 def restores_or_follows_a_route(state, body) -> bool:
