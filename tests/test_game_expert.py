@@ -207,6 +207,12 @@ def test_a_snake_of_one_or_two_cells_takes_a_shortest_path_to_the_food(kind, hei
         body = (head,) if rng.random() < 0.5 else (head, options[int(rng.integers(len(options)))])
         free = [(r, c) for r in range(height) for c in range(width) if (r, c) not in body]
         states.append(SnakeState(height, width, body, free[int(rng.integers(len(free)))]))
+    # The neck in a corner and the apple on its other side: of the two shortest ways round, one is a reversal.
+    for corner in ((0, 0), (0, width - 1), (height - 1, 0), (height - 1, width - 1)):
+        beside = [(corner[0] + dr, corner[1] + dc) for dr, dc in DELTAS
+                  if 0 <= corner[0] + dr < height and 0 <= corner[1] + dc < width]
+        for head, food in (beside, beside[::-1]):
+            states.append(SnakeState(height, width, (head, corner), food))
     actions = expert_actions(np.stack([encode_observation(s) for s in states]), kind)
     for state, action in zip(states, actions.tolist()):
         distance = naive_food_distance(state)
