@@ -282,10 +282,15 @@ _ONE_WAY_OUT = [
      [8, 8, 8, 8, 8, 8, 8, 9], [9, 10, 10, 10, 10, 10, 10, 10], [11, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]],
     [[0, 0, 8, 8, 8, 9], [0, 0, 7, 8, 9, 9], [0, 8, 7, 7, 11, 9], [0, 3, 8, 7, 0, 9], [0, 0, 7, 10, 10, 9],
      [0, 0, 0, 0, 7, 10], [0, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0]],
+    # The apple next to the head is the trap here: once it is eaten, the tail is out of reach and no route is safe.
+    [[0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 11], [0, 0, 0, 0, 8, 7], [0, 0, 0, 0, 3, 1]],
+    [[1, 4, 8, 9], [8, 11, 0, 9], [7, 0, 0, 9], [7, 10, 10, 10]],
+    [[1, 8, 11, 0, 0, 0], [4, 7, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]],
+    [[0, 0, 0, 0, 0], [11, 0, 0, 0, 0], [7, 10, 10, 10, 10], [1, 4, 8, 8, 7], [0, 0, 0, 0, 0]],
 ]
 
 
-@pytest.mark.parametrize("board", _ONE_WAY_OUT, ids=lambda board: f"{len(board)}x{len(board[0])}")
+@pytest.mark.parametrize("board", _ONE_WAY_OUT, ids=[f"{len(b)}x{len(b[0])}-{i}" for i, b in enumerate(_ONE_WAY_OUT)])
 def test_the_fill_move_finds_the_one_way_out(board):
     state = decode_observation(np.array(board, dtype=np.int8))
     safe = [safe_after(state, action) for action in range(4)]
