@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from snake_world_eqm.eqm import gradient_scale, interpolate, nag_descent, target_gradient
+from snake_world_eqm.eqm import check_init_scale, gradient_scale, interpolate, nag_descent, target_gradient
 
 A, B, LAM = 0.8, 1.5, 4.0
 
@@ -40,6 +40,18 @@ def test_schedule_rejects_bad_input():
         gradient_scale(torch.tensor([1.5]), "linear")
     with pytest.raises(ValueError, match="a must"):
         gradient_scale(torch.tensor([0.5]), "truncated", a=1.0)
+
+
+def test_init_scale_is_a_finite_number_at_least_zero_and_a_bad_one_is_named():
+    # The sampler's start x0 ~ N(0, init_scale² I): 0 (start at the origin) and any finite positive number
+    # are fine and come back as a float; the error names the setting (the caller's name for it) and the value.
+    assert check_init_scale(0) == 0.0 and type(check_init_scale(0)) is float
+    assert check_init_scale(2.5) == 2.5 and check_init_scale(3) == 3.0
+    for bad in (-0.1, float("inf"), float("nan"), True, "1", None):
+        with pytest.raises(ValueError, match=r"^init_scale must be a finite number >= 0, got "):
+            check_init_scale(bad)
+    with pytest.raises(ValueError, match=r"^planner init_scale must be a finite number >= 0, got -1$"):
+        check_init_scale(-1, "planner init_scale")
 
 
 def test_interpolation_endpoints():

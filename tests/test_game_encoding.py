@@ -117,9 +117,10 @@ def test_non_array_is_a_type_error():
 
 def test_terminal_board():
     board = terminal_observation(6, 7)
-    assert is_terminal_observation(board) and board.dtype == np.int8
+    assert is_terminal_observation(board) is True and board.dtype == np.int8  # a plain bool for one board
+    assert is_terminal_observation(board_with_snake()) is False
     validate_observation(board, allow_terminal=True)
-    with pytest.raises(IllegalObservationError, match="terminal"):
+    with pytest.raises(IllegalObservationError, match=r"^the all-EMPTY terminal board has no snake"):
         decode_observation(board)
     batch = np.stack([board, board_with_snake()[:5, :5].repeat(2, 0)[:6].repeat(2, 1)[:, :7]])
     assert is_terminal_observation(batch).tolist() == [True, False]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from game_helpers import random_state
@@ -23,6 +25,7 @@ from snake_world_eqm.game.expert import (
     EXPERT_KINDS,
     astar_action,
     expert_actions,
+    fill_action,
     food_distances,
     heuristic_action,
 )
@@ -84,8 +87,27 @@ def test_terminal_boards_get_action_zero_and_bad_kind_is_rejected():
     assert expert_actions(boards)[0] == 0
     with pytest.raises(ValueError, match="unknown expert kind"):
         expert_actions(boards, "greedy")
-    with pytest.raises(TypeError):
-        astar_action(boards[1])
+    for bad in (0, -2, True, 2.0, "2"):  # a positive int, not a bool that happens to be one
+        with pytest.raises(ValueError, match=rf"^num_threads must be a positive int, got {re.escape(repr(bad))}$"):
+            expert_actions(boards, num_threads=bad)
+    for single_board in (astar_action, fill_action, heuristic_action):  # the error names what came instead
+        with pytest.raises(TypeError, match=rf"^{single_board.__name__} expects a SnakeState, got ndarray$"):
+            single_board(boards[1])
+
+
+@pytest.mark.parametrize("kind", EXPERT_KINDS)
+def test_a_batch_of_one_cell_snakes_gets_legal_moves_toward_the_food(kind):
+    # Games started at length 1 (a dataset option): a batch in which no snake has a neck yet. Every kind
+    # moves legally; the food-seeking ones close in on the apple (no body in the way: Manhattan distance).
+    states = [new_game(5, 6, seed, 1) for seed in range(24)]
+    actions = expert_actions(np.stack([encode_observation(s) for s in states]), kind)
+    for state, action in zip(states, actions.tolist()):
+        after = step(state, action, 0)
+        assert after.event not in DEATH_EVENTS, (state, action)
+        if kind in ("astar", "fill", "heuristic"):
+            head = after.state.head if after.event != Event.EAT else state.food
+            assert (abs(head[0] - state.food[0]) + abs(head[1] - state.food[1])
+                    == abs(state.head[0] - state.food[0]) + abs(state.head[1] - state.food[1]) - 1), (state, action)
 
 
 def test_astar_takes_the_shortest_path_when_it_is_safe():
@@ -185,6 +207,12 @@ def test_a_snake_of_one_or_two_cells_takes_a_shortest_path_to_the_food(kind, hei
         body = (head,) if rng.random() < 0.5 else (head, options[int(rng.integers(len(options)))])
         free = [(r, c) for r in range(height) for c in range(width) if (r, c) not in body]
         states.append(SnakeState(height, width, body, free[int(rng.integers(len(free)))]))
+    # The neck in a corner and the apple on its other side: of the two shortest ways round, one is a reversal.
+    for corner in ((0, 0), (0, width - 1), (height - 1, 0), (height - 1, width - 1)):
+        beside = [(corner[0] + dr, corner[1] + dc) for dr, dc in DELTAS
+                  if 0 <= corner[0] + dr < height and 0 <= corner[1] + dc < width]
+        for head, food in (beside, beside[::-1]):
+            states.append(SnakeState(height, width, (head, corner), food))
     actions = expert_actions(np.stack([encode_observation(s) for s in states]), kind)
     for state, action in zip(states, actions.tolist()):
         distance = naive_food_distance(state)

@@ -10,6 +10,7 @@ import pytest
 from game_helpers import random_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_game_expert import naive_food_distance
 
 from snake_world_eqm.game import (
     DELTAS,
@@ -19,10 +20,17 @@ from snake_world_eqm.game import (
     decode_observation,
     encode_observation,
     new_game,
+    step,
 )
 from snake_world_eqm.game.expert import (
     EXPERT_KINDS,
+    GREEDY_PHASE_FILL,
+    SAFETY_MARGIN,
+    _Boards,
     _CycleOrder,
+    _follow_tail,
+    _greedy_path_move,
+    _route_slack,
     _Snakes,
     expert_actions,
     fill_action,
@@ -149,17 +157,18 @@ def body_after(state, action: int):
     return [head, *kept]
 
 
-def naive_tail_search(body, height: int, width: int) -> bool:
+def naive_tail_search(body, height: int, width: int, delay: int = 0) -> bool:
     """Breadth-first over (cell, time), cells visited once: segment i of a length-L body is vacated
-    after L - i moves (a length-2 snake's neck after 2); reaching a vacated segment is safe."""
+    after L - i moves (a length-2 snake's neck after 2), ``delay`` moves later still (as if that many
+    apples were eaten on the way); reaching a vacated segment is safe."""
     length = len(body)
     if length == 1:
         return True
-    free_from = {cell: length - i for i, cell in enumerate(body) if i}
+    free_from = {cell: length - i + delay for i, cell in enumerate(body) if i}
     if length == 2:
-        free_from[body[1]] = 2
+        free_from[body[1]] = 2 + delay
     frontier, seen = [body[0]], {body[0]}
-    for time in range(1, height * width + length + 1):
+    for time in range(1, height * width + length + delay + 1):
         nxt = []
         for r, c in frontier:
             for dr, dc in DELTAS:
@@ -273,10 +282,15 @@ _ONE_WAY_OUT = [
      [8, 8, 8, 8, 8, 8, 8, 9], [9, 10, 10, 10, 10, 10, 10, 10], [11, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]],
     [[0, 0, 8, 8, 8, 9], [0, 0, 7, 8, 9, 9], [0, 8, 7, 7, 11, 9], [0, 3, 8, 7, 0, 9], [0, 0, 7, 10, 10, 9],
      [0, 0, 0, 0, 7, 10], [0, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0]],
+    # The apple next to the head is the trap here: once it is eaten, the tail is out of reach and no route is safe.
+    [[0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 11], [0, 0, 0, 0, 8, 7], [0, 0, 0, 0, 3, 1]],
+    [[1, 4, 8, 9], [8, 11, 0, 9], [7, 0, 0, 9], [7, 10, 10, 10]],
+    [[1, 8, 11, 0, 0, 0], [4, 7, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]],
+    [[0, 0, 0, 0, 0], [11, 0, 0, 0, 0], [7, 10, 10, 10, 10], [1, 4, 8, 8, 7], [0, 0, 0, 0, 0]],
 ]
 
 
-@pytest.mark.parametrize("board", _ONE_WAY_OUT, ids=lambda board: f"{len(board)}x{len(board[0])}")
+@pytest.mark.parametrize("board", _ONE_WAY_OUT, ids=[f"{len(b)}x{len(b[0])}-{i}" for i, b in enumerate(_ONE_WAY_OUT)])
 def test_the_fill_move_finds_the_one_way_out(board):
     state = decode_observation(np.array(board, dtype=np.int8))
     safe = [safe_after(state, action) for action in range(4)]
@@ -298,6 +312,203 @@ def test_the_batched_tail_check_matches_the_plain_search(height, width, seed):
             body = body_after(state, action)
             expected.append(body is not None and naive_tail_search(body, height, width))
         assert row == expected, state
+
+
+def static_tail_distance(state, cell) -> int | None:
+    """Breadth-first steps from the tail to ``cell`` through empty and food cells (the body stands
+    still); 0 for the tail itself, None where the search does not reach ``cell``."""
+    tail = state.body[-1]
+    frontier, seen, blocked = [tail], {tail}, set(state.body)
+    for distance in range(state.height * state.width + 1):
+        if cell in frontier:
+            return distance
+        frontier = [(r + dr, c + dc) for r, c in frontier for dr, dc in DELTAS
+                    if 0 <= r + dr < state.height and 0 <= c + dc < state.width]
+        frontier = [near for near in dict.fromkeys(frontier) if near not in seen and near not in blocked]
+        seen.update(frontier)
+    return None
+
+
+@pytest.mark.parametrize(("height", "width"), [(4, 4), (5, 5), (6, 6), (7, 5)])
+def test_a_boxed_in_snake_follows_its_tail_the_long_way(height, width):
+    # With no safe path to the food, the A* expert follows its tail: among the moves that do not eat and
+    # keep the tail reachable, the one farthest from the tail through free cells, so the body has the most
+    # time to drain before the head catches up. A safe move the tail cannot reach through free cells
+    # (behind the body) is taken only when no reachable one is safe; with no safe move at all, none (-1).
+    rng = np.random.default_rng(height * 10 + width)
+    states = [s for s in states_with_food(rng, height, width, 400) if len(s.body) >= 2]
+    boards = _Boards(np.stack([encode_observation(s) for s in states]))
+    moves = _follow_tail(boards, boards.rows).tolist()
+    ranked = 0
+    for state, move in zip(states, moves):
+        distance = {}  # safe move -> its cell's distance from the tail
+        for action, (dr, dc) in enumerate(DELTAS):
+            cell = (state.head[0] + dr, state.head[1] + dc)
+            body = body_after(state, action)
+            if body is not None and cell != state.food and naive_tail_search(body, height, width):
+                distance[action] = static_tail_distance(state, cell)
+        reachable = [d for d in distance.values() if d]
+        if reachable:
+            assert distance.get(move) == max(reachable), (state, move, distance)
+            ranked += len(reachable) > 1
+        else:
+            assert move in distance if distance else move == -1, (state, move, distance)
+    assert ranked >= 20  # boards where the choice among reachable safe moves was tested
+
+
+@pytest.mark.parametrize(("height", "width"), [(5, 5), (6, 6), (6, 8)])
+def test_the_a_star_phase_takes_a_shortest_path_move_that_leaves_room_to_spare(height, width):
+    # While the snake is short, fill takes the first move of a shortest path to the food, but only if right
+    # after it the snake could still reach its tail with the tail held back SAFETY_MARGIN more moves (room for
+    # an apple that appears on the way); otherwise (-1) the route phase decides.
+    rng = np.random.default_rng(height * 10 + width)
+    states = [s for s in states_with_food(rng, height, width, 900) if len(s.body) < GREEDY_PHASE_FILL * height * width]
+    moves = _greedy_path_move(_Boards(np.stack([encode_observation(s) for s in states]))).tolist()
+    for state, move in zip(states, moves):
+        if move < 0:
+            continue
+        distance, after = naive_food_distance(state), step(state, move, 0)
+        if distance == 1:
+            assert after.event == Event.EAT, (state, move)
+        else:  # the rest of the path is still open (the search, visiting each cell once, may find a shorter one)
+            assert 0 < naive_food_distance(after.state) <= distance - 1, (state, move)
+        assert naive_tail_search(body_after(state, move), height, width, delay=SAFETY_MARGIN), (state, move)
+    assert 100 <= sum(move >= 0 for move in moves) < len(moves)  # many paths taken, some refused
+
+
+def apple_two_moves_away(rng, height: int, width: int, count: int) -> list:
+    """Random short snakes (the A* phase) with the apple moved to a free cell two moves from the head."""
+    states = []
+    while len(states) < count:
+        state = random_state(rng, height, width)
+        if not 2 <= len(state.body) < GREEDY_PHASE_FILL * height * width:
+            continue
+        r, c = state.head
+        cells = [(r + dr, c + dc) for dr in range(-2, 3) for dc in range(-2, 3) if abs(dr) + abs(dc) == 2
+                 and 0 <= r + dr < height and 0 <= c + dc < width and (r + dr, c + dc) not in state.body]
+        if cells:
+            moved = SnakeState(height, width, state.body, cells[int(rng.integers(len(cells)))])
+            if naive_food_distance(moved) == 2:
+                states.append(moved)
+    return states
+
+
+@pytest.mark.parametrize(("height", "width"), [(5, 5), (6, 8)])
+def test_the_a_star_phase_eats_only_if_the_grown_snake_keeps_room_to_spare(height, width):
+    # With the apple two moves away the path is fixed by the first move: the snake steps to p1 (its tail moves
+    # on), then eats. Fill's A* phase takes that path only if the grown snake could still reach its tail with
+    # the tail held back SAFETY_MARGIN more moves (an apple that appears in the corridor it has to use).
+    rng = np.random.default_rng(height * 10 + width)
+    states = apple_two_moves_away(rng, height, width, 600)
+    moves = _greedy_path_move(_Boards(np.stack([encode_observation(s) for s in states]))).tolist()
+    for state, move in zip(states, moves):
+        if move >= 0:
+            first = (state.head[0] + DELTAS[move][0], state.head[1] + DELTAS[move][1])
+            grown = [state.food, first, *state.body[:-1]]
+            assert naive_tail_search(grown, height, width, delay=SAFETY_MARGIN), (state, move)
+    assert 0 < sum(move < 0 for move in moves) < len(moves) // 10  # most paths are taken, a few refused
+
+
+@pytest.mark.parametrize(("height", "width"), [(4, 6), (6, 6)])
+def test_the_route_expert_steers_by_its_base_route_alone(height, width):
+    # The route expert knows one route (the base route): when a move brings the snake into cycle order on it, or
+    # lets it follow it safely, it takes such a move, also when the snake lies along another route (which
+    # fill would follow instead). Boards with an even side: no twin cells, so the plain checks are exact.
+    rng = np.random.default_rng(height * 10 + width)
+    states = states_with_food(rng, height, width, 400)
+    for variant in range(1, route_variants(height, width)):  # snakes laid along the other routes
+        cells = [group[0] for group in route_cells(height, width, variant)]
+        for start in range(0, len(cells) - 8, 5):
+            body = tuple(reversed(cells[start:start + int(rng.integers(3, len(cells) // 2))]))
+            free = [cell for cell in cells if cell not in body]
+            states.append(SnakeState(height, width, body, free[int(rng.integers(len(free)))]))
+    actions = expert_actions(np.stack([encode_observation(s) for s in states]), "route").tolist()
+    size = cycle_positions(height, width, 0)[1]
+
+    def on_base_route(state, action) -> bool:
+        body = body_after(state, action)
+        if body is None:
+            return False
+        in_order = traced_span(SimpleNamespace(body=body), height, width, 0) <= (size - 2 if len(body) == 2 else size - 1)
+        return in_order or naive_route_follow(body, state.food, height, width, 0)
+
+    checked = 0
+    for state, action in zip(states, actions):
+        if any(on_base_route(state, a) for a in range(4)):
+            assert on_base_route(state, action), (state, action)
+            checked += 1
+    assert checked >= 150
+
+
+@pytest.mark.parametrize(("height", "width"), [(4, 4), (4, 6), (6, 5)])
+def test_every_move_after_which_the_route_can_be_followed_is_seen(height, width):
+    # Steering a snake back into cycle order relies on spotting the moves after which following a route is
+    # safe for every segment (_route_slack). On boards with an even side (a true Hamiltonian cycle, no twin
+    # cells) none that the plain simulation survives may be missed, on any of the routes.
+    rng = np.random.default_rng(height * 10 + width)
+    states = states_with_food(rng, height, width, 250)
+    obs = np.stack([encode_observation(s) for s in states])
+    boards, snakes = _Boards(obs), _Snakes(obs)
+    found = 0
+    for variant in range(route_variants(height, width)):
+        seen = _route_slack(boards.body, boards.length, boards.nb, _CycleOrder(snakes, variant))
+        for index, state in enumerate(states):
+            for action in range(4):
+                body = body_after(state, action)
+                if body is not None and naive_route_follow(body, state.food, height, width, variant):
+                    assert seen[index, action], (variant, state, action)
+                    found += 1
+    assert found >= 200
+
+
+@pytest.mark.parametrize(("height", "width"), [(4, 6), (5, 6), (7, 5)])
+def test_with_no_route_to_restore_fill_keeps_a_margin_for_the_next_apple(height, width):
+    # A long snake that no move brings into cycle order, and after which no route can be followed safely, falls
+    # back on its tail: fill then takes a move after which the tail stays reachable even if an apple is eaten
+    # on the way (the tail held back one more move), whenever one exists, over one with no such margin.
+    rng = np.random.default_rng(height * 10 + width)
+    states = [s for s in states_with_food(rng, height, width, 2500) if len(s.body) >= GREEDY_PHASE_FILL * height * width]
+    actions = expert_actions(np.stack([encode_observation(s) for s in states]), "fill").tolist()
+    checked = 0
+    for state, action in zip(states, actions):
+        bodies = [body_after(state, a) for a in range(4)]
+        with_margin = [body is not None and naive_tail_search(body, height, width, delay=1) for body in bodies]
+        if not any(with_margin) or any(restores_or_follows_a_route(state, body) for body in bodies if body is not None):
+            continue
+        assert with_margin[action], (state, action, with_margin)
+        checked += 1
+    assert checked >= 30
+
+
+# Long snakes folded over the top rows, the apple below: no move restores cycle order or lets a route be
+# followed, and only "down" keeps the tail reachable (the other moves are walls or the body).
+_FOLDED_OVER_THE_TOP = [
+    ((2, 1), (2, 0), (1, 0), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (0, 5), (0, 4), (0, 3), (0, 2), (0, 1), (0, 0)),
+    ((2, 2), (2, 1), (2, 0), (1, 0), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (0, 5), (0, 4), (0, 3), (0, 2), (0, 1)),
+]
+
+
+@pytest.mark.parametrize("body", _FOLDED_OVER_THE_TOP, ids=["head-at-column-1", "head-at-column-2"])
+def test_with_no_route_to_restore_fill_still_takes_the_move_that_keeps_its_tail_reachable(body):
+    state = SnakeState(5, 6, body, (4, 3))
+    bodies = [body_after(state, action) for action in range(4)]
+    assert not any(restores_or_follows_a_route(state, after) for after in bodies if after is not None)
+    safe = [after is not None and naive_tail_search(after, 5, 6) for after in bodies]
+    assert safe == [False, False, True, False]
+    assert fill_action(state) == 2
+
+
+def restores_or_follows_a_route(state, body) -> bool:
+    """Whether the snake ``body`` (after a move on ``state``'s board) is in cycle order on some route, or can follow one."""
+    height, width = state.height, state.width
+    for variant in range(route_variants(height, width)):
+        size = cycle_positions(height, width, variant)[1]
+        limit = size - 2 if len(body) == 2 else size - 1
+        if traced_span(SimpleNamespace(body=body), height, width, variant) <= limit:
+            return True
+        if naive_route_follow(body, state.food, height, width, variant):
+            return True
+    return False
 
 
 # ----------------------------------------------------------------------------------------------
