@@ -100,11 +100,9 @@ def test_span_after_each_move_and_cycle_order_match_the_traced_bodies(height, wi
         return
     variant = int(rng.integers(1, route_variants(height, width)))  # not the base route: each route is its own
     order = _CycleOrder(_Snakes(np.stack([encode_observation(s) for s in states])), variant)
-    size = cycle_positions(height, width, variant)[1]
     for index, state in enumerate(states):
         # A length-2 snake whose head's next position is its tail's is not in order (that move is a reversal).
-        limit = size - 2 if len(state.body) == 2 else size - 1
-        assert order.in_order[index] == (traced_span(state, height, width, variant) <= limit)
+        assert order.in_order[index] == plainly_in_order(state.body, height, width, variant)
         for action in range(4):
             body = body_after(state, action)
             assert order.legal[index, action] == (body is not None), (state, action)
@@ -118,7 +116,6 @@ def test_a_two_cell_snake_is_in_order_only_when_its_next_position_is_not_its_tai
     # A one-cell snake that eats the apple one position behind it becomes a two-cell snake whose next
     # position along the route is its tail's: taking it would be a reversal, so that is not cycle order.
     for variant in (0, 3):
-        position, size = cycle_positions(height, width, variant)
         states = []
         for r in range(height):
             for c in range(width):
@@ -130,15 +127,13 @@ def test_a_two_cell_snake_is_in_order_only_when_its_next_position_is_not_its_tai
                         states.append(SnakeState(height, width, ((r, c),), tail))  # a one-cell snake about to grow
         order = _CycleOrder(_Snakes(np.stack([encode_observation(s) for s in states])), variant)
         for index, state in enumerate(states):
-            limit = size - 2 if len(state.body) == 2 else size - 1
-            assert order.in_order[index] == (traced_span(state, height, width, variant) <= limit)
+            assert order.in_order[index] == plainly_in_order(state.body, height, width, variant)
             for action in range(4):
                 body = body_after(state, action)
                 if body is None:
                     continue
-                limit = size - 2 if len(body) == 2 else size - 1
                 full = len(body) == height * width
-                assert order.keeps_order[index, action] == (traced_span(SimpleNamespace(body=body), height, width, variant) <= limit or full)
+                assert order.keeps_order[index, action] == (plainly_in_order(body, height, width, variant) or full)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -423,14 +418,12 @@ def test_the_route_expert_steers_by_its_base_route_alone(height, width):
             free = [cell for cell in cells if cell not in body]
             states.append(SnakeState(height, width, body, free[int(rng.integers(len(free)))]))
     actions = expert_actions(np.stack([encode_observation(s) for s in states]), "route").tolist()
-    size = cycle_positions(height, width, 0)[1]
 
     def on_base_route(state, action) -> bool:
         body = body_after(state, action)
         if body is None:
             return False
-        in_order = traced_span(SimpleNamespace(body=body), height, width, 0) <= (size - 2 if len(body) == 2 else size - 1)
-        return in_order or naive_route_follow(body, state.food, height, width, 0)
+        return plainly_in_order(body, height, width, 0) or naive_route_follow(body, state.food, height, width, 0)
 
     checked = 0
     for state, action in zip(states, actions):
@@ -498,17 +491,18 @@ def test_with_no_route_to_restore_fill_still_takes_the_move_that_keeps_its_tail_
     assert fill_action(state) == 2
 
 
+def plainly_in_order(body, height: int, width: int, variant: int) -> bool:
+    """Whether ``body`` lies in cycle order on route ``variant``: its traced span leaves the head a free way on
+    round the cycle (a length-2 snake one cell more, or its next move is the reversal)."""
+    size = cycle_positions(height, width, variant)[1]
+    return traced_span(SimpleNamespace(body=body), height, width, variant) <= (size - 2 if len(body) == 2 else size - 1)
+
+
 def restores_or_follows_a_route(state, body) -> bool:
     """Whether the snake ``body`` (after a move on ``state``'s board) is in cycle order on some route, or can follow one."""
     height, width = state.height, state.width
-    for variant in range(route_variants(height, width)):
-        size = cycle_positions(height, width, variant)[1]
-        limit = size - 2 if len(body) == 2 else size - 1
-        if traced_span(SimpleNamespace(body=body), height, width, variant) <= limit:
-            return True
-        if naive_route_follow(body, state.food, height, width, variant):
-            return True
-    return False
+    return any(plainly_in_order(body, height, width, variant) or naive_route_follow(body, state.food, height, width, variant)
+               for variant in range(route_variants(height, width)))
 
 
 # ----------------------------------------------------------------------------------------------
