@@ -642,9 +642,9 @@ class ModelPlanner:
             if is_terminal(expected[None])[0]:
                 continue
             mem.seen.add(key)
-            ate = snake_lengths(expected[None])[0] > snake_lengths(board[None])[0]
-            next_memory[_masked_key(expected)] = _Memory(mem.since_food + 1, mem.seen,
-                                                         int(snake_lengths(board[None])[0]))
+            length = int(snake_lengths(board[None])[0])
+            ate = snake_lengths(expected[None])[0] > length
+            next_memory[_masked_key(expected)] = _Memory(mem.since_food + 1, mem.seen, length)
             shifted = plan.shifted()
             if shifted is not None and not ate:  # after an apple the real food differs: a new plan is imagined
                 next_plans[expected.tobytes()] = shifted
