@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import snake_world_eqm.training.loop as loop_module
+import snake_world_eqm.training.world_model as loop_module
 from snake_world_eqm.training import checkpoints, main
 from snake_world_eqm.training.selection import is_improvement, lower_is_better
 from tests.training_helpers import QUIET, TINY_EQM, build_tiny_dataset

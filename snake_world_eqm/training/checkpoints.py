@@ -104,7 +104,7 @@ def save_checkpoint(accelerator: Any, root: str | Path, step: int, state: dict[s
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         _write_json_durably(tmp / STATE_FILE, state)
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         replace_dir(tmp, final)
         _fsync_dir(root)
         if total_limit is not None:
@@ -144,7 +144,8 @@ def _write_json_durably(path: Path, payload: dict[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_tree(folder: Path) -> None:
+def fsync_tree(folder: Path) -> None:
+    """Flush every file under `folder`, and the folder itself, to disk (before renaming it into place)."""
     for path in folder.rglob("*"):
         if path.is_file():
             with open(path, "rb") as handle:

@@ -7,7 +7,8 @@ from typing import Any
 
 from huggingface_hub.errors import StrictDataclassError
 
-from .args import FINETUNE_OVERRIDABLE, MODEL_FLAGS, TrainingSetupError
+from .args import FINETUNE_OVERRIDABLE, MODEL_FLAGS
+from .errors import TrainingSetupError
 
 # Classmethods of SnakeWorldEqMConfig that build a named preset and accept field overrides.
 PRESETS = ("cpu_small", "recommended")
@@ -59,44 +60,43 @@ def _preset_factory(preset: str | None):
     return getattr(SnakeWorldEqMConfig, name)
 
 
-def resolve_model_kind(args: argparse.Namespace) -> Any | None:
-    """Set `args.model` (eqm | baseline); with --model-name-or-path, return the checkpoint's config.
+def resolve_model_kind(model: str | None, model_name_or_path: str | None) -> tuple[str, Any | None]:
+    """The kind to train (eqm | baseline) and, with --model-name-or-path, the checkpoint's config.
 
     A --model that contradicts the checkpoint is an error, before anything else is loaded.
     """
-    if args.model_name_or_path is None:
-        args.model = args.model or "eqm"
-        return None
+    if model_name_or_path is None:
+        return model or "eqm", None
     from snake_world_eqm.pretrained import PretrainedLoadError, load_config, model_kind
 
     try:
-        saved = load_config(args.model_name_or_path)
+        saved = load_config(model_name_or_path)
     except PretrainedLoadError as error:
         raise TrainingSetupError(f"--model-name-or-path {error}") from error
     kind = model_kind(saved)
-    if args.model is not None and args.model != kind:
-        raise TrainingSetupError(f"--model {args.model}: the checkpoint {args.model_name_or_path} is a {kind} model")
-    args.model = kind
-    return saved
+    if model is not None and model != kind:
+        raise TrainingSetupError(f"--model {model}: the checkpoint {model_name_or_path} is a {kind} model")
+    return kind, saved
 
 
-def finetune_config(args: argparse.Namespace, saved: Any, height: int, width: int) -> Any:
+def finetune_config(args: argparse.Namespace, kind: str, config_set: list[tuple[str, Any]], saved: Any,
+                    height: int, width: int) -> Any:
     """The checkpoint's config with the sampler / loss-weight flags applied; architecture flags must agree."""
     if args.config_preset is not None:
         raise TrainingSetupError("--config-preset cannot be combined with --model-name-or-path "
                                  "(the architecture comes from the checkpoint)")
-    fixed = dict(args.config_set).get("fixed_board_size", saved.fixed_board_size)
+    fixed = dict(config_set).get("fixed_board_size", saved.fixed_board_size)
     if fixed and (saved.board_height, saved.board_width) != (height, width):
         raise TrainingSetupError(f"--model-name-or-path {args.model_name_or_path} plays {saved.board_height}x"
                                  f"{saved.board_width} boards, but the dataset is {height}x{width}")
     requested = {name: getattr(args, name) for name in MODEL_FLAGS if getattr(args, name) is not None}
-    requested.update(dict(args.config_set))
+    requested.update(dict(config_set))
     overrides = {}
     for key, value in requested.items():
         if key in ("board_height", "board_width"):
             raise TrainingSetupError("--config-set: the board size comes from the dataset")
         if not hasattr(saved, key):
-            raise TrainingSetupError(f"--config-set {key}=...: the {args.model} config has no field {key!r}")
+            raise TrainingSetupError(f"--config-set {key}=...: the {kind} config has no field {key!r}")
         current = getattr(saved, key)
         value = _coerce(key, value, current)
         if key in FINETUNE_OVERRIDABLE:
@@ -109,8 +109,9 @@ def finetune_config(args: argparse.Namespace, saved: Any, height: int, width: in
     return config
 
 
-def build_config(args: argparse.Namespace, height: int, width: int, saved: Any | None = None) -> Any:
-    """The config the run trains: preset (or defaults) < flags < --config-set; the board from the data.
+def build_config(args: argparse.Namespace, kind: str, config_set: list[tuple[str, Any]], height: int, width: int,
+                 saved: Any | None = None) -> Any:
+    """The config the run trains: preset (or defaults) < flags < `config_set`; the board from the data.
     When fine-tuning (`saved` is the checkpoint's config), see `finetune_config`.
 
     The EqM config is always built from the flags; the baseline then takes exactly its encoder
@@ -118,13 +119,13 @@ def build_config(args: argparse.Namespace, height: int, width: int, saved: Any |
     """
     _check_board(height, width)
     if saved is not None:
-        return finetune_config(args, saved, height, width)
+        return finetune_config(args, kind, config_set, saved, height, width)
     eqm_cls, _ = model_classes("eqm")
     eqm_fields = config_fields(eqm_cls)
-    base_fields = config_fields(model_classes("baseline")[0]) if args.model == "baseline" else {}
+    base_fields = config_fields(model_classes("baseline")[0]) if kind == "baseline" else {}
     eqm_overrides = {name: getattr(args, name) for name in MODEL_FLAGS if getattr(args, name) is not None}
     base_overrides: dict[str, Any] = {}
-    for key, value in args.config_set:
+    for key, value in config_set:
         if key in ("board_height", "board_width"):
             raise TrainingSetupError("--config-set: the board size comes from the dataset")
         if key in eqm_fields:
@@ -132,25 +133,25 @@ def build_config(args: argparse.Namespace, height: int, width: int, saved: Any |
         elif key in base_fields:
             base_overrides[key] = _coerce(key, value, base_fields[key])
         else:
-            raise TrainingSetupError(f"--config-set {key}=...: the {args.model} config has no field {key!r}")
+            raise TrainingSetupError(f"--config-set {key}=...: the {kind} config has no field {key!r}")
     factory = _preset_factory(args.config_preset)
     try:
         config = factory(**eqm_overrides, board_height=height, board_width=width)
-        if args.model == "baseline":
+        if kind == "baseline":
             config = model_classes("baseline")[0].from_eqm_config(config, **base_overrides)
     except (ValueError, TypeError, KeyError, StrictDataclassError) as error:
         raise TrainingSetupError(f"the model config rejects these settings: {error}") from error
     return config
 
 
-def build_model(args: argparse.Namespace, config: Any) -> Any:
-    """A fresh model, or the --model-name-or-path checkpoint's weights under `config`."""
-    _, model_cls = model_classes(args.model)
-    if getattr(args, "model_name_or_path", None) is not None:
+def build_model(kind: str, config: Any, model_name_or_path: str | None = None) -> Any:
+    """A fresh model, or the `model_name_or_path` checkpoint's weights under `config`."""
+    _, model_cls = model_classes(kind)
+    if model_name_or_path is not None:
         from snake_world_eqm.pretrained import PretrainedLoadError, load_model
 
         try:
-            return load_model(args.model_name_or_path, kind=args.model, config=config)
+            return load_model(model_name_or_path, kind=kind, config=config)
         except PretrainedLoadError as error:
             raise TrainingSetupError(f"--model-name-or-path {error}") from error
     try:

@@ -1,4 +1,5 @@
-"""What a run leaves in OUTPUT_DIR besides checkpoints: models, card, metrics, the JSONL log.
+"""What a run leaves in OUTPUT_DIR besides checkpoints (models, card, metrics, the JSONL log), and which run
+owns the folder: a new run never mixes with another one's outputs.
 
 OUTPUT_DIR/                 final model (save_pretrained: config.json, model.safetensors, README.md)
 OUTPUT_DIR/best/            the best model by --best-metric, same layout
@@ -10,29 +11,35 @@ OUTPUT_DIR/run.json         the run id (also in every checkpoint): `latest` only
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import shutil
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import _fsync_tree, replace_dir
+from . import checkpoints as ckpt
+from .checkpoints import fsync_tree, replace_dir
+from .errors import TrainingSetupError
+
+logger = logging.getLogger("snake_world_eqm.training")
 
 RUN_FILE = "run.json"
 # What a run writes at the root of OUTPUT_DIR; a folder holding any of these belongs to a run.
 RUN_ARTIFACTS = ("checkpoints", "best", "logs", RUN_FILE, "config.json", "model.safetensors",
                  "model.safetensors.index.json", "generation_config.json", "README.md", "metrics.json",
                  "train_log.jsonl", "training_curves.png", "configuration_snake_world_eqm.py",
-                 "modeling_snake_world_eqm.py", "eqm.py")
+                 "modeling_snake_world_eqm.py", "eqm.py", "lm_bridge_metrics.json", "lm_bridge_history.json")
 
 
 # The results of a run: a new run must not overwrite or mix with these. The rest (run.json, logs, the curve of a
 # run killed before its first checkpoint) is only bookkeeping, cleared when a new run starts.
 RUN_RESULTS = ("checkpoints", "best", "config.json", "model.safetensors", "model.safetensors.index.json",
-               "metrics.json")
+               "metrics.json", "lm_bridge_metrics.json")
 
 
 def new_run_id() -> str:
@@ -48,6 +55,74 @@ def read_run_id(output_dir: str | Path) -> str | None:
         return str(json.loads(path.read_text())["run_id"])
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is corrupt ({error}); pass --overwrite-output-dir to start a new run there") from None
+
+
+@dataclass(frozen=True)
+class RunPlacement:
+    """Where a run starts: the checkpoint it resumes (None: a new run) and its run id (kept by a resume)."""
+
+    resume_from: Path | None
+    run_id: str
+
+
+def place_run(output_dir: str | Path, resume: str | None, overwrite: bool, kind: str) -> RunPlacement:
+    """Check OUTPUT_DIR and the checkpoint to resume, before anything is written; raise TrainingSetupError.
+
+    `resume` is None, "latest" (the newest complete checkpoint of OUTPUT_DIR's own run; a fresh start when there
+    is none) or a checkpoint folder. A folder holding another run's results is refused unless that run is
+    resumed or `overwrite` is set (the old outputs are then removed when training starts)."""
+    check_writable(Path(output_dir))
+    resume_from, run_id = _resume_point(output_dir, resume, overwrite, kind)
+    if overwrite:
+        return RunPlacement(resume_from, run_id or new_run_id())
+    present = [name for name in run_artifacts(output_dir) if name in RUN_RESULTS or name.startswith("model-")]
+    try:
+        owner = read_run_id(output_dir)
+    except ValueError as error:
+        raise TrainingSetupError(str(error)) from None
+    if resume_from is None and present:
+        raise TrainingSetupError(
+            f"--output-dir {output_dir} already holds a run ({', '.join(present[:4])}"
+            f"{', ...' if len(present) > 4 else ''}); pass --resume-from-checkpoint latest to continue it or "
+            "--overwrite-output-dir to replace it")
+    if resume_from is not None and owner is not None and owner != run_id:
+        raise TrainingSetupError(
+            f"--output-dir {output_dir} holds run {owner}, but checkpoint {resume_from} is of run "
+            f"{run_id}; resume into its own output dir or pass --overwrite-output-dir")
+    return RunPlacement(resume_from, run_id or new_run_id())
+
+
+def _resume_point(output_dir: str | Path, resume: str | None, overwrite: bool,
+                  kind: str) -> tuple[Path | None, str | None]:
+    """The checkpoint to resume (checked file by file) and its run id; `latest` only looks at OUTPUT_DIR's run."""
+    if resume is None:
+        return None, None
+    root = ckpt.checkpoints_dir(output_dir)
+    try:
+        if resume == "latest":
+            path = ckpt.latest_checkpoint(root, run_id=None if overwrite else read_run_id(output_dir))
+            if path is None:
+                logger.warning("--resume-from-checkpoint latest: no complete checkpoint of this run in %s; "
+                               "starting fresh", root)
+                return None, None
+        else:
+            path = Path(resume)
+        saved = ckpt.read_state(path)
+        ckpt.check_checkpoint_files(path)
+    except ValueError as error:
+        raise TrainingSetupError(str(error)) from None
+    if saved.get("model_kind", kind) != kind:
+        raise TrainingSetupError(f"checkpoint {path} is of --model {saved['model_kind']}, not {kind}")
+    return path, saved.get("run_id") or new_run_id()  # a resumed run keeps its id
+
+
+def check_writable(output_dir: Path) -> None:
+    """The run could save there: the nearest existing folder on the path is a writable folder (nothing created)."""
+    existing = next((p for p in (output_dir, *output_dir.absolute().parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise TrainingSetupError(f"--output-dir {output_dir}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise TrainingSetupError(f"--output-dir {output_dir}: {existing} is not writable")
 
 
 def write_run_file(output_dir: str | Path, run_id: str, command: str) -> None:
@@ -125,7 +200,7 @@ def save_model_folder(model: Any, folder: str | Path, metrics: dict[str, Any], c
     model.save_pretrained(tmp)
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
     write_card(tmp, metrics, card_info)
-    _fsync_tree(tmp)
+    fsync_tree(tmp)
     replace_dir(tmp, folder)
     return folder
 

@@ -99,7 +99,7 @@ def validate(accelerator: Any, model: Any, loader: Any, kind: str, forward_cols:
                 out = unwrapped(**_loss_inputs(batch, forward_cols))
                 rows = eqm_row_metrics(unwrapped, batch, generator) if kind == "eqm" else baseline_row_metrics(unwrapped, batch)
             rows["loss"] = out.loss.detach().float().expand(len(batch["state"]))
-            for name, value in _loss_components(out).items():
+            for name, value in loss_components(out).items():
                 rows[f"loss_{name}"] = value.expand(len(batch["state"]))
             gathered = accelerator.gather_for_metrics(rows)
             for name, value in gathered.items():
@@ -109,7 +109,7 @@ def validate(accelerator: Any, model: Any, loader: Any, kind: str, forward_cols:
     return {name: total / max(count, 1.0) for name, total in sorted(totals.items())} | {"num_rows": count}
 
 
-def _loss_components(out: Any) -> dict[str, torch.Tensor]:
+def loss_components(out: Any) -> dict[str, torch.Tensor]:
     """loss_* scalars of a model output, without the 'loss_' prefix."""
     parts = {}
     for key, value in out.items():
