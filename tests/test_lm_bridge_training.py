@@ -1,13 +1,16 @@
-"""LM bridge training: the loop learns answers from features; the command line runs end to end offline."""
+"""LM bridge training: the engine learns answers from features; the command line runs end to end offline,
+checkpoints, resumes exactly, and stops on a NaN loss."""
 
 from __future__ import annotations
 
+import functools
 import json
-from types import SimpleNamespace
+import os
+import signal
 
 import pytest
 import torch
-from accelerate import Accelerator
+from safetensors.torch import load_file
 from transformers import AutoModel
 
 from snake_world_eqm.data import GenerationConfig, generate_dataset_dict
@@ -20,6 +23,8 @@ from snake_world_eqm.lm_bridge.training import (
     tiny_text_config,
     train_bridge,
 )
+from snake_world_eqm.training import checkpoints
+from snake_world_eqm.training.engine import EngineSettings
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -50,7 +55,7 @@ def rule_features(n: int, seed: int) -> tuple[dict[str, torch.Tensor], list[Snak
     return features, answers
 
 
-def test_bridge_learns_answers_that_are_a_function_of_the_prefix():
+def test_bridge_learns_answers_that_are_a_function_of_the_prefix(tmp_path):
     torch.manual_seed(0)
     tokenizer = build_tokenizer()
     config = SnakeLMBridgeConfig(
@@ -63,9 +68,10 @@ def test_bridge_learns_answers_that_are_a_function_of_the_prefix():
     bridge.tokenizer = tokenizer
     features, answers = rule_features(512, seed=0)
     loader, names = make_loader(features, encode_examples(tokenizer, answers), batch_size=64, shuffle=True)
-    args = SimpleNamespace(learning_rate=3e-3, weight_decay=0.0, max_steps=300, epochs=1, log_every=100,
-                           time_limit_minutes=None)  # fmt: skip
-    history = train_bridge(bridge, loader, names, args, Accelerator(cpu=True))
+    settings = EngineSettings(output_dir=tmp_path / "run", run_id="test", command="test", learning_rate=3e-3,
+                              max_steps=300, warmup_steps=30, gradient_clip=0.0, log_every=100, progress_bar=False)
+    history = train_bridge(bridge, loader, names, settings)
+    assert [row["step"] for row in history] == [100, 200, 300]
     assert history[-1]["loss"] < history[0]["loss"]
     held_out, held_answers = rule_features(128, seed=1)
     metrics = evaluate_bridge(bridge, held_out, held_answers)
@@ -123,3 +129,91 @@ def test_features_object_roundtrip_is_usable_by_decide():
     features, _ = rule_features(3, seed=2)
     decision = bridge.decide(features=SnakeWorldFeatures(**features), tokenizer=tokenizer)
     assert decision.action.shape == (3,)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The engine's guarantees, through `snake-eqm lm-train`
+
+
+def _argv(dataset, out, *extra):
+    return [
+        "--dataset", str(dataset), "--random-eqm", "--board-size", "6", "--output-dir", str(out),
+        "--lm-arch", "gpt2", "--lm-hidden-size", "32", "--lm-layers", "1", "--lm-heads", "2",
+        "--max-train-samples", "48", "--max-eval-samples", "8", "--batch-size", "8", "--eval-split", "validation",
+        "--report-to", "none", "--disable-progress-bar", *extra,
+    ]  # fmt: skip
+
+
+def _poison_forward(monkeypatch, after_calls, effect):
+    """Run `effect(output)` on the N-th training forward of the bridge and every one after it."""
+    original = SnakeLMBridge.forward
+    calls = {"n": 0}
+
+    @functools.wraps(original)
+    def forward(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] >= after_calls:
+                effect(out)
+        return out
+
+    monkeypatch.setattr(SnakeLMBridge, "forward", forward)
+
+
+def test_a_run_writes_complete_checkpoints_and_its_log(tiny_dataset, tmp_path):
+    out = tmp_path / "bridge"
+    assert main(_argv(tiny_dataset, out, "--max-steps", "4", "--save-every", "2", "--log-every", "1")) == 0
+    found = checkpoints.complete_checkpoints(checkpoints.checkpoints_dir(out))
+    assert [step for step, _ in found] == [2, 4]
+    state = checkpoints.read_state(found[-1][1])
+    assert state["model_kind"] == "lm_bridge" and state["loop"]["global_step"] == 4
+    assert (found[-1][1] / "model.safetensors").is_file() and (found[-1][1] / "optimizer.bin").is_file()
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if row["kind"] == "train"] == [1, 2, 3, 4]
+    assert [row["step"] for row in rows if row["kind"] == "eval"] == [4]
+    history = json.loads((out / "lm_bridge_history.json").read_text())
+    assert [row["step"] for row in history] == [1, 2, 3, 4]
+    # A second run into the same folder must say whether it continues or replaces the first.
+    assert main(_argv(tiny_dataset, out, "--max-steps", "4")) == 2
+
+
+def test_a_stopped_run_resumed_with_latest_ends_with_the_weights_of_an_uninterrupted_one(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    steps = ["--max-steps", "12", "--save-every", "4"]  # 6 batches an epoch: the resumed part crosses an epoch
+    reference, stopped = tmp_path / "reference", tmp_path / "stopped"
+    assert main(_argv(tiny_dataset, reference, *steps)) == 0
+
+    _poison_forward(monkeypatch, after_calls=5, effect=lambda output: os.kill(os.getpid(), signal.SIGTERM))
+    assert main(_argv(tiny_dataset, stopped, *steps)) == 128 + signal.SIGTERM
+    monkeypatch.undo()
+    root = checkpoints.checkpoints_dir(stopped)
+    stopped_at = checkpoints.complete_checkpoints(root)[-1][0]
+    assert 5 <= stopped_at < 12
+    assert json.loads((stopped / "lm_bridge_metrics.json").read_text())["stopped_because"] == "interrupted"
+
+    assert main(_argv(tiny_dataset, stopped, *steps, "--resume-from-checkpoint", "latest")) == 0
+    metrics = json.loads((stopped / "lm_bridge_metrics.json").read_text())
+    assert metrics["train_steps"] == 12 and metrics["stopped_because"] == "max_steps"
+    want, got = load_file(reference / "model.safetensors"), load_file(stopped / "model.safetensors")
+    assert want.keys() == got.keys()
+    mismatched = [name for name in want if not torch.equal(want[name], got[name])]
+    assert mismatched == [], f"weights differ after resume: {mismatched[:5]}"
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "bridge"
+
+    def make_nan(output):
+        output.loss = output.loss * float("nan")
+
+    _poison_forward(monkeypatch, after_calls=3, effect=make_nan)
+    assert main(_argv(tiny_dataset, out, "--max-steps", "10", "--save-every", "1")) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "snake-eqm lm-train: error:" in line]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "loss became nan at step 3" in lines[0] and "checkpoint-2" in lines[0]
+    weights = load_file(str(out / "checkpoints" / "checkpoint-2" / "model.safetensors"))
+    assert all(torch.isfinite(value).all() for value in weights.values())
+    assert not (out / "model.safetensors").exists()  # no final model made of NaNs

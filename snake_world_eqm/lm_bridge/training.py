@@ -1,8 +1,10 @@
-"""Train the LM bridge on a Snake dataset with Accelerate (`snake-eqm lm-train`, `hub_scripts/train_lm_bridge.py`).
+"""Train the LM bridge on a Snake dataset (`snake-eqm lm-train`, `hub_scripts/train_lm_bridge.py`).
 
 The world model is frozen, so its features are computed once per board (the expensive part: one EqM sample
-plus, with what-if, four more) and the LM is then trained on cached tensors. Evaluation is on held-out
-episodes: the LM *generates* its answer and the parser reads it; nothing is teacher-forced.
+plus, with what-if, four more) and the LM is then trained on cached tensors, through the package's one
+training engine (`snake_world_eqm.training.engine`): checkpoints and `--resume-from-checkpoint latest|PATH`,
+the NaN guard, a clean stop on SIGINT/SIGTERM or `--max-train-minutes`, trackers, train_log.jsonl. Evaluation
+is on held-out episodes: the LM *generates* its answer and the parser reads it; nothing is teacher-forced.
 
     snake-eqm lm-train --dataset snake_world_dataset --eqm-model outputs/eqm --output-dir outputs/lm_bridge
     snake-eqm lm-train ... --lm-name-or-path HuggingFaceTB/SmolLM2-135M      # a real Hub LM, frozen by default
@@ -12,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import shlex
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
@@ -32,6 +36,10 @@ from transformers import (
 
 from snake_world_eqm.data import collate, load_snake_dataset
 from snake_world_eqm.provenance import provenance
+from snake_world_eqm.training import engine, exit_code
+from snake_world_eqm.training.data import EpochShuffleSampler
+from snake_world_eqm.training.flags import check_common_flags, resolve_trackers
+from snake_world_eqm.training.outputs import place_run
 
 from .args import build_parser
 from .modeling_lm_bridge import SnakeLMBridge, SnakeWorldFeatures
@@ -228,100 +236,112 @@ def score_answers(
 
 
 def make_loader(
-    features: dict[str, torch.Tensor], texts: dict[str, torch.Tensor], batch_size: int, shuffle: bool
-):
+    features: dict[str, torch.Tensor], texts: dict[str, torch.Tensor], batch_size: int, shuffle: bool,
+    seed: int = 0,
+) -> tuple[DataLoader, list[str]]:
+    """A loader of (features..., texts...) tuples and their names; shuffled in an order set by (seed, epoch)
+    only, and with its own generator (a new iterator draws no number from the global RNG), so a resumed run
+    sees the same batches and the same dropout as an uninterrupted one."""
     names = [k for k in FEATURE_FIELDS if k in features and k != "eqm_action"]
-    tensors = [features[k] for k in names] + [texts[k] for k in TEXT_FIELDS]
-    loader = DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=shuffle, drop_last=False)
+    dataset = TensorDataset(*([features[k] for k in names] + [texts[k] for k in TEXT_FIELDS]))
+    sampler = EpochShuffleSampler(len(dataset), seed) if shuffle else None
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=False,
+                        generator=torch.Generator().manual_seed(seed))
     return loader, names + list(TEXT_FIELDS)
 
 
+def bridge_task(
+    bridge: SnakeLMBridge,
+    loader: DataLoader,
+    names: list[str],
+    eval_features: dict[str, torch.Tensor] | None = None,
+    eval_answers: list[SnakeAnswer] | None = None,
+    summarize=None,
+    save_final=None,
+) -> engine.TrainTask:
+    """The LM bridge's pieces for the engine: teacher-forced loss on cached features; validation generates."""
+
+    def loss(model: Any, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return model(**dict(zip(names, batch))).loss, {}
+
+    def validate(accelerator: Any, model: Any, data: Any) -> dict[str, float]:
+        features, answers = data
+        return evaluate_bridge(accelerator.unwrap_model(model), features, answers)
+
+    has_eval = eval_features is not None and eval_answers is not None
+    return engine.TrainTask(
+        kind="lm_bridge",
+        label="lm-bridge",
+        build_model=lambda: bridge,
+        build_loaders=lambda: (loader, (eval_features, eval_answers) if has_eval else None),
+        loss=loss,
+        batch_rows=lambda batch: len(batch[0]),
+        validate=validate if has_eval else None,
+        summarize=summarize,
+        save_final=save_final,
+        nan_hint="lower --learning-rate",
+    )
+
+
 def train_bridge(
-    bridge: SnakeLMBridge, loader, names: list[str], args, accelerator: Accelerator
+    bridge: SnakeLMBridge, loader: DataLoader, names: list[str], settings: engine.EngineSettings
 ) -> list[dict]:
-    params = [p for p in bridge.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("nothing to train: the projector has no trainable parameters")
-    optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay)
-    total = args.max_steps or args.epochs * len(loader)
-    warmup = min(100, total // 10)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, warmup, total))
-    bridge, optimizer, loader, scheduler = accelerator.prepare(bridge, optimizer, loader, scheduler)
-    history, step, started, out_of_time = [], 0, time.monotonic(), False
-    bar = tqdm(total=total, desc="lm-bridge", disable=not accelerator.is_local_main_process)
-    while step < total:
-        for batch in loader:
-            with accelerator.accumulate(bridge):
-                loss = bridge(**dict(zip(names, batch))).loss
-                accelerator.backward(loss)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            step += 1
-            bar.update(1)
-            if step % args.log_every == 0 or step == total:
-                record = {"step": step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
-                history.append(record)
-                accelerator.log({"train/loss": record["loss"], "train/lr": record["lr"]}, step=step)
-                bar.set_postfix(loss=f"{record['loss']:.4f}")
-            out_of_time = (
-                args.time_limit_minutes and time.monotonic() - started > 60 * args.time_limit_minutes
-            )
-            if step >= total or out_of_time:
-                break
-        if out_of_time:
-            accelerator.print(
-                f"stopped at step {step}/{total}: --time-limit-minutes {args.time_limit_minutes} reached"
-            )
-            break
-    bar.close()
-    if history and history[-1]["step"] != step:  # stopped by the time limit between two log points
-        history.append({"step": step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0]})
-    return history
+    """Train `bridge` on `loader` through the engine (no validation); return the logged losses."""
+    engine.train(bridge_task(bridge, loader, names), settings)
+    return history_of(settings.output_dir)
 
 
-def _lr_factor(step: int, warmup: int, total: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+def history_of(output_dir: Path) -> list[dict]:
+    """The training losses of a run, [{step, loss, lr}], from its train_log.jsonl."""
+    path = Path(output_dir) / "train_log.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return [{"step": row["step"], "loss": row["train/loss"], "lr": row["train/learning_rate"]}
+            for row in rows if row.get("kind") == "train"]
 
 
 # ---------------------------------------------------------------------- command line
 
 
-def _check_args(args: argparse.Namespace) -> None:
+@dataclass(frozen=True)
+class LMBridgeSetup:
+    """An `lm-train` run, checked and resolved once from the flags."""
+
+    args: argparse.Namespace  # the bridge's own flags (world model, LM, prompt); read, never changed
+    engine: engine.EngineSettings
+
+
+def prepare_run(args: argparse.Namespace, command: str) -> LMBridgeSetup:
+    """Every check that needs no model: flags, trackers, OUTPUT_DIR and the checkpoint to resume."""
     if bool(args.eqm_model) == bool(args.random_eqm):
         raise SystemExit(
             "give exactly one of --eqm-model PATH (a trained world model) or --random-eqm (smoke tests)"
         )
-    for name in (
-        "max_train_samples",
-        "max_eval_samples",
-        "epochs",
-        "batch_size",
-        "num_prefix_tokens",
-        "log_every",
-    ):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.max_steps is not None and args.max_steps < 1:
-        raise SystemExit(f"--max-steps must be >= 1, got {args.max_steps}")
+    check_common_flags(args)
+    trackers = resolve_trackers(args.report_to, args.wandb)
+    placement = place_run(args.output_dir, args.resume_from_checkpoint, args.overwrite_output_dir, "lm_bridge")
+    settings = engine.EngineSettings(
+        output_dir=Path(args.output_dir), run_id=placement.run_id, command=command, seed=args.seed,
+        epochs=args.epochs, max_steps=args.max_steps, max_train_minutes=args.max_train_minutes,
+        gradient_accumulation_steps=args.gradient_accumulation_steps, learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, gradient_clip=args.gradient_clip,
+        mixed_precision=args.mixed_precision, log_every=args.log_every, eval_every=args.eval_every,
+        save_every=args.save_every, checkpoints_total_limit=args.checkpoints_total_limit,
+        resume_from=placement.resume_from, trackers=tuple(trackers),
+        logging_dir=Path(args.logging_dir) if args.logging_dir else None, project_name=args.project_name,
+        progress_bar=not args.disable_progress_bar,
+        flags={**vars(args), "run_id": placement.run_id, "command": command},
+    )
+    return LMBridgeSetup(args, settings)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> dict:
+    """Parse, check, compute the features, train, evaluate; return the metrics (lm_bridge_metrics.json)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    _check_args(args)
+    setup = prepare_run(args, shlex.join(["snake-eqm", "lm-train", *argv]))
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     set_seed(args.seed)
-    output_dir = Path(args.output_dir)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        log_with=None if args.report_to == "none" else args.report_to,
-        project_dir=str(output_dir),
-    )
-    progress = accelerator.is_local_main_process
     dataset = load_snake_dataset(args.dataset, required=LABEL_COLUMNS)
     for split in (args.train_split, args.eval_split):
         if split not in dataset:
@@ -330,56 +350,58 @@ def main(argv: list[str] | None = None) -> int:
     eval_cols = split_columns(dataset[args.eval_split], args.max_eval_samples, args.seed)
 
     bridge = build_bridge(args)
+    progress = not args.disable_progress_bar
     started = time.monotonic()
-    train_features = compute_features(
-        bridge, train_cols["state"], args.feature_batch_size, args.seed, progress
-    )
-    eval_features = compute_features(
-        bridge, eval_cols["state"], args.feature_batch_size, args.seed + 1, progress
-    )
+    train_features = compute_features(bridge, train_cols["state"], args.feature_batch_size, args.seed, progress)
+    eval_features = compute_features(bridge, eval_cols["state"], args.feature_batch_size, args.seed + 1, progress)
     feature_seconds = time.monotonic() - started
     train_answers, eval_answers = answers_of(train_cols), answers_of(eval_cols)
     texts = encode_examples(bridge.tokenizer, train_answers, prompt=bridge.config.prompt)
-    loader, names = make_loader(train_features, texts, args.batch_size, shuffle=True)
+    loader, names = make_loader(train_features, texts, args.batch_size, shuffle=True, seed=args.seed)
 
-    if args.report_to != "none":
-        accelerator.init_trackers("lm_bridge", config=_tracker_config(args))
-    started = time.monotonic()
-    history = train_bridge(bridge, loader, names, args, accelerator)
-    train_seconds = time.monotonic() - started
-    bridge = accelerator.unwrap_model(bridge)
+    def summarize(run: engine.TrainingRun, stopped_because: str) -> dict[str, Any]:
+        history = history_of(setup.engine.output_dir) if run.accelerator.is_main_process else []
+        return {
+            **(run.state.last_validation or {}),
+            "eval_split": args.eval_split,
+            "num_train_states": len(train_answers),
+            "feature_seconds": round(feature_seconds, 1),
+            "train_seconds": round(run.state.train_seconds, 1),
+            "train_steps": run.state.global_step,
+            "final_train_loss": history[-1]["loss"] if history else None,
+            "stopped_because": stopped_because,
+            "provenance": provenance(setup.engine.command),  # command, code revision, machine, date
+        }
 
-    metrics = evaluate_bridge(bridge, eval_features, eval_answers)
-    metrics.update(
-        eval_split=args.eval_split,
-        num_train_states=len(train_answers),
-        feature_seconds=round(feature_seconds, 1),
-        train_seconds=round(train_seconds, 1),
-        train_steps=history[-1]["step"] if history else 0,
-        final_train_loss=history[-1]["loss"] if history else None,
-        provenance=provenance(),  # command, code revision, machine, date: docs/results/README.md
-    )
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        bridge.save_pretrained(output_dir)
+    saved: list[dict[str, Any]] = []  # filled on the main process only, which prints the metrics
+
+    def save_final(run: engine.TrainingRun, metrics: dict[str, Any]) -> None:
+        saved.append(metrics)
+        output_dir = setup.engine.output_dir
+        run.unwrapped_model.save_pretrained(output_dir)
         (output_dir / "lm_bridge_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        (output_dir / "lm_bridge_history.json").write_text(json.dumps(history) + "\n")
-        print(json.dumps(metrics, indent=2))
-    accelerator.end_training()
-    return 0
+        (output_dir / "lm_bridge_history.json").write_text(json.dumps(history_of(output_dir)) + "\n")
+
+    task = bridge_task(bridge, loader, names, eval_features, eval_answers, summarize, save_final)
+    metrics = engine.train(task, setup.engine)
+    if saved:
+        print(json.dumps(saved[0], indent=2))
+    return metrics
 
 
-def _tracker_config(args: argparse.Namespace) -> dict:
-    # Trackers accept only scalars and strings.
-    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in vars(args).items()}
+def main(argv: list[str] | None = None) -> int:
+    """`snake-eqm lm-train`: 0 when done, 2 on bad input, 1 when the loss became NaN/inf, 128+N after signal N."""
+    return exit_code("snake-eqm lm-train", run, argv)
 
 
 __all__ = [
+    "bridge_task",
     "build_bridge",
     "build_parser",
     "compute_features",
     "evaluate_bridge",
     "main",
+    "run",
     "score_answers",
     "tiny_text_config",
     "train_bridge",
