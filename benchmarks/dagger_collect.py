@@ -30,7 +30,7 @@ def _cpu_seconds() -> float:
 def collect_once(args, dtype: str) -> dict:
     """One on-policy build with the policy in `dtype`; its rate, CPU time and the policy's share."""
     from dataset_builder.builder import build_dataset
-    from dataset_builder.policy import load_policy
+    from snake_world_eqm.agents.factory import load_policy
     from snake_world_eqm.data.generate import GenerationConfig
 
     act = load_policy(args.model, args.agent, 10, 10, dtype=dtype)
@@ -69,7 +69,7 @@ def dtype_agreement(args, dataset: str, max_rows: int = 20_000) -> dict:
     """How often the bfloat16 policy picks the float32 policy's move, on the test rows of `dataset`."""
     import numpy as np
 
-    from dataset_builder.policy import load_policy
+    from snake_world_eqm.agents.factory import load_policy
     from snake_world_eqm.data.loading import load_snake_dataset
 
     split = load_snake_dataset(dataset)["test"].with_format("numpy")

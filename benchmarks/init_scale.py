@@ -25,8 +25,8 @@ sys.path.insert(0, str(REPO))
 def held_out(model, dataset: str, split: str, scales: list[float], votes: list[int], max_rows: int) -> dict:
     import numpy as np
 
+    from snake_world_eqm.agents import EqMAgent
     from snake_world_eqm.data.loading import load_snake_dataset
-    from snake_world_eqm.evaluation.agents import EqMAgent
 
     rows = load_snake_dataset(dataset)[split].with_format("numpy")
     rows = rows.select(range(min(max_rows, len(rows))))[:]
@@ -50,7 +50,7 @@ def held_out(model, dataset: str, split: str, scales: list[float], votes: list[i
 
 
 def closed_loop(model, scales: list[float], games: int, seed: int) -> dict:
-    from snake_world_eqm.evaluation.agents import EqMAgent
+    from snake_world_eqm.agents import EqMAgent
     from snake_world_eqm.evaluation.closed_loop import play_both_starts
 
     result = {"games_per_start": games, "seeds": [seed, seed + games - 1]}

@@ -23,7 +23,7 @@ import torch
 
 
 def measure(model, games: int, steps: int, start_length: int, **knobs) -> dict:
-    from snake_world_eqm.evaluation.agents import PlannerAgent
+    from snake_world_eqm.agents import PlannerAgent
     from snake_world_eqm.evaluation.closed_loop import play_games
 
     agent = PlannerAgent(model, **knobs)
@@ -39,7 +39,7 @@ def measure(model, games: int, steps: int, start_length: int, **knobs) -> dict:
 
 def dead_end_survival(model, count: int, steps: int = 40) -> dict:
     sys.path.insert(0, ".")
-    from snake_world_eqm.evaluation.agents import PlannerAgent
+    from snake_world_eqm.agents import PlannerAgent
     from tests.test_planning import _survives, dead_end_boards
 
     size = model.config.board_height

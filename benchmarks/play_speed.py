@@ -35,7 +35,8 @@ def midgame_boards(count: int, size: int, seed: int, ticks: int = 60) -> np.ndar
 
 
 def main(argv: list[str] | None = None) -> int:
-    from snake_world_eqm.planning import add_planner_arguments, planner_options_from_args
+    from snake_world_eqm.agents.flags import add_planner_arguments
+    from snake_world_eqm.agents.planner import planner_options_from_args
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default=None)
@@ -46,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     planner_options = planner_options_from_args(args)
     torch.set_flush_denormal(True)  # as the evaluate CLI does: subnormals slow CPU convs
+    from snake_world_eqm.agents import BaselineAgent, EqMAgent, ExpertAgent, PlannerAgent
     from snake_world_eqm.configuration_snake_world_eqm import SnakePolicyBaselineConfig, SnakeWorldEqMConfig
-    from snake_world_eqm.evaluation.agents import BaselineAgent, EqMAgent, ExpertAgent, PlannerAgent
     from snake_world_eqm.modeling_snake_world_eqm import SnakePolicyBaseline, SnakeWorldEqM
 
     if args.model:

@@ -40,7 +40,7 @@ def summary(result: dict) -> dict:
 
 def agreement_by_length(agent, teacher: str, games: int, seed: int) -> dict:
     """Share of the student's moves that differ from the teacher's, by snake length (three-cell starts)."""
-    from snake_world_eqm.evaluation.agents import Agent
+    from snake_world_eqm.agents import Agent
     from snake_world_eqm.evaluation.closed_loop import play_games
     from snake_world_eqm.game import HEAD_ALONE, expert_actions
 
@@ -76,7 +76,7 @@ def main() -> None:
 
     import torch
 
-    from snake_world_eqm.evaluation.agents import EqMAgent, ExpertAgent
+    from snake_world_eqm.agents import EqMAgent, ExpertAgent
     from snake_world_eqm.evaluation.closed_loop import play_both_starts
     from snake_world_eqm.pretrained import load_model
     from snake_world_eqm.provenance import with_provenance, write_json

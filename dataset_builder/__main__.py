@@ -96,7 +96,7 @@ def config_from_args(args: argparse.Namespace) -> GenerationConfig:
             raise ValueError(f"--beta must be in [0, 1] (the probability that the expert plays a step), got {beta}")
         if args.num_proc != 1:
             raise ValueError("--policy plays in one process (the model batches across games already); drop --num-proc")
-        from .policy import load_policy
+        from snake_world_eqm.agents.factory import load_policy
 
         policy = load_policy(args.policy, args.policy_agent, args.height, args.width, seed=args.seed,
                              dtype=args.policy_dtype)

@@ -25,11 +25,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from snake_world_eqm.agents.flags import POLICY_AGENTS, POLICY_DTYPES
 from snake_world_eqm.argtypes import non_negative_int, positive_int, probability
 from snake_world_eqm.data.generate import EXPERT_KINDS
 
 from .builder import build_dataset
-from .policy import POLICY_AGENTS, POLICY_DTYPES, load_policy
 
 ROUND_FILE = "round.json"
 EVAL_SEED = 5000  # play seeds of the per-round score; the release evaluation uses 1000-1099
@@ -163,6 +163,7 @@ def collect(model: str, output: Path, num_samples: int, beta: float, height: int
             dtype: str = "float32") -> None:
     """On-policy rows into the dataset folder `output` (episodes start from one-cell snakes at
     `one_cell_fraction`, else three-cell ones; games stepped 256 at a time so the model batches)."""
+    from snake_world_eqm.agents.factory import load_policy
     from snake_world_eqm.data.generate import GenerationConfig
 
     policy = load_policy(model, agent, height, width, seed=seed, dtype=dtype)
@@ -248,7 +249,7 @@ def finetune(model: str, datasets: list[str], output: Path, args: argparse.Names
 def score_model(model: str, height: int, width: int, games: int, max_steps: int | None,
                 no_progress: bool = True) -> dict[str, Any]:
     """Closed-loop score of the model's own agent (EqM agent or baseline), both start kinds, fixed seeds."""
-    from snake_world_eqm.evaluation.agents import BaselineAgent, EqMAgent
+    from snake_world_eqm.agents.simple import BaselineAgent, EqMAgent
     from snake_world_eqm.evaluation.closed_loop import play_both_starts
     from snake_world_eqm.pretrained import load_model, model_kind
 

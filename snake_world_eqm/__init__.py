@@ -1,13 +1,16 @@
 """snake-world-eqm: a Snake world model trained by Equilibrium Matching.
 
 Heavy modules (torch, transformers) load on first attribute access, so `import snake_world_eqm` stays light.
-Importing the model classes also registers them with AutoConfig / AutoModel.
+Importing the model classes also registers them with AutoConfig / AutoModel; importing the package registers
+the Gymnasium env `snake_world_eqm/Snake-v0` (`gymnasium.make` works right after `import snake_world_eqm`).
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
+
+from snake_world_eqm import game  # noqa: F401  (registers the Gymnasium env)
 
 __version__ = "0.1.0"
 

@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from snake_world_eqm.agents.base import sample_model
+from snake_world_eqm.agents.planner import PlannerAgent
+from snake_world_eqm.agents.simple import ExpertAgent
 from snake_world_eqm.app_args import build_parser
-from snake_world_eqm.evaluation.agents import ExpertAgent, PlannerAgent, sample_model
 from snake_world_eqm.evaluation.metrics import comparable_boards, is_terminal
 from snake_world_eqm.game import (
     ACTION_NAMES,

@@ -32,6 +32,18 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def int_in_range(low: int, high: int, what: str = "an integer"):
+    """An argparse type: an integer in [low, high] (argparse then exits 2 naming the flag)."""
+
+    def parse(text: str) -> int:
+        value = _number(text, int, what)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what} from {low} to {high}, got {text!r}")
+        return value
+
+    return parse
+
+
 def positive_float(text: str) -> float:
     value = _number(text, float, "a positive number")
     if value <= 0:

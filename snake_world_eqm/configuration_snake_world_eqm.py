@@ -1,7 +1,7 @@
 """Configurations of the Snake EqM world model and of its behaviour-cloning baseline.
 
-Self-contained (transformers convention): this file imports nothing from the rest of the package,
-so it can be copied next to a checkpoint and loaded with ``trust_remote_code=True``.
+It reads the game's constants from `snake_world_eqm.game` (as the modeling file does), so a checkpoint
+loaded with ``trust_remote_code=True`` needs the package installed.
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ import math
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-# Mirrors snake_world_eqm.game (kept literal here so this file stays self-contained).
-_NUM_CELL_CLASSES = 12
-_NUM_ACTIONS = 4
-_MIN_BOARD_SIZE, _MAX_BOARD_SIZE = 4, 32
+from snake_world_eqm.game.encoding import NUM_CELL_CLASSES
+from snake_world_eqm.game.state import MAX_BOARD_SIZE, MIN_BOARD_SIZE, NUM_ACTIONS
 
 _SCHEDULES = ("linear", "truncated", "piecewise")
 _CNN_MODES = ("replace", "append")
@@ -26,11 +24,11 @@ _ENERGY_TYPES = ("dot_product", "squared_l2")
 # they sit far above anything we train. `None` is allowed exactly for the fields whose default is None.
 _INT, _FLOAT, _BOOL = "int", "float", "bool"
 _ENCODER_FIELDS = {
-    "board_height": (_INT, _MIN_BOARD_SIZE, _MAX_BOARD_SIZE),
-    "board_width": (_INT, _MIN_BOARD_SIZE, _MAX_BOARD_SIZE),
+    "board_height": (_INT, MIN_BOARD_SIZE, MAX_BOARD_SIZE),
+    "board_width": (_INT, MIN_BOARD_SIZE, MAX_BOARD_SIZE),
     "fixed_board_size": (_BOOL, None, None),
-    "num_cell_classes": (_INT, _NUM_CELL_CLASSES, _NUM_CELL_CLASSES),
-    "num_actions": (_INT, _NUM_ACTIONS, _NUM_ACTIONS),
+    "num_cell_classes": (_INT, NUM_CELL_CLASSES, NUM_CELL_CLASSES),
+    "num_actions": (_INT, NUM_ACTIONS, NUM_ACTIONS),
     "d_model": (_INT, 1, 4096),
     "num_layers": (_INT, 0, 64),
     "num_heads": (_INT, 1, 256),
@@ -196,8 +194,8 @@ class SnakeWorldEqMConfig(_ModelTypeCheck, PreTrainedConfig):
     board_height: int = 10
     board_width: int = 10
     fixed_board_size: bool = True
-    num_cell_classes: int = _NUM_CELL_CLASSES
-    num_actions: int = _NUM_ACTIONS
+    num_cell_classes: int = NUM_CELL_CLASSES
+    num_actions: int = NUM_ACTIONS
     # encoder
     d_model: int = 128
     num_layers: int = 3
@@ -298,8 +296,8 @@ class SnakePolicyBaselineConfig(_ModelTypeCheck, PreTrainedConfig):
     board_height: int = 10
     board_width: int = 10
     fixed_board_size: bool = True
-    num_cell_classes: int = _NUM_CELL_CLASSES
-    num_actions: int = _NUM_ACTIONS
+    num_cell_classes: int = NUM_CELL_CLASSES
+    num_actions: int = NUM_ACTIONS
     d_model: int = 128
     num_layers: int = 3
     num_heads: int = 4

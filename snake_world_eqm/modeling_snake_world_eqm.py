@@ -23,14 +23,19 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from snake_world_eqm.game import SnakeState, encode_observation, validate_observation
+from snake_world_eqm.game.encoding import (
+    FOOD,
+    HEAD_ALONE,
+    HEAD_LEFT,
+    encode_observation,
+    validate_observation,
+)
+from snake_world_eqm.game.state import MAX_BOARD_SIZE, MIN_BOARD_SIZE, SnakeState
 
 from .configuration_snake_world_eqm import SnakePolicyBaselineConfig, SnakeWorldEqMConfig
 from .eqm import check_init_scale, gradient_scale, interpolate, nag_descent, target_gradient
 
-_MAX_BOARD_SIZE = 32
-_HEAD_CODES = (2, 3, 4, 5, 6)  # HEAD_ALONE, HEAD_UP..HEAD_LEFT (game/encoding.py)
-_EMPTY, _FOOD = 0, 1
+_HEAD_CODES = tuple(range(HEAD_ALONE, HEAD_LEFT + 1))  # the lone head and the four pointing heads
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -154,8 +159,8 @@ def prepare_boards(config, obs, device=None, validate: bool = True) -> torch.Ten
             f"board size {height}x{width} does not match the config's {config.board_height}x{config.board_width} "
             "(set fixed_board_size=False to run on other sizes)"
         )
-    if not (4 <= height <= _MAX_BOARD_SIZE and 4 <= width <= _MAX_BOARD_SIZE):
-        raise ValueError(f"board size {height}x{width} is outside the supported 4..32")
+    if not (MIN_BOARD_SIZE <= height <= MAX_BOARD_SIZE and MIN_BOARD_SIZE <= width <= MAX_BOARD_SIZE):
+        raise ValueError(f"board size {height}x{width} is outside the supported {MIN_BOARD_SIZE}..{MAX_BOARD_SIZE}")
     low, high = int(boards.min()), int(boards.max())
     if low < 0 or high >= config.num_cell_classes:
         raise ValueError(f"cell codes must be in [0, {config.num_cell_classes}), got values in [{low}, {high}]")
@@ -243,8 +248,8 @@ class SnakeCellEmbedding(nn.Module):
     def __init__(self, num_codes: int, dim: int):
         super().__init__()
         self.code = nn.Embedding(num_codes, dim)
-        self.row = nn.Embedding(_MAX_BOARD_SIZE, dim)
-        self.col = nn.Embedding(_MAX_BOARD_SIZE, dim)
+        self.row = nn.Embedding(MAX_BOARD_SIZE, dim)
+        self.col = nn.Embedding(MAX_BOARD_SIZE, dim)
 
     def forward(self, boards: torch.Tensor) -> torch.Tensor:
         """(B, H, W) long → (B, H, W, dim)."""
@@ -343,20 +348,20 @@ class SnakeLatentEncoder(nn.Module):
         dim = config.latent_hidden_dim or config.d_model
         self.num_codes = config.num_cell_classes
         self.pair = nn.Embedding(self.num_codes * self.num_codes, dim)
-        self.offset_row = nn.Embedding(2 * _MAX_BOARD_SIZE - 1, dim)
-        self.offset_col = nn.Embedding(2 * _MAX_BOARD_SIZE - 1, dim)
+        self.offset_row = nn.Embedding(2 * MAX_BOARD_SIZE - 1, dim)
+        self.offset_col = nn.Embedding(2 * MAX_BOARD_SIZE - 1, dim)
         self.cell_mlp = nn.Sequential(nn.GELU(), nn.Linear(dim, dim), nn.GELU())
         self.proj = nn.Linear(dim, config.latent_dim)
         self.norm = nn.LayerNorm(config.latent_dim, elementwise_affine=False)
 
     def forward(self, boards: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         width = boards.shape[-1]
-        kept = (boards != current) & (boards >= _FOOD) & (boards <= _HEAD_CODES[-1])
+        kept = (boards != current) & (boards >= FOOD) & (boards <= _HEAD_CODES[-1])
         # At most two cells per board qualify, so embed only those (gather, MLP, scatter-add), not every cell.
         index, cell = kept.flatten(1).nonzero(as_tuple=True)
         head_row, head_col = _head_position(current)  # (B,), 0 when there is no head
         pair = current.flatten(1)[index, cell] * self.num_codes + boards.flatten(1)[index, cell]
-        offset = _MAX_BOARD_SIZE - 1
+        offset = MAX_BOARD_SIZE - 1
         tokens = (self.pair(pair) + self.offset_row(cell // width - head_row[index] + offset)
                   + self.offset_col(cell % width - head_col[index] + offset))
         feats = self.cell_mlp(tokens)
@@ -399,8 +404,8 @@ class SnakeLatentDecoder(nn.Module):
         self.embed = SnakeCellEmbedding(config.num_cell_classes, c)
         # Each cell's offset from the current head: the latent names the new head and food by such offsets,
         # so a cell recognises itself with one multiplicative (FiLM) match instead of a long-range search.
-        self.offset_row = nn.Embedding(2 * _MAX_BOARD_SIZE - 1, c)
-        self.offset_col = nn.Embedding(2 * _MAX_BOARD_SIZE - 1, c)
+        self.offset_row = nn.Embedding(2 * MAX_BOARD_SIZE - 1, c)
+        self.offset_col = nn.Embedding(2 * MAX_BOARD_SIZE - 1, c)
         self.blocks = nn.ModuleList(SnakeFiLMConv(c, config.latent_dim) for _ in range(max(1, config.decoder_layers)))
         self.head = nn.Conv2d(c, config.num_cell_classes, 1)
 
@@ -408,8 +413,8 @@ class SnakeLatentDecoder(nn.Module):
         """Embedding of the current board (B, C, H, W); computed once and reusable for several latents."""
         height, width = current.shape[-2:]
         head_row, head_col = _head_position(current)
-        rows = torch.arange(height, device=current.device)[None, :] - head_row[:, None] + _MAX_BOARD_SIZE - 1
-        cols = torch.arange(width, device=current.device)[None, :] - head_col[:, None] + _MAX_BOARD_SIZE - 1
+        rows = torch.arange(height, device=current.device)[None, :] - head_row[:, None] + MAX_BOARD_SIZE - 1
+        cols = torch.arange(width, device=current.device)[None, :] - head_col[:, None] + MAX_BOARD_SIZE - 1
         x = self.embed(current) + self.offset_row(rows)[:, :, None] + self.offset_col(cols)[:, None, :]
         return x.permute(0, 3, 1, 2)
 

@@ -4,15 +4,9 @@
 import numpy as np
 import pytest
 
-from snake_world_eqm.evaluation.agents import (
-    EqMAgent,
-    ExpertAgent,
-    PlannerAgent,
-    RandomAgent,
-    bfs_from_head,
-    board_heuristic,
-)
+from snake_world_eqm.agents import EqMAgent, ExpertAgent, PlannerAgent, RandomAgent
 from snake_world_eqm.evaluation.closed_loop import initial_boards
+from snake_world_eqm.game.geometry import bfs_from_head
 from snake_world_eqm.evaluation.oracle import OracleWorldModel
 from snake_world_eqm.game import (
     BODY_RIGHT,
@@ -75,13 +69,12 @@ def _row_board() -> np.ndarray:
     return board
 
 
-def test_bfs_distances_and_heuristic_on_a_hand_board():
+def test_bfs_distances_on_a_hand_board():
     distance, has_head = bfs_from_head(_row_board()[None])
     assert has_head.tolist() == [True]
     assert distance[0, 0, 0] == 0 and distance[0, 3, 3] == 6 and distance[0, 0, 1] == -1
     assert distance[0, 0, 2] == 4  # the tail cell is reachable around the body: (1,0)(1,1)(1,2)(0,2)
-    value = board_heuristic(_row_board()[None], food_weight=0.5, trap_penalty=-5.0)
-    assert value[0] == pytest.approx(0.5 * (1 - 6 / 16))
     walled = _row_board()
     walled[1, :] = BODY_RIGHT  # not a legal board, but it cuts the head off from food and tail
-    assert board_heuristic(walled[None], 0.5, -5.0)[0] == pytest.approx(-5.0)
+    distance, _ = bfs_from_head(walled[None])
+    assert distance[0, 3, 3] == -1 and distance[0, 0, 2] == -1

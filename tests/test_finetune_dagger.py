@@ -249,7 +249,7 @@ def test_dagger_collection_input_errors_are_one_line_and_write_nothing(tiny_mode
 
 
 def test_a_bfloat16_policy_plays_the_same_moves_on_these_boards_and_bad_dtypes_are_refused(tiny_models):
-    from dataset_builder.policy import load_policy
+    from snake_world_eqm.agents.factory import load_policy
     from snake_world_eqm.evaluation.closed_loop import initial_boards
 
     eqm, _ = tiny_models

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from snake_world_eqm.evaluation.agents import EqMAgent, PlannerAgent, RandomAgent, neck_directions
+from snake_world_eqm.agents import EqMAgent, PlannerAgent, RandomAgent
 from snake_world_eqm.evaluation.closed_loop import initial_boards, play_games
-from snake_world_eqm.evaluation.metrics import snake_lengths
 from snake_world_eqm.evaluation.oracle import OracleWorldModel
 from snake_world_eqm.game import (
     DEATH_EVENTS,
@@ -23,7 +22,7 @@ from snake_world_eqm.game import (
     batched_successors,
     encode_observation,
 )
-from snake_world_eqm.planning import (
+from snake_world_eqm.agents.planner import (
     DIED,
     LOST,
     ModelPlanner,
@@ -33,10 +32,10 @@ from snake_world_eqm.planning import (
     entered_cells,
     escape_search,
     expected_food_wait,
-    grid_distances,
     tail_following_actions,
     vacate_times,
 )
+from snake_world_eqm.game.geometry import grid_distances, neck_directions, snake_lengths
 from tests.game_helpers import random_state
 
 DEATHS = [int(event) for event in DEATH_EVENTS]
@@ -235,7 +234,7 @@ def test_the_stall_detector_counts_on_when_the_model_misdraws_the_next_board():
 
 
 def test_a_games_memory_is_the_nearest_expected_board_unless_it_grew():
-    from snake_world_eqm.planning import MEMORY_MATCH_CELLS, ModelPlanner, _masked_key, _Memory
+    from snake_world_eqm.agents.planner import MEMORY_MATCH_CELLS, ModelPlanner, _masked_key, _Memory
 
     planner = ModelPlanner(OracleWorldModel(6, 6))
     board = initial_boards(1, 6, 6, seed=3)[0].astype(np.int8)
@@ -322,10 +321,10 @@ def test_planner_config_rejects_bad_knobs_in_one_line(capsys):
 
     with pytest.raises(SystemExit) as exit_:
         main(["--agent", "expert", "--planner-horizon", "0"])
-    assert exit_.value.code == 2 and "--planner-horizon: must be from 1 to 64, got 0" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "--planner-horizon: expected an integer from 1 to 64, got '0'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         main(["--agent", "expert", "--planner-init-scale", "-1"])
-    assert exit_.value.code == 2 and "--planner-init-scale: must be a finite number >= 0" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "--planner-init-scale: expected a finite number >= 0" in capsys.readouterr().err
 
 
 def test_the_planner_passes_its_init_scale_to_every_sample():
@@ -476,7 +475,8 @@ def test_detours_and_traps_right_after_the_move_send_the_plan_to_the_search():
 def test_every_planner_flag_reaches_its_config_field():
     import argparse
 
-    from snake_world_eqm.planning import PLANNER_FLAGS, add_planner_arguments, planner_options_from_args
+    from snake_world_eqm.agents.flags import PLANNER_FLAGS, add_planner_arguments
+    from snake_world_eqm.agents.planner import planner_options_from_args
 
     parser = argparse.ArgumentParser()
     add_planner_arguments(parser)

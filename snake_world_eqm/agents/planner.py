@@ -20,23 +20,15 @@ disagree on the action (`gate_seeds`). The search imagines
 Lines are valued by predicted death (the later the better), apples (the sooner the better), and, at
 their end, room to move, a way to the tail and, at the horizon, the food as an apple discounted by when
 the head can first reach it (`food_eta`). After an imagined apple the predicted food cell is a guess,
-so that board is valued by room and tail only. The shipped model cannot draw some apples (it loses the
-head, mostly with the tail right behind it); such a line ranks below every living one, except where
-play is stalling: then it is valued from the board before the apple (`unsure_penalty`), unless the
-food cell has no way on. Measured on 10x10 (issue 12): the planner's late-game losses were detours
-of the model's own play, not deaths, and stalls where that blind spot hid the only apple. The knobs
-aimed at them (food_eta, gate_detour, gate_next, unsure_penalty=1.0) did not beat the defaults on 13
-seeds x 2 starts (docs/results/play_planner_v2_start*.json), nor with the route-expert checkpoint
-(food_eta + gate_detour: 81.2 / 84.95 apples and 23 deaths in 40 games against 87.05 / 89.0 and 2 for the
-defaults, seeds 2000-2019; docs/results/planner_knobs_v3_seeds2000.json), so they stay off.
+so that board is valued by room and tail only.
+A line that the model cannot draw to its end (it loses the head at an apple) ranks below every living
+one, except where play is stalling: then it is valued from the board before the apple
+(`unsure_penalty`), unless the food cell has no way on.
 
-Where the descents start mattered more: the plan follows the model's deterministic policy (each descent from
-the origin, `init_scale=0`; the EqM agent leaves the teacher's move less often from there) and the search
-draws EqM noise (`search_init_scale=1`), so its lines of one first move differ. On seeds 2000-2039 that
-ate 89.63 apples against the teacher's 88.58 and 88.03 for noise everywhere (seeds 2000-2019); origin-only
-search ate as much but stalled twice (docs/results/planner_knobs_v4_seeds2000.json).
+The plan's descents start at the origin (`init_scale=0`: the model's deterministic policy, which leaves
+the teacher's move least often), the search's at EqM's noise (`search_init_scale=1`), so that the lines
+of one first move differ. How each default was chosen is logged in docs/results/README.md.
 """
-
 from __future__ import annotations
 
 import time
@@ -45,26 +37,24 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from snake_world_eqm.agents.base import Agent, as_numpy_long, check_obs, model_device, sample_model
+from snake_world_eqm.agents.flags import MAX_HORIZON, MAX_ROLLOUTS, PLANNER_FLAGS
 from snake_world_eqm.eqm import check_init_scale
-from snake_world_eqm.evaluation.agents import (
-    NUM_ACTIONS,
-    _as_long,
-    _model_device,
-    _shift,
-    grid_distances,
-    neck_directions,
-    sample_model,
-)
-from snake_world_eqm.evaluation.metrics import is_terminal, snake_lengths
 from snake_world_eqm.game.encoding import BODY_UP, EMPTY, FOOD, HEAD_ALONE, HEAD_LEFT, HEAD_UP, TAIL
+from snake_world_eqm.game.geometry import (
+    grid_distances,
+    head_counts,
+    is_terminal,
+    neck_directions,
+    neighbours,
+    snake_lengths,
+)
+from snake_world_eqm.game.state import NUM_ACTIONS
 
 # How a line ended.
 ALIVE, ATE, DIED, LOST = 0, 1, 2, 3
 # Tiers of line values: any living line beats any unreadable one, which beats any predicted death.
 DEATH_BASE, LOST_BASE = -100.0, -50.0
-
-
-from snake_world_eqm.planning_flags import MAX_HORIZON, MAX_ROLLOUTS  # noqa: E402  (bounds of the search)
 
 
 @dataclass
@@ -114,6 +104,21 @@ class PlannerConfig:
         for name in ("search_init_scale", "stall_init_scale"):
             if getattr(self, name) is not None:
                 check_init_scale(getattr(self, name), f"planner {name}")
+
+
+def planner_options_from_args(args) -> dict:
+    """PlannerConfig overrides from parsed flags (`agents.flags`); a bad value exits naming its flag."""
+    options = {}
+    for flag, (name, _, _) in PLANNER_FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is None:
+            continue
+        try:
+            PlannerConfig(**{name: value})
+        except ValueError as error:
+            raise SystemExit(f"{flag} {value}: {error}") from None
+        options[name] = value
+    return options
 
 
 @dataclass
@@ -191,10 +196,6 @@ class _Memory:
 MEMORY_MATCH_CELLS = 6
 
 
-def _head_counts(boards: np.ndarray) -> np.ndarray:
-    return ((boards >= HEAD_ALONE) & (boards <= HEAD_LEFT)).sum(axis=(1, 2))
-
-
 def vacate_times(boards: np.ndarray) -> np.ndarray:
     """(N, H, W) steps until each snake cell is free (the tail 1, the head the snake's length), 0 elsewhere.
 
@@ -240,8 +241,7 @@ def arrival_times(boards: np.ndarray) -> np.ndarray:
     arrival = np.full(boards.shape, -1, dtype=np.int64)
     visited, frontier = head.copy(), head.copy()
     for step in range(1, boards.shape[1] * boards.shape[2] + 1):
-        grown = _shift(frontier, -1, 0) | _shift(frontier, 1, 0) | _shift(frontier, 0, -1) | _shift(frontier, 0, 1)
-        frontier = grown & (times <= step) & ~visited
+        frontier = neighbours(frontier) & (times <= step) & ~visited
         if not frontier.any():
             break
         arrival[frontier] = step
@@ -345,7 +345,7 @@ class ModelPlanner:
         base = asdict(config) if config is not None else {}
         self.config = PlannerConfig(**{**base, **overrides})
         self.model = model.eval()
-        self.generator = torch.Generator(device=_model_device(model)).manual_seed(self.config.seed)
+        self.generator = torch.Generator(device=model_device(model)).manual_seed(self.config.seed)
         self.tie_rng = np.random.default_rng(self.config.seed)
         self.stats = PlannerStats()
         self._plans: dict[bytes, Plan] = {}  # keyed by the board the plan expects next
@@ -364,10 +364,11 @@ class ModelPlanner:
             out = sample_model(self.model, boards[chunk], generator=self.generator,
                                action=None if actions is None else actions[chunk], num_steps=self.config.num_steps,
                                init_scale=init_scale)
-            next_boards.append(_as_long(out.next_board).astype(np.int8))
-            chosen.append(_as_long(out.action))
+            # Decoded boards hold codes 0..11: straight to int8 on the host, one copy.
+            next_boards.append(out.next_board.detach().to(device="cpu", dtype=torch.int8).numpy())
+            chosen.append(as_numpy_long(out.action))
             self.stats.sample_calls += 1
-            self.stats.field_evaluations += int(_as_long(out.num_steps).sum())
+            self.stats.field_evaluations += int(as_numpy_long(out.num_steps).sum())
         self.stats.boards_sampled += boards.shape[0]
         return np.concatenate(next_boards), np.concatenate(chosen)
 
@@ -418,7 +419,7 @@ class ModelPlanner:
         died = is_terminal(predicted) | (chosen == neck_directions(current[rows]))
         predicted[died] = 0
         longer = snake_lengths(predicted) - snake_lengths(current[rows])
-        lost = ~died & ((_head_counts(predicted) != 1) | (longer < 0))
+        lost = ~died & ((head_counts(predicted) != 1) | (longer < 0))
         ate = ~died & ~lost & (longer > 0)
         lines.actions[rows, t] = chosen
         lines.entered[rows], lines.exits[rows] = entered_cells(current[rows], chosen)
@@ -693,17 +694,32 @@ def imagined_risk(planner: ModelPlanner, boards: np.ndarray, horizon: int) -> np
     return score
 
 
-# ---- command-line flags (shared by `snake-eqm play` and `snake-eqm evaluate`) ---------------------------
+__all__ = ["MAX_HORIZON", "MAX_ROLLOUTS", "ModelPlanner", "PlannerAgent", "PlannerConfig", "PlannerStats",
+           "imagined_risk", "planner_options_from_args"]
 
 
-# Command-line flags live in a torch-free module (so `--help` stays instant); re-exported here.
-from snake_world_eqm.planning_flags import (  # noqa: E402
-    PLANNER_FLAGS,
-    add_planner_arguments,
-    add_thread_argument,
-    planner_options_from_args,
-    set_threads,
-)
+class PlannerAgent(Agent):
+    """Model-predictive planning inside the world model (`ModelPlanner`) as an Agent.
 
-__all__ = ["MAX_HORIZON", "MAX_ROLLOUTS", "PLANNER_FLAGS", "ModelPlanner", "PlannerConfig", "PlannerStats",
-           "add_planner_arguments", "add_thread_argument", "planner_options_from_args", "set_threads"]
+    `PlannerAgent(model)` is the best planner measured; keyword arguments override `PlannerConfig`
+    (horizon, rollouts, gate, gate_seeds, ...). It never calls the simulator: every board it looks at
+    comes from `model.sample`. `stats` holds its cost (samples, field evaluations, searches, time).
+    """
+
+    name = "planner"
+    deterministic = False  # the model samples from noise
+
+    def __init__(self, model, config: PlannerConfig | None = None, **knobs) -> None:
+        self.planner = ModelPlanner(model, config, **knobs)
+        self.model = self.planner.model
+
+    @property
+    def config(self) -> PlannerConfig:
+        return self.planner.config
+
+    @property
+    def stats(self) -> PlannerStats:
+        return self.planner.stats
+
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        return self.planner.act(check_obs(obs))

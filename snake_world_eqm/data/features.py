@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from datasets import Array2D, Array3D, ClassLabel, Features, List, Value
 
-# Kept here (not imported from the game module) so that reading a dataset never needs the
-# game engine; `tests/test_data_features.py` checks they agree with `snake_world_eqm.game`.
-ACTION_NAMES = ("up", "right", "down", "left")
-EVENT_NAMES = ("none", "eat", "wall", "self", "win", "reverse")
+from snake_world_eqm.game.state import ACTION_NAMES, EVENT_NAMES, NUM_ACTIONS  # noqa: F401  (re-exported)
+
 # Who played the step (`taken_action`): the expert, a trained policy (on-policy/DAgger data) or a random
 # perturbation. The label (`action`) is always the expert's.
 SOURCE_NAMES = ("expert", "policy", "perturbed")
-NUM_ACTIONS = 4
 
 BOARD_COLUMNS = ("state", "next_state")
 PER_ACTION_COLUMNS = ("next_state_per_action", "reward_per_action", "terminated_per_action", "event_per_action")

@@ -32,12 +32,11 @@ import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features
 from tqdm.auto import tqdm
 
+from ..game.state import EXPERT_KINDS, MAX_BOARD_SIZE, MIN_BOARD_SIZE, NUM_ACTIONS
 from ..processes import capped_workers, die_with_parent
-from .features import COLUMN_DTYPES, COLUMNS, NUM_ACTIONS, SOURCE_NAMES, SPLITS, features
+from .features import COLUMN_DTYPES, COLUMNS, SOURCE_NAMES, SPLITS, features
 
-EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle", "route")  # mirrors snake_world_eqm.game.expert (checked in tests)
 DEFAULT_EXPERT = "fill"  # the dataset builder's default: the best measured expert (benchmarks/expert.py)
-MIN_BOARD_SIZE, MAX_BOARD_SIZE = 4, 32  # mirrors snake_world_eqm.game.rules (checked in tests)
 NUM_SYMMETRIES = 8
 _EVENT_EAT = 1  # Event.EAT
 SOURCE_EXPERT, SOURCE_POLICY, SOURCE_PERTURBED = (SOURCE_NAMES.index(name) for name in ("expert", "policy", "perturbed"))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-MIN_BOARD_SIZE, MAX_BOARD_SIZE = 4, 32  # mirrors snake_world_eqm.game.rules (checked in tests)
+from snake_world_eqm.game.state import MAX_BOARD_SIZE, MIN_BOARD_SIZE
+
 _SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 

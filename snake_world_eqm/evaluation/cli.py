@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from snake_world_eqm.agents.flags import add_planner_arguments, add_thread_argument, set_threads
 from snake_world_eqm.argtypes import (
     check_output_file,
     check_output_folder,
@@ -16,17 +17,11 @@ from snake_world_eqm.argtypes import (
     positive_float,
     positive_int,
 )
-from snake_world_eqm.planning_flags import (
-    add_planner_arguments,
-    add_thread_argument,
-    planner_options_from_args,
-    set_threads,
-)
+from snake_world_eqm.game.state import EXPERT_KINDS
 
 # torch and the evaluation code load after parsing, so `--help` answers at once.
 
 AGENT_NAMES = ("eqm", "planner", "baseline", "expert", "random")
-EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle", "route")  # mirrors snake_world_eqm.game.expert (checked in tests)
 EXTRA_EXPERT_AGENTS = tuple(f"expert-{kind}" for kind in EXPERT_KINDS)
 EXTRA_AGENTS = ("eqm-noise", *EXTRA_EXPERT_AGENTS)  # eqm-noise: the EqM agent from EqM's N(0, I) start
 
@@ -81,7 +76,9 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
 
 
 def config_from_args(args: argparse.Namespace, argv: list[str]):
-    from snake_world_eqm.evaluation.evaluate import FIXED_STEP_COUNTS, VOTING_AGENT, EvalConfig
+    from snake_world_eqm.agents.factory import VOTING_AGENT
+    from snake_world_eqm.agents.planner import planner_options_from_args
+    from snake_world_eqm.evaluation.evaluate import FIXED_STEP_COUNTS, EvalConfig
 
     agents = tuple(name.strip() for name in args.agents.split(",") if name.strip())
     unknown = sorted(name for name in set(agents) - set(AGENT_NAMES) - set(EXTRA_AGENTS)

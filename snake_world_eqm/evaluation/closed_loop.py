@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 from tqdm.auto import tqdm
 
-from snake_world_eqm.evaluation.agents import Agent
+from snake_world_eqm.agents.base import Agent
 from snake_world_eqm.evaluation.metrics import snake_lengths
 
 # Event codes of snake_world_eqm.game.Event (docs/ARCHITECTURE.md).

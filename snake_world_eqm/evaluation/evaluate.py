@@ -7,33 +7,32 @@ from one place.
 
 from __future__ import annotations
 
-import inspect
 import math
-import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from functools import partial
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from snake_world_eqm.agents.base import accepts_validate, sample_model
+from snake_world_eqm.agents.factory import make_agent
+from snake_world_eqm.agents.planner import ModelPlanner, PlannerAgent, imagined_risk
+from snake_world_eqm.agents.simple import EqMAgent
+from snake_world_eqm.data.loading import check_columns
 from snake_world_eqm.evaluation import metrics
-from snake_world_eqm.evaluation.agents import (
-    BaselineAgent,
-    EqMAgent,
-    ExpertAgent,
-    PlannerAgent,
-    RandomAgent,
-    sample_model,
+from snake_world_eqm.evaluation.closed_loop import (
+    START_LENGTHS,
+    default_max_steps,
+    play_both_starts,
+    play_games,
 )
-from snake_world_eqm.evaluation.closed_loop import START_LENGTHS, default_max_steps, play_both_starts
-from snake_world_eqm.game.encoding import BODY_LEFT, BODY_UP, EMPTY, FOOD, HEAD_ALONE
-from snake_world_eqm.game.expert import EXPERT_KINDS
+from snake_world_eqm.game.batched import batched_step
+from snake_world_eqm.game.encoding import BODY_LEFT, BODY_UP, EMPTY, FOOD, HEAD_ALONE, validate_observation
+from snake_world_eqm.game.expert import expert_actions
+from snake_world_eqm.game.state import ACTION_NAMES, DEATH_EVENTS
 
-ACTION_NAMES = ("up", "right", "down", "left")
-VOTING_AGENT = re.compile(r"eqm-votes([1-9]\d*)")  # the EqM agent averaging K noise draws per move
 FIXED_STEP_COUNTS = (1, 2, 3, 5, 10, 20)
 REFERENCE_STEPS = 10  # the seed's default step count, the reference of the adaptive-compute claim
 RESULT_KEYS = ("action_accuracy", "next_board_exact", "next_board_cell_accuracy", "whatif_exact",
@@ -92,8 +91,6 @@ class EvalConfig:
 
 def load_rows(dataset, max_rows: int) -> dict[str, np.ndarray]:
     """The first `max_rows` rows of a split (whole episodes come first: rows are in episode order)."""
-    from snake_world_eqm.data import check_columns
-
     check_columns(dataset, ["state", "action", "next_state", "event", "next_state_per_action",
                             "event_per_action"])
     names = ["state", "action", "next_state", "event", "next_state_per_action", "event_per_action"]
@@ -297,8 +294,6 @@ class _RecordingAgent:
 def visited_states(model, height: int, width: int, cfg: EvalConfig) -> np.ndarray:
     """Boards the EqM agent visits in `cfg.fatal_games` games from each start kind (seeds after the play
     seeds, so they are not the scored games); its own mistakes make fatal decisions common there."""
-    from snake_world_eqm.evaluation.closed_loop import play_games
-
     boards = []
     for length in cfg.start_lengths:
         # From EqM's noise start: that agent errs more often, which gives the AUROC more fatal decisions.
@@ -314,8 +309,6 @@ def fatal_labels(boards: np.ndarray, actions: np.ndarray, horizon: int, seed: in
     """(N,) the action loses the game within `horizon` moves when `expert` plays every move after it.
 
     Measured with the rules engine (evaluation measures; only the planner must not use it)."""
-    from snake_world_eqm.game import DEATH_EVENTS, batched_step, expert_actions
-
     deaths = [int(event) for event in DEATH_EVENTS]
     rng = np.random.default_rng(seed)
     current, alive = boards.astype(np.int8), np.ones(len(boards), dtype=bool)
@@ -344,8 +337,6 @@ def fatal_decision_metrics(model, height: int, width: int, cfg: EvalConfig) -> d
     own (test) rows, so the states come from the EqM agent's games; all fatal ones are kept, and the
     others are sampled uniformly (which leaves an AUROC unbiased) to bound the cost of the costly signals.
     """
-    from snake_world_eqm.planning import ModelPlanner, imagined_risk
-
     boards = visited_states(model, height, width, cfg)
     free = run_sampler(model, boards, cfg.batch_size, cfg.sample_seed + 300)
     fatal = fatal_labels(boards, free["action"].astype(np.int64), cfg.fatal_horizon, seed=cfg.sample_seed,
@@ -392,8 +383,6 @@ def corrupt_boards(boards: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarra
 
     Returns (corrupted boards, kind index per board: 0 extra food, 1 extra head, 2 broken body).
     """
-    from snake_world_eqm.game import validate_observation
-
     rng = np.random.default_rng(seed)
     corrupted, kinds = [], []
     for index, board in enumerate(boards):
@@ -445,7 +434,7 @@ def explicit_energies(model, boards: np.ndarray, run: dict[str, np.ndarray], bat
         return "not available (use_explicit_energy is off)"
     device = next(model.parameters()).device
     # Corrupted boards must be scored, not rejected: skip the legality check where energy() allows it.
-    extra = {"validate": False} if "validate" in inspect.signature(model.energy).parameters else {}
+    extra = {"validate": False} if accepts_validate(model, "energy") else {}
     pieces = []
     try:
         for start in range(0, boards.shape[0], batch_size):
@@ -473,24 +462,10 @@ def explicit_energy_auroc(model, real, corrupted, runs, fake, batch_size: int = 
 
 
 def build_agents(names, model, baseline, cfg: EvalConfig) -> dict:
-    factories = {
-        "eqm": lambda: EqMAgent(model, seed=cfg.sample_seed),
-        "eqm-noise": lambda: EqMAgent(model, seed=cfg.sample_seed, init_scale=1.0),  # EqM's noise start
-        "planner": lambda: PlannerAgent(model, **{"seed": cfg.sample_seed, **cfg.planner_options}),
-        "baseline": lambda: BaselineAgent(baseline) if baseline is not None else None,
-        "expert": lambda: ExpertAgent(cfg.expert),
-        **{f"expert-{kind}": partial(ExpertAgent, kind) for kind in EXPERT_KINDS},  # other experts, by name
-        "random": lambda: RandomAgent(seed=cfg.sample_seed),
-    }
-    for name in names:
-        if voting := VOTING_AGENT.fullmatch(name):
-            factories[name] = partial(EqMAgent, model, seed=cfg.sample_seed, votes=int(voting.group(1)),
-                                      init_scale=1.0)
-    unknown = [name for name in names if name not in factories]
-    if unknown:
-        raise ValueError(f"unknown agent(s) {unknown}; choose from {sorted(factories)}")
-    agents = {name: factories[name]() for name in names}
-    return {name: agent for name, agent in agents.items() if agent is not None}
+    """The named agents (`agents.make_agent`); the baseline is left out when no baseline model is given."""
+    return {name: make_agent(name, model, baseline=baseline, seed=cfg.sample_seed, expert=cfg.expert,
+                             planner_options=cfg.planner_options)
+            for name in names if not (name == "baseline" and baseline is None)}
 
 
 def evaluate(model, dataset, baseline=None, cfg: EvalConfig | None = None, progress: bool = True) -> dict:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from snake_world_eqm.game.encoding import EMPTY, FOOD, HEAD_ALONE
+from snake_world_eqm.game.encoding import EMPTY, FOOD
+from snake_world_eqm.game.geometry import is_terminal, snake_lengths  # noqa: F401  (re-exported: board metrics)
+from snake_world_eqm.game.state import Event
 
-EVENT_EAT = 1  # Event.EAT in snake_world_eqm.game.rules; kept numeric so metrics need no game import
+EVENT_EAT = int(Event.EAT)
 
 
 def _as_boards(boards: np.ndarray, name: str) -> np.ndarray:
@@ -78,16 +80,6 @@ def coherence(
     matches = successor_matches(predicted, successors, successor_events)
     chosen = np.asarray(chosen_actions).reshape(-1).astype(np.int64)
     return matches[np.arange(matches.shape[0]), chosen]
-
-
-def snake_lengths(boards: np.ndarray) -> np.ndarray:
-    """(B,) number of snake cells (head, body, tail) per board; 0 for the terminal board."""
-    return (_as_boards(boards, "boards") >= HEAD_ALONE).sum(axis=(1, 2))
-
-
-def is_terminal(boards: np.ndarray) -> np.ndarray:
-    """(B,) bool: the all-EMPTY board, the defined observation after a death."""
-    return (_as_boards(boards, "boards") == EMPTY).all(axis=(1, 2))
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:

@@ -17,13 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from snake_world_eqm.agents.flags import add_planner_arguments, add_thread_argument, set_threads
 from snake_world_eqm.argtypes import check_output_file, non_negative_float, non_negative_int, positive_int
-from snake_world_eqm.planning_flags import (
-    add_planner_arguments,
-    add_thread_argument,
-    planner_options_from_args,
-    set_threads,
-)
 
 # torch, PIL and the agents load inside the functions that use them, so `--help` answers at once.
 MODEL_AGENTS = ("eqm", "planner", "baseline")
@@ -54,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def board_size(text: str) -> int:
-    from snake_world_eqm.game.rules import MAX_BOARD_SIZE, MIN_BOARD_SIZE
+    from snake_world_eqm.game.state import MAX_BOARD_SIZE, MIN_BOARD_SIZE
 
     value = positive_int(text)
     if not MIN_BOARD_SIZE <= value <= MAX_BOARD_SIZE:
@@ -162,23 +157,13 @@ def _ansi_or_codes(board: np.ndarray, colour: bool = True) -> str:
 
 
 def make_agent(name: str, model, seed: int, planner_options: dict | None = None):
-    from snake_world_eqm.evaluation.agents import (
-        BaselineAgent,
-        EqMAgent,
-        ExpertAgent,
-        PlannerAgent,
-        RandomAgent,
-    )
+    """The agent of `--agent` (`agents.make_agent`); a missing model exits naming the flag."""
+    from snake_world_eqm.agents.factory import make_agent as make
 
     if name in MODEL_AGENTS and model is None:
         raise SystemExit(f"--agent {name} needs --model")
-    if name == "eqm":
-        return EqMAgent(model, seed=seed)
-    if name == "planner":
-        return PlannerAgent(model, **{"seed": seed, **(planner_options or {})})
-    if name == "baseline":
-        return BaselineAgent(model)
-    return ExpertAgent() if name == "expert" else RandomAgent(seed)
+    return make(name, None if name == "baseline" else model, baseline=model if name == "baseline" else None,
+                seed=seed, planner_options=planner_options)
 
 
 def model_path_for(args: argparse.Namespace) -> str | None:
@@ -205,7 +190,7 @@ def load_model(path: str | None, agent: str):
 
 def play_one_game(agent, height: int, width: int, seed: int, max_steps: int, predictor=None):
     """Yield (board, predicted next board or None, action, event name, apples) for each step, then the end."""
-    from snake_world_eqm.evaluation.agents import sample_model
+    from snake_world_eqm.agents.base import sample_model
     from snake_world_eqm.game import EVENT_NAMES, encode_observation, new_game, step
 
     state, rng, apples = new_game(height, width, rng=seed), np.random.default_rng(seed), 0
@@ -230,7 +215,7 @@ def play_one_game(agent, height: int, width: int, seed: int, max_steps: int, pre
 def board_size_to_play(model, height: int | None, width: int | None) -> tuple[int, int]:
     """--height/--width, else the model's size, else 10x10; a size the model cannot take is a one-line error."""
     from snake_world_eqm.evaluation.by_size import check_model_takes
-    from snake_world_eqm.game.rules import MAX_BOARD_SIZE, MIN_BOARD_SIZE
+    from snake_world_eqm.game.state import MAX_BOARD_SIZE, MIN_BOARD_SIZE
 
     config = getattr(model, "config", None)
     height = height or (config.board_height if config is not None else 10)
@@ -264,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     if model is not None and args.model is None:
         print(f"model: the shipped checkpoint {path} (--model to choose another)", flush=True)
     height, width = board_size_to_play(model, args.height, args.width)
+    from snake_world_eqm.agents.planner import planner_options_from_args
+
     agent = make_agent(args.agent, model, args.seed, planner_options_from_args(args))
     predictor = model if args.show_prediction else None
     terminal, colour = sys.stdout.isatty(), use_colour()

@@ -1,71 +1,43 @@
-"""The game of Snake, defined once: rules, encoding, batched engine, experts, symmetries, rendering, env."""
+"""The game of Snake, defined once: state, encoding, rules, board geometry, batched engine, experts,
+symmetries, rendering and the Gymnasium env.
 
-from snake_world_eqm.game.batched import (
-    BatchedSnakeGames,
-    batched_step,
-    batched_successors,
-    checked_batched_step,
-    legal_boards,
-)
-from snake_world_eqm.game.encoding import (
-    BODY_DOWN,
-    BODY_LEFT,
-    BODY_RIGHT,
-    BODY_UP,
-    CELL_NAMES,
-    EMPTY,
-    FOOD,
-    HEAD_ALONE,
-    HEAD_DOWN,
-    HEAD_LEFT,
-    HEAD_RIGHT,
-    HEAD_UP,
-    NUM_CELL_CLASSES,
-    TAIL,
-    IllegalObservationError,
-    decode_observation,
-    encode_observation,
-    is_terminal_observation,
-    mask_food,
-    terminal_observation,
-    validate_observation,
-)
-from snake_world_eqm.game.env import ENV_ID, SnakeEnv, register_env
-from snake_world_eqm.game.expert import (
-    EXPERT_KINDS,
-    astar_action,
-    expert_actions,
-    fill_action,
-    heuristic_action,
-)
-from snake_world_eqm.game.render import render_ansi, render_rgb
-from snake_world_eqm.game.rules import (
-    ACTION_NAMES,
-    DEATH_EVENTS,
-    DELTAS,
-    EVENT_NAMES,
-    MAX_BOARD_SIZE,
-    MIN_BOARD_SIZE,
-    NUM_ACTIONS,
-    REWARD_DEATH,
-    REWARD_EAT,
-    Action,
-    Event,
-    SnakeState,
-    StepResult,
-    new_game,
-    step,
-)
-from snake_world_eqm.game.symmetry import NUM_SYMMETRIES, inverse_symmetry, transform_action, transform_board
+Importing this package registers the env id ``snake_world_eqm/Snake-v0`` (gymnasium loads the env class
+itself on `gym.make`). The public names below load their module on first use, so a command that needs
+only the game's vocabulary (`game.state`) never pays for the experts or the env.
+"""
 
-__all__ = [
-    "ACTION_NAMES", "BODY_DOWN", "BODY_LEFT", "BODY_RIGHT", "BODY_UP", "CELL_NAMES", "DEATH_EVENTS",
-    "DELTAS", "EMPTY", "EVENT_NAMES", "FOOD", "HEAD_ALONE", "HEAD_DOWN", "HEAD_LEFT", "HEAD_RIGHT",
-    "HEAD_UP", "MAX_BOARD_SIZE", "MIN_BOARD_SIZE", "NUM_ACTIONS", "NUM_CELL_CLASSES", "NUM_SYMMETRIES",
-    "REWARD_DEATH", "REWARD_EAT", "TAIL", "Action", "BatchedSnakeGames", "Event", "checked_batched_step", "legal_boards",
-    "IllegalObservationError", "SnakeState", "StepResult", "batched_step", "batched_successors",
-    "decode_observation", "encode_observation", "inverse_symmetry", "is_terminal_observation",
-    "mask_food", "new_game", "step", "terminal_observation", "transform_action", "transform_board",
-    "validate_observation", "EXPERT_KINDS", "astar_action", "expert_actions", "fill_action", "heuristic_action",
-    "ENV_ID", "SnakeEnv", "register_env", "render_ansi", "render_rgb",
-]
+from __future__ import annotations
+
+import importlib
+
+from snake_world_eqm.game.registration import register_env
+
+_EXPORTS = {
+    "state": ("Action", "ACTION_NAMES", "DEATH_EVENTS", "DELTAS", "Event", "EVENT_NAMES", "MAX_BOARD_SIZE", "MIN_BOARD_SIZE", "NUM_ACTIONS", "REWARD_DEATH", "REWARD_EAT", "SnakeState",),
+    "encoding": ("BODY_DOWN", "BODY_LEFT", "BODY_RIGHT", "BODY_UP", "CELL_NAMES", "decode_observation", "EMPTY", "encode_observation", "FOOD", "HEAD_ALONE", "HEAD_DOWN", "HEAD_LEFT", "HEAD_RIGHT", "HEAD_UP", "IllegalObservationError", "is_terminal_observation", "mask_food", "NUM_CELL_CLASSES", "TAIL", "terminal_observation", "validate_observation",),
+    "rules": ("new_game", "step", "StepResult",),
+    "batched": ("batched_step", "batched_successors", "BatchedSnakeGames", "checked_batched_step", "legal_boards",),
+    "expert": ("astar_action", "expert_actions", "EXPERT_KINDS", "fill_action", "heuristic_action",),
+    "symmetry": ("inverse_symmetry", "NUM_SYMMETRIES", "transform_action", "transform_board",),
+    "render": ("render_ansi", "render_rgb",),
+    "env": ("SnakeEnv",),
+    "registration": ("ENV_ID", "register_env",),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+register_env()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from snake_world_eqm.game.rules import (
+from snake_world_eqm.game.state import (
     DELTAS,
     MAX_BOARD_SIZE,
     MIN_BOARD_SIZE,
@@ -122,7 +122,7 @@ def _decode_checked(obs: np.ndarray) -> SnakeState:
     height, width = obs.shape
     if is_terminal_observation(obs):
         raise IllegalObservationError("the all-EMPTY terminal board has no snake (no state to decode)")
-    body = _trace_body(obs)
+    body = trace_body(obs)
     foods = [tuple(int(v) for v in cell) for cell in np.argwhere(obs == FOOD)]
     if len(foods) > 1:
         raise IllegalObservationError(f"{len(foods)} foods on the board at {foods}; at most one allowed")
@@ -131,7 +131,7 @@ def _decode_checked(obs: np.ndarray) -> SnakeState:
     return SnakeState(int(height), int(width), tuple(body), foods[0] if foods else None)
 
 
-def _trace_body(obs: np.ndarray) -> list[Cell]:
+def trace_body(obs: np.ndarray) -> list[Cell]:
     """Follow the pointers from the single head to the tail, checking every link."""
     heads = [tuple(int(v) for v in cell) for cell in np.argwhere((obs >= HEAD_ALONE) & (obs <= HEAD_LEFT))]
     if not heads:

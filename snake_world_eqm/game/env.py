@@ -13,10 +13,9 @@ import numpy as np
 from gymnasium import spaces
 
 from snake_world_eqm.game.encoding import NUM_CELL_CLASSES, encode_observation
+from snake_world_eqm.game.registration import ENV_ID, register_env  # noqa: F401  (re-exported)
 from snake_world_eqm.game.render import render_ansi, render_rgb
 from snake_world_eqm.game.rules import EVENT_NAMES, NUM_ACTIONS, SnakeState, check_board_size, new_game, step
-
-ENV_ID = "snake_world_eqm/Snake-v0"
 
 
 class SnakeEnv(gym.Env):
@@ -80,12 +79,3 @@ class SnakeEnv(gym.Env):
         if self.render_mode == "rgb_array":
             return render_rgb(self._board, self.cell_size)
         return None
-
-
-def register_env() -> None:
-    """Register ``snake_world_eqm/Snake-v0`` with Gymnasium (idempotent)."""
-    if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point="snake_world_eqm.game.env:SnakeEnv")
-
-
-register_env()

@@ -72,9 +72,8 @@ from snake_world_eqm.game.hamilton import (
     neighbour_table,
     route_variants,
 )
-from snake_world_eqm.game.rules import DELTAS, NUM_ACTIONS, SnakeState
+from snake_world_eqm.game.state import DELTAS, EXPERT_KINDS, NUM_ACTIONS, SnakeState  # noqa: F401  (EXPERT_KINDS re-exported)
 
-EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle", "route")
 _DR = np.array([d[0] for d in DELTAS], dtype=np.int64)
 _DC = np.array([d[1] for d in DELTAS], dtype=np.int64)
 # Keep the layers of one search below this many bytes by splitting large batches.

@@ -8,10 +8,10 @@ from snake_world_eqm.game.encoding import (
     EMPTY,
     FOOD,
     TAIL,
-    _trace_body,
     check_observation_array,
     encode_observation,
     is_terminal_observation,
+    trace_body,
 )
 from snake_world_eqm.game.rules import SnakeState
 
@@ -78,7 +78,7 @@ def render_rgb(board_or_state: SnakeState | np.ndarray, cell_size: int = 16) -> 
     if not is_terminal_observation(board):
         # Only the snake's order is needed, so a board without food (a predicted board after eating,
         # where the new food's place is random) still renders; a broken snake still raises.
-        body = _trace_body(board)
+        body = trace_body(board)
         for index, cell in enumerate(body):
             fade = index / max(1, len(body) - 1)
             colours[cell] = (1 - fade) * np.array(HEAD_COLOUR) + fade * np.array(TAIL_COLOUR)

@@ -6,10 +6,10 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from snake_world_eqm.configuration_snake_world_eqm import SnakeWorldEqMConfig
+from snake_world_eqm.game.state import NUM_ACTIONS
 
 from .args import DEFAULT_PROMPT  # defined beside the flags, which load without transformers
 
-NUM_ACTIONS = 4
 # Per action, the what-if features are (predicted terminal, predicted growth): see
 # `SnakeLMBridge.world_features`.
 WHATIF_FEATURES_PER_ACTION = 2
