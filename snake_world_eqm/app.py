@@ -7,8 +7,9 @@ Three layers, so the game logic is testable without a browser or gradio:
   noise seeds. `step(action)` plays one move and compares the model's prediction with the real board.
 - `build_app(model)` wires sessions to a Gradio Blocks page (gradio is imported there only: it is the
   optional `app` extra).
-- `build_space_folder(...)` writes the Hub Space that runs this same module; `snake-eqm push --space-id`
-  uploads it through `snake_world_eqm.hub.push_folder`.
+
+The Hub Space that runs this module is built and pushed by `snake_world_eqm.hub.space` (`snake-eqm push
+--space-id`); its generated `app.py` calls `main` below.
 """
 
 # No `from __future__ import annotations`: gradio reads the `gr.Request` annotation of a callback defined
@@ -21,11 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from snake_world_eqm import PRETRAINED_10X10
 from snake_world_eqm.agents.base import sample_model
 from snake_world_eqm.agents.planner import PlannerAgent
 from snake_world_eqm.agents.simple import ExpertAgent
 from snake_world_eqm.app_args import build_parser
 from snake_world_eqm.evaluation.metrics import comparable_boards, is_terminal
+from snake_world_eqm.evaluation.play import board_to_rgb
 from snake_world_eqm.game import (
     ACTION_NAMES,
     EVENT_NAMES,
@@ -37,6 +40,7 @@ from snake_world_eqm.game import (
     render_rgb,
     step,
 )
+from snake_world_eqm.pretrained import load_model as load_pretrained
 
 MISSING_GRADIO = 'snake-eqm app needs gradio: install the app extra with pip install "snake-world-eqm[app]"'
 # Who picks the moves; the keys are what the API and the UI radio take.
@@ -230,8 +234,6 @@ def cell_size_for(height: int, width: int, pixels: int = BOARD_PIXELS) -> int:
 
 def board_picture(board: np.ndarray, cell_size: int) -> np.ndarray:
     """The game's renderer; a predicted board it rejects as illegal is painted by cell code instead."""
-    from snake_world_eqm.evaluation.play import board_to_rgb
-
     try:
         return render_rgb(np.asarray(board, dtype=np.int8), cell_size=cell_size)
     except ValueError:
@@ -435,11 +437,9 @@ def build_app(model, title: str = "Snake world model (EqM)"):
 
 
 def load_model(path_or_repo: str | Path | None = None):
-    """The world model to show (default: the checkpoint shipped with the package), on CPU, in eval mode."""
-    from snake_world_eqm import PRETRAINED_10X10
-    from snake_world_eqm.modeling_snake_world_eqm import SnakeWorldEqM
-
-    return SnakeWorldEqM.from_pretrained(str(path_or_repo or PRETRAINED_10X10)).eval()
+    """The world model to show: `path_or_repo`, else the checkpoint shipped with the package (on CPU, in
+    eval mode, through `pretrained.load_model`)."""
+    return load_pretrained(path_or_repo or PRETRAINED_10X10, kind="eqm")
 
 
 def launch(model, host: str | None = None, port: int | None = None, block: bool = True):
@@ -449,86 +449,6 @@ def launch(model, host: str | None = None, port: int | None = None, block: bool 
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
                 head=KEYBOARD_JS, footer_links=["api"])
     return demo
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The Hub Space: the same module, run from a three-file folder
-# ----------------------------------------------------------------------------------------------------------
-
-SPACE_FILES = ("README.md", "app.py", "requirements.txt")
-
-SPACE_APP = '''"""Hub Space: the snake-world-eqm app (snake_world_eqm/app.py) showing {model_id}."""
-
-from snake_world_eqm.app import main
-
-main(["--model", "{model_id}"])
-'''
-
-
-def build_space_folder(folder: str | Path, model_id: str, package_spec: str | None = None,
-                       title: str = "Snake world model (EqM)") -> Path:
-    """Write the Space: `app.py` (runs this module on `model_id`), `requirements.txt`, and the card.
-
-    `package_spec` is the pip requirement that installs this package with its app extra (default: this
-    version by name; a git URL works too).
-    """
-    from huggingface_hub import SpaceCard, SpaceCardData
-
-    from snake_world_eqm import __version__
-
-    if model_id.count("/") != 1 or not all(model_id.split("/")):
-        raise ValueError(f"model_id must be a Hub repo id like 'org/snake-eqm', got {model_id!r}")
-    path = Path(folder)
-    if path.exists() and any(path.iterdir()):
-        raise ValueError(f"space folder {path} is not empty")
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "app.py").write_text(SPACE_APP.format(model_id=model_id))
-    (path / "requirements.txt").write_text(f"{package_spec or f'snake-world-eqm[app]=={__version__}'}\n")
-    card_data = SpaceCardData(title=title, sdk="gradio", sdk_version=_gradio_version(), app_file="app.py",
-                              models=[model_id], license="apache-2.0", tags=["snake", "world-model"])
-    card = SpaceCard(f"---\n{card_data.to_yaml()}\n---\n\n# {title}\n\nWatch an agent play Snake, or play "
-                     f"yourself, beside the predictions of the world model [{model_id}]"
-                     f"(https://huggingface.co/{model_id}): its predicted next board, the four what-if "
-                     "successors, the action probabilities and its uncertainty. The app is "
-                     "`snake_world_eqm/app.py` of the snake-world-eqm package (`snake-eqm app`).\n")
-    card.save(path / "README.md")
-    return path
-
-
-def check_space_folder(folder: str | Path) -> Path:
-    """A Space folder holds exactly the app, its requirements and its card."""
-    path = Path(folder)
-    if not path.is_dir():
-        raise FileNotFoundError(f"space folder {path} does not exist")
-    present = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
-    if present != sorted(SPACE_FILES):
-        raise ValueError(f"space folder {path} must hold exactly {', '.join(SPACE_FILES)}; it holds "
-                         f"{', '.join(present) or 'nothing'}")
-    return path
-
-
-def _gradio_version() -> str:
-    """The gradio the Space pins: the installed one, else the oldest this module is written for."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("gradio")
-    except PackageNotFoundError:
-        return "6.0.0"
-
-
-def push_space(space_id: str, model_id: str, folder: str | Path | None = None, package_spec: str | None = None,
-               private: bool = False, token: str | None = None, commit_message: str | None = None,
-               revision: str | None = None, api=None):
-    """Build the Space folder (in `folder`, or a temporary one) and upload it like models and datasets."""
-    import tempfile
-
-    from snake_world_eqm.hub import push_folder
-
-    with tempfile.TemporaryDirectory() as scratch:
-        built = build_space_folder(folder or Path(scratch) / "space", model_id, package_spec)
-        return push_folder(built, space_id, repo_type="space", private=private, token=token, revision=revision,
-                           commit_message=commit_message or f"Space for {model_id}", api=api)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -543,8 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)  # trained weights give subnormal floats that slow CPU convolutions
     try:
         model = load_model(args.model)
-    except (OSError, ValueError) as error:  # a missing folder, an unknown repo, a config that is not ours
-        raise SystemExit(f"snake-eqm app: cannot load the model {args.model!r}: {str(error).splitlines()[0]}") from None
+    except ValueError as error:  # PretrainedLoadError: a missing folder, an unknown repo, a config not ours
+        raise SystemExit(f"snake-eqm app: cannot load the model {args.model!r}: {error}") from None
     launch(model, host=args.host, port=args.port)
     return 0
 

@@ -14,7 +14,7 @@ SUBCOMMANDS = {
     "evaluate": ("snake_world_eqm.evaluation.cli", "measure a model on held-out episodes and in play"),
     "evaluate-sizes": ("snake_world_eqm.evaluation.by_size", "per-board-size metrics and play, seen vs unseen sizes"),
     "play": ("snake_world_eqm.evaluation.play", "watch an agent play in the terminal or write a GIF"),
-    "push": ("snake_world_eqm.hub", "push a model or dataset folder to the Hugging Face Hub"),
+    "push": ("snake_world_eqm.hub.cli", "push a model, dataset or Space folder to the Hugging Face Hub"),
     "demo": ("snake_world_eqm.demo", "build a small dataset, train, evaluate and report, on CPU"),
     "lm-train": ("snake_world_eqm.lm_bridge.training", "train the LM bridge on world-model predictions"),
     "app": ("snake_world_eqm.app", "watch, steer and question the world model in the browser (Gradio)"),

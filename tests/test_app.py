@@ -12,19 +12,11 @@ import torch
 import yaml
 from huggingface_hub import HfApi
 
-from snake_world_eqm.app import (
-    MISSING_GRADIO,
-    SPACE_FILES,
-    GameSession,
-    build_space_folder,
-    check_space_folder,
-    frame_cells,
-    session_pictures,
-    supported_sizes,
-)
+from snake_world_eqm.app import MISSING_GRADIO, GameSession, frame_cells, session_pictures, supported_sizes
 from snake_world_eqm.evaluation.agents import neck_directions
 from snake_world_eqm.evaluation.oracle import OracleWorldModel
 from snake_world_eqm.game import batched_step, is_terminal_observation, mask_food, validate_observation
+from snake_world_eqm.hub import SPACE_FILES, build_space_folder, check_space_folder
 
 
 class Oracle(OracleWorldModel):

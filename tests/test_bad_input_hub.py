@@ -166,7 +166,7 @@ def _fails_untouched(tmp_path, capsys, argv, fragment, hub):
 def test_no_token_fails_in_one_line_before_touching_the_folder(tmp_path, hub, capsys, monkeypatch):
     _model_folder(tmp_path)
     monkeypatch.delenv("HF_TOKEN")
-    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    monkeypatch.setattr("snake_world_eqm.hub.push.get_token", lambda: None)
     _fails_untouched(tmp_path, capsys, ["--repo-id", "org/m"], "no Hugging Face token", hub)
 
 
