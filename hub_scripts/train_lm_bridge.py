@@ -4,6 +4,8 @@
         --eqm-model outputs/snake_world_eqm --output-dir outputs/lm_bridge
     # a real Hub LM instead of the tiny one built from a config (frozen by default; the projector trains):
     accelerate launch hub_scripts/train_lm_bridge.py ... --lm-name-or-path HuggingFaceTB/SmolLM2-135M
+    # continue an interrupted run from its newest checkpoint:
+    accelerate launch hub_scripts/train_lm_bridge.py ... --resume-from-checkpoint latest
 
 Thin entry point; the loop lives in `snake_world_eqm.lm_bridge.training`. Same flags as `snake-eqm lm-train --help`.
 """

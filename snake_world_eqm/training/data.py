@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from snake_world_eqm.data import as_torch_dataset, collate
 
-from .args import TrainingSetupError
+from .errors import TrainingSetupError
 
 # Columns each model's training needs; the rest of what its forward accepts is used when present.
 REQUIRED_COLUMNS = {"eqm": ("state", "action", "next_state"), "baseline": ("state", "action")}
