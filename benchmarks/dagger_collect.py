@@ -85,7 +85,7 @@ def dtype_agreement(args, dataset: str, max_rows: int = 20_000) -> dict:
 def main() -> None:
     import torch
 
-    from snake_world_eqm import PRETRAINED_10X10
+    from snake_world_eqm.shipped import PRETRAINED_10X10
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(PRETRAINED_10X10))

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from snake_world_eqm import PRETRAINED_10X10
+    from snake_world_eqm.shipped import PRETRAINED_10X10
     from snake_world_eqm.pretrained import load_model
     from snake_world_eqm.provenance import write_json
 

@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_flush_denormal(True)
     torch.set_num_threads(args.threads)
-    from snake_world_eqm import PRETRAINED_10X10, SnakeWorldEqM
+    from snake_world_eqm import SnakeWorldEqM
+    from snake_world_eqm.shipped import PRETRAINED_10X10
 
     model = SnakeWorldEqM.from_pretrained(args.model or PRETRAINED_10X10).eval()
     result = {"model": str(args.model or "shipped snake-eqm-10x10"), "threads": args.threads}

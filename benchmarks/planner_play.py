@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from snake_world_eqm import PRETRAINED_10X10
+    from snake_world_eqm.shipped import PRETRAINED_10X10
     from snake_world_eqm.agents import PlannerAgent
     from snake_world_eqm.evaluation.closed_loop import play_games
     from snake_world_eqm.pretrained import load_model

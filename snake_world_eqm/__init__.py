@@ -8,17 +8,12 @@ the Gymnasium env `snake_world_eqm/Snake-v0` (`gymnasium.make` works right after
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 from snake_world_eqm import game  # noqa: F401  (registers the Gymnasium env)
+from snake_world_eqm.shipped import PRETRAINED_10X10, PRETRAINED_MULTISIZE
 
 __version__ = "0.1.0"
 
-# The trained 10x10 checkpoint shipped with the package: `SnakeWorldEqM.from_pretrained(PRETRAINED_10X10)`.
-PRETRAINED_10X10 = Path(__file__).resolve().parent / "checkpoints" / "snake-eqm-10x10"
-# One model for several board sizes (fixed_board_size=False; trained sizes in its metrics.json `board_sizes`):
-# `SnakeWorldEqM.from_pretrained(PRETRAINED_MULTISIZE)` runs on any board from 4x4 to 32x32.
-PRETRAINED_MULTISIZE = Path(__file__).resolve().parent / "checkpoints" / "snake-eqm-multisize"
 
 _LAZY = {
     "SnakeWorldEqMConfig": "configuration_snake_world_eqm",

@@ -7,62 +7,44 @@ import math
 import tempfile
 from pathlib import Path
 
+from snake_world_eqm.data.sizes import parse_board_size
 
-def _number(text: str, kind: type, what: str):
+
+def _number(text: str, kind: type, what: str, accept=lambda value: True):
+    """`text` as a finite `kind` for which `accept(value)`; otherwise the ArgumentTypeError that argparse
+    turns into a one-line error naming the flag and `what` it expected."""
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if kind is float and not math.isfinite(value):
+        value = None
+    if value is None or (kind is float and not math.isfinite(value)) or not accept(value):
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
 
 
 def positive_int(text: str) -> int:
-    value = _number(text, int, "a positive integer")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+    return _number(text, int, "a positive integer", lambda value: value > 0)
 
 
 def non_negative_int(text: str) -> int:
-    value = _number(text, int, "a non-negative integer")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
+    return _number(text, int, "a non-negative integer", lambda value: value >= 0)
 
 
 def int_in_range(low: int, high: int, what: str = "an integer"):
     """An argparse type: an integer in [low, high] (argparse then exits 2 naming the flag)."""
-
-    def parse(text: str) -> int:
-        value = _number(text, int, what)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected {what} from {low} to {high}, got {text!r}")
-        return value
-
-    return parse
+    return lambda text: _number(text, int, f"{what} from {low} to {high}", lambda value: low <= value <= high)
 
 
 def positive_float(text: str) -> float:
-    value = _number(text, float, "a positive number")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+    return _number(text, float, "a positive number", lambda value: value > 0)
 
 
 def non_negative_float(text: str) -> float:
-    value = _number(text, float, "a finite number >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
+    return _number(text, float, "a finite number >= 0", lambda value: value >= 0)
 
 
 def probability(text: str) -> float:
-    value = _number(text, float, "a number in [0, 1]")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
+    return _number(text, float, "a number in [0, 1]", lambda value: 0.0 <= value <= 1.0)
 
 
 def check_output_file(path: str | None, flag: str) -> None:
@@ -100,8 +82,6 @@ def _check_writable_folder(folder: Path, flag: str, shown: str) -> None:
 
 def board_size(text: str) -> tuple[int, int]:
     """"HxW" (e.g. 10x10, 8x12) with sides in 4..32."""
-    from snake_world_eqm.data.sizes import parse_board_size
-
     try:
         return parse_board_size(text)
     except ValueError as error:

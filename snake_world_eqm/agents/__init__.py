@@ -7,7 +7,7 @@ Names load their module on first use, so `agents.flags` (argparse only) stays fr
 
 from __future__ import annotations
 
-import importlib
+from snake_world_eqm.lazy import lazy_exports
 
 _EXPORTS = {
     "base": ("Agent", "sample_model"),
@@ -15,18 +15,5 @@ _EXPORTS = {
     "planner": ("ModelPlanner", "PlannerAgent", "PlannerConfig", "PlannerStats", "planner_options_from_args"),
     "factory": ("AGENT_NAMES", "load_policy", "make_agent"),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
 
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    if name in _MODULE_OF:
-        value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

@@ -32,7 +32,12 @@ import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features
 from tqdm.auto import tqdm
 
+from ..game.batched import batched_successors
+from ..game.encoding import encode_observation
+from ..game.expert import expert_actions
+from ..game.rules import new_game
 from ..game.state import EXPERT_KINDS, MAX_BOARD_SIZE, MIN_BOARD_SIZE, NUM_ACTIONS
+from ..game.symmetry import transform_action, transform_board
 from ..processes import capped_workers, die_with_parent
 from .features import COLUMN_DTYPES, COLUMNS, SOURCE_NAMES, SPLITS, features
 
@@ -204,8 +209,6 @@ def _behaviour_actions(config: GenerationConfig, obs: np.ndarray, expert: np.nda
 
 
 def _new_boards(config: GenerationConfig, count: int, rng: np.random.Generator) -> np.ndarray:
-    from ..game.encoding import encode_observation
-    from ..game.rules import new_game
 
     lengths = np.full(count, config.initial_length)
     if config.one_cell_fraction is not None:  # drawn only then: other builds keep their random stream
@@ -241,8 +244,6 @@ class _ChunkRecorder:
 
 def play_chunk(config: GenerationConfig, chunk_index: int, on_rows: Callable[[int], None] | None = None) -> Columns:
     """Rows of chunk `chunk_index` (all columns of `COLUMNS` plus `split`), ordered by episode then step."""
-    from ..game.batched import batched_successors
-    from ..game.expert import expert_actions
 
     num_rows = config.chunk_rows(chunk_index)
     rng = np.random.default_rng([config.seed, chunk_index])
@@ -331,8 +332,6 @@ def augment_rows(rows: Columns, expert: str | None = None) -> Columns:
     fixed action order, so they are not rotation-equivariant: a merely remapped label disagreed with the
     expert on 18-36% of transformed 10x10 boards, an orientation-dependent noise no model can learn.
     """
-    from ..game.expert import expert_actions
-    from ..game.symmetry import transform_action, transform_board
 
     copies = []
     for k in range(NUM_SYMMETRIES):

@@ -24,6 +24,7 @@ import torch
 from datasets import Dataset, DatasetDict, get_dataset_config_names, load_dataset, load_from_disk
 
 from .features import COLUMNS
+from .sizes import parse_board_size, size_name, sort_sizes
 
 # What a world model needs at the very least; the what-if columns are optional for loading.
 REQUIRED_COLUMNS = ("state", "action", "next_state")
@@ -143,8 +144,6 @@ def dataset_expert(datasets: Iterable[str | os.PathLike]) -> str:
 
 
 def _size_configs(folder: Path) -> list[str] | None:
-    from .sizes import sort_sizes
-
     names = get_dataset_config_names(str(folder))
     if not names or names == ["default"]:
         return None
@@ -166,8 +165,6 @@ def _load_folder(folder: Path, config_name: str | None = None) -> DatasetDict:
 
 def _load_any(path_or_repo: str | os.PathLike, board_size: str | None = None) -> DatasetDict | dict[str, DatasetDict]:
     """One DatasetDict, or with board_size="all" a {size name: DatasetDict} dict (also for a one-size dataset)."""
-    from .sizes import parse_board_size, size_name
-
     folder = _local_folder(path_or_repo)
     sizes = None if _is_save_to_disk_folder(folder) else _size_configs(folder)
     if sizes is None:

@@ -21,10 +21,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from snake_world_eqm.agents.base import Agent
-from snake_world_eqm.evaluation.metrics import snake_lengths
+from snake_world_eqm.game.batched import batched_step
+from snake_world_eqm.game.encoding import encode_observation
+from snake_world_eqm.game.geometry import snake_lengths
+from snake_world_eqm.game.rules import new_game
+from snake_world_eqm.game.state import Event
 
-# Event codes of snake_world_eqm.game.Event (docs/ARCHITECTURE.md).
-EAT, WALL, SELF, WIN, REVERSE = 1, 2, 3, 4, 5
+EAT, WALL, SELF, WIN, REVERSE = (int(e) for e in (Event.EAT, Event.WALL, Event.SELF, Event.WIN, Event.REVERSE))
 DEATH_NAMES = {WALL: "wall", SELF: "self", REVERSE: "reverse"}
 END_CAUSES = ("wall", "self", "reverse", "win", "stall", "loop", "cap")
 
@@ -40,8 +43,6 @@ def default_max_steps(height: int, width: int) -> int:
 
 def initial_boards(num_games: int, height: int, width: int, seed: int, start_length: int = 3) -> np.ndarray:
     """(G, H, W) int8 start boards; game i uses seed `seed + i`, so every agent meets the same games."""
-    from snake_world_eqm.game import encode_observation, new_game
-
     return np.stack([encode_observation(new_game(height, width, rng=seed + i, initial_length=start_length))
                      for i in range(num_games)])
 
@@ -71,8 +72,6 @@ def play_games(agent: Agent, height: int, width: int, num_games: int = 100, seed
     `max_steps` defaults to `default_max_steps` (20 x cells), `stall_limit` (steps without an apple) to
     2 x cells.
     """
-    from snake_world_eqm.game import batched_step
-
     max_steps = default_max_steps(height, width) if max_steps is None else max_steps
     stall_limit = 2 * height * width if stall_limit is None else stall_limit
     if num_games < 1 or max_steps < 1 or stall_limit < 1:

@@ -23,8 +23,10 @@ from snake_world_eqm.game.encoding import (
     encode_observation,
     validate_observation,
 )
-from snake_world_eqm.game.rules import (
-    DELTAS,
+from snake_world_eqm.game.rules import new_game
+from snake_world_eqm.game.state import (
+    DELTA_COLS,
+    DELTA_ROWS,
     NUM_ACTIONS,
     REWARD_DEATH,
     REWARD_EAT,
@@ -32,11 +34,8 @@ from snake_world_eqm.game.rules import (
     as_generator,
     check_board_size,
     check_rng,
-    new_game,
 )
 
-_DR = np.array([d[0] for d in DELTAS], dtype=np.int64)
-_DC = np.array([d[1] for d in DELTAS], dtype=np.int64)
 _OPPOSITE = np.array([2, 3, 0, 1], dtype=np.int64)
 
 
@@ -90,7 +89,7 @@ def legal_boards(obs: np.ndarray) -> np.ndarray:
             break
         index = np.flatnonzero(walking)
         direction = (flat[index, cell[index]] - HEAD_UP) % NUM_ACTIONS
-        r, c = cell[index] // width + _DR[direction], cell[index] % width + _DC[direction]
+        r, c = cell[index] // width + DELTA_ROWS[direction], cell[index] % width + DELTA_COLS[direction]
         inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
         nxt = np.clip(r, 0, height - 1) * width + np.clip(c, 0, width - 1)
         code = flat[index, nxt]
@@ -143,8 +142,8 @@ def batched_step(
     terminal = length == 0
     head = find_heads(flat)
     head_code = flat[rows, head].astype(np.int64)
-    new_r = head // width + _DR[actions]
-    new_c = head % width + _DC[actions]
+    new_r = head // width + DELTA_ROWS[actions]
+    new_c = head % width + DELTA_COLS[actions]
     wall = (new_r < 0) | (new_r >= height) | (new_c < 0) | (new_c >= width)
     new_head = np.clip(new_r, 0, height - 1) * width + np.clip(new_c, 0, width - 1)
     target = flat[rows, new_head]
@@ -200,7 +199,7 @@ def _tail_predecessor(flat: np.ndarray, boards: np.ndarray, tail: np.ndarray, wi
     pred = np.zeros_like(tail)
     for direction in range(NUM_ACTIONS):
         # A neighbour points at the tail with direction d when it lies at tail - DELTAS[d].
-        r, c = tail_r - _DR[direction], tail_c - _DC[direction]
+        r, c = tail_r - DELTA_ROWS[direction], tail_c - DELTA_COLS[direction]
         inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
         index = np.clip(r, 0, height - 1) * width + np.clip(c, 0, width - 1)
         points_here = inside & (flat[boards, index] == BODY_UP + direction)

@@ -15,7 +15,8 @@ from gymnasium import spaces
 from snake_world_eqm.game.encoding import NUM_CELL_CLASSES, encode_observation
 from snake_world_eqm.game.registration import ENV_ID, register_env  # noqa: F401  (re-exported)
 from snake_world_eqm.game.render import render_ansi, render_rgb
-from snake_world_eqm.game.rules import EVENT_NAMES, NUM_ACTIONS, SnakeState, check_board_size, new_game, step
+from snake_world_eqm.game.rules import new_game, step
+from snake_world_eqm.game.state import EVENT_NAMES, NUM_ACTIONS, SnakeState, check_board_size
 
 
 class SnakeEnv(gym.Env):

@@ -72,10 +72,15 @@ from snake_world_eqm.game.hamilton import (
     neighbour_table,
     route_variants,
 )
-from snake_world_eqm.game.state import DELTAS, EXPERT_KINDS, NUM_ACTIONS, SnakeState  # noqa: F401  (EXPERT_KINDS re-exported)
+from snake_world_eqm.game.state import (  # noqa: F401  (EXPERT_KINDS re-exported)
+    DELTA_COLS,
+    DELTA_ROWS,
+    DELTAS,
+    EXPERT_KINDS,
+    NUM_ACTIONS,
+    SnakeState,
+)
 
-_DR = np.array([d[0] for d in DELTAS], dtype=np.int64)
-_DC = np.array([d[1] for d in DELTAS], dtype=np.int64)
 # Keep the layers of one search below this many bytes by splitting large batches.
 _LAYER_BYTES_BUDGET = 64 * 2**20
 
@@ -188,7 +193,7 @@ class _Boards:
         offset_of_code = np.zeros(NUM_CELL_CLASSES, dtype=np.int64)
         for code in range(HEAD_UP, BODY_LEFT + 1):
             direction = (code - HEAD_UP) % 4
-            offset_of_code[code] = _DR[direction] * self.width + _DC[direction]
+            offset_of_code[code] = DELTA_ROWS[direction] * self.width + DELTA_COLS[direction]
         # Indices into the whole batch flattened, so that each step is a cheap 1-D take.
         base = self.rows * self.num_cells
         successor = (np.arange(flat.size) + offset_of_code[flat].ravel()).astype(np.int64)
@@ -200,7 +205,7 @@ class _Boards:
     def _neighbours(self) -> None:
         """Cells next to the head and whether moving there is not certain death."""
         r, c = self.head // self.width, self.head % self.width
-        nr, nc = r[:, None] + _DR[None], c[:, None] + _DC[None]
+        nr, nc = r[:, None] + DELTA_ROWS[None], c[:, None] + DELTA_COLS[None]
         inside = (nr >= 0) & (nr < self.height) & (nc >= 0) & (nc < self.width)
         self.nb_r = np.clip(nr, 0, self.height - 1)
         self.nb_c = np.clip(nc, 0, self.width - 1)
@@ -515,7 +520,7 @@ def _most_room(boards: _Boards, index: np.ndarray) -> np.ndarray:
 def _least_bad(boards: _Boards, index: np.ndarray) -> np.ndarray:
     """A move that stays on the board and is not a reversal (one always exists on a 4x4+ board)."""
     r, c = boards.head[index] // boards.width, boards.head[index] % boards.width
-    nr, nc = r[:, None] + _DR[None], c[:, None] + _DC[None]
+    nr, nc = r[:, None] + DELTA_ROWS[None], c[:, None] + DELTA_COLS[None]
     inside = (nr >= 0) & (nr < boards.height) & (nc >= 0) & (nc < boards.width)
     neck = boards.body[index, np.minimum(1, boards.length[index] - 1)]
     not_neck = (boards.nb[index] != neck[:, None]) | (boards.length[index, None] < 2)
@@ -546,7 +551,7 @@ def _heuristic(boards: _Boards) -> np.ndarray:
     passable = boards.free_bits | _tail_bits(boards, boards.rows)
     exits = np.zeros((boards.batch, NUM_ACTIONS), dtype=np.int64)
     for direction in range(NUM_ACTIONS):
-        r, c = nb_r + _DR[direction], nb_c + _DC[direction]
+        r, c = nb_r + DELTA_ROWS[direction], nb_c + DELTA_COLS[direction]
         inside = (r >= 0) & (r < boards.height) & (c >= 0) & (c < boards.width)
         r, c = np.clip(r, 0, boards.height - 1), np.clip(c, 0, boards.width - 1)
         exits += inside & _Boards.test(passable, r, c) & ((r * boards.width + c) != boards.head[:, None])

@@ -27,7 +27,7 @@ from functools import cache
 import numpy as np
 
 from snake_world_eqm.game.encoding import BODY_LEFT, HEAD_UP, NUM_CELL_CLASSES
-from snake_world_eqm.game.rules import DELTAS, check_board_size
+from snake_world_eqm.game.state import DELTAS, check_board_size
 
 
 @cache

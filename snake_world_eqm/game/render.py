@@ -13,7 +13,7 @@ from snake_world_eqm.game.encoding import (
     is_terminal_observation,
     trace_body,
 )
-from snake_world_eqm.game.rules import SnakeState
+from snake_world_eqm.game.state import SnakeState
 
 _HEAD_GLYPHS = "@v<^>"  # HEAD_ALONE, then heads whose neck lies up/right/down/left (arrow = travel)
 _RESET = "\x1b[0m"

@@ -24,6 +24,9 @@ class Action(IntEnum):
 ACTION_NAMES = ("up", "right", "down", "left")
 DELTAS = ((-1, 0), (0, 1), (1, 0), (0, -1))
 NUM_ACTIONS = 4
+# The same moves as arrays, for batched code: row and column steps of each action.
+DELTA_ROWS = np.array([d[0] for d in DELTAS], dtype=np.int64)
+DELTA_COLS = np.array([d[1] for d in DELTAS], dtype=np.int64)
 
 
 class Event(IntEnum):
