@@ -1,17 +1,29 @@
 """Load a trained model (EqM world model or baseline) from a local folder or a Hub repo id, by its config.
 
-Fine-tuning, on-policy data collection and evaluation all start from "a checkpoint, whichever kind it
-is"; its `config.json` says which (`model_type`), so callers never guess and a wrong kind is one clear
-error. Repo ids resolve through the Hugging Face cache (offline with HF_HUB_OFFLINE=1).
+`load_model` is the one way the package loads a checkpoint: the app, `snake-eqm play/evaluate/evaluate-sizes`,
+fine-tuning, on-policy data collection and the agents all start from "a checkpoint, whichever kind it is";
+its `config.json` says which (`model_type`), so callers never guess and a wrong kind, a missing folder or
+unreadable weights are one clear line. Repo ids resolve through the Hugging Face cache (offline with
+HF_HUB_OFFLINE=1).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
+from transformers import AutoConfig
+from transformers.utils import logging as transformers_logging
+
+from snake_world_eqm.modeling_snake_world_eqm import (  # registers the Auto classes
+    SnakePolicyBaseline,
+    SnakeWorldEqM,
+)
+
 MODEL_KINDS = {"snake_world_eqm": "eqm", "snake_policy_baseline": "baseline"}
+KIND_NAMES = {"eqm": "an EqM world model", "baseline": "a behaviour-cloning baseline"}
 
 
 class PretrainedLoadError(ValueError):
@@ -20,10 +32,6 @@ class PretrainedLoadError(ValueError):
 
 def load_config(path_or_repo: str | os.PathLike) -> Any:
     """The checkpoint's config as our config class; raises PretrainedLoadError naming the problem."""
-    from transformers import AutoConfig
-
-    import snake_world_eqm.modeling_snake_world_eqm  # noqa: F401  (registers the Auto classes)
-
     text = str(path_or_repo)
     looks_local = Path(text).expanduser().exists() or text.startswith((".", "/", "~")) or text.count("/") != 1
     if looks_local and not Path(text).expanduser().exists():
@@ -45,24 +53,41 @@ def model_kind(config: Any) -> str:
     return MODEL_KINDS[config.model_type]
 
 
-def load_model(path_or_repo: str | os.PathLike, kind: str | None = None, config: Any | None = None) -> Any:
-    """The model in `path_or_repo`; with `kind` set, a checkpoint of the other kind is an error.
+def load_model(path_or_repo: str | os.PathLike, kind: str | None = None, config: Any | None = None,
+               device: str | None = None) -> Any:
+    """The model in `path_or_repo`, in eval mode (on `device` when given); with `kind` set, a checkpoint of
+    the other kind is an error. Every failure is a PretrainedLoadError (a ValueError) of one line.
 
     `config` (e.g. the checkpoint's own config with sampler fields overridden) replaces the saved one.
     """
-    from snake_world_eqm.modeling_snake_world_eqm import SnakePolicyBaseline, SnakeWorldEqM
-
+    if kind not in (None, *KIND_NAMES):
+        raise ValueError(f"kind must be one of {sorted(KIND_NAMES)} or None, got {kind!r}")
     saved = load_config(path_or_repo)
     found = model_kind(saved)
     if kind is not None and kind != found:
-        raise PretrainedLoadError(f"{path_or_repo} holds a {found} model, but a {kind} model is needed here")
+        raise PretrainedLoadError(f"{path_or_repo} holds {KIND_NAMES[found]} (model_type {saved.model_type!r}), "
+                                  f"but {KIND_NAMES[kind]} is needed here")
     model_cls = SnakeWorldEqM if found == "eqm" else SnakePolicyBaseline
     text = str(path_or_repo)
     source = str(Path(text).expanduser()) if Path(text).expanduser().is_dir() else text
     try:
-        return model_cls.from_pretrained(source, config=config or saved)
+        with _quiet_loading():
+            model = model_cls.from_pretrained(source, config=config or saved)
+        return model.to(device).eval() if device is not None else model.eval()
     except (OSError, ValueError, RuntimeError) as error:
         raise PretrainedLoadError(f"{text}: cannot load the weights ({_first_line(error)})") from error
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """transformers' per-load "Loading weights" bar off for this load (restored after, if it was on)."""
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def _first_line(error: BaseException) -> str:

@@ -47,8 +47,8 @@ def _one_line(capsys, prog: str) -> str:
         (["--json", "{root}/a_file/e.json"], "a_file is a file"),
         (["--json", "{root}"], "is a folder"),
         (["--plots", "{root}/a_file"], "not a folder"),
-        (["--baseline", "{root}/eqm"], "not 'snake_policy_baseline'"),
-        (["--model", "{root}/baseline"], "not 'snake_world_eqm'"),
+        (["--baseline", "{root}/eqm"], "but a behaviour-cloning baseline is needed"),
+        (["--model", "{root}/baseline"], "but an EqM world model is needed"),
         (["--model", "{root}/missing"], "does not exist"),
         (["--dataset", "{root}/no_dataset"], "no dataset folder"),
     ],
@@ -79,7 +79,7 @@ def test_evaluate_refuses_nan_thresholds(folders, no_work):
     ("extra", "fragment"),
     [
         (["--agent", "expert", "--gif", "{root}/a_file/g.gif"], "a_file is a file"),
-        (["--agent", "baseline", "--model", "{root}/eqm"], "not 'snake_policy_baseline'"),
+        (["--agent", "baseline", "--model", "{root}/eqm"], "but a behaviour-cloning baseline is needed"),
         (["--agent", "eqm", "--model", "{root}/missing"], "does not exist"),
     ],
 )

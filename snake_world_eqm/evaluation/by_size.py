@@ -21,6 +21,7 @@ from snake_world_eqm.data.sizes import parse_board_size, size_name, sort_sizes
 from snake_world_eqm.evaluation.by_size_args import DEFAULT_SIZES, build_parser  # noqa: E402  (flags: torch-free)
 from snake_world_eqm.evaluation.closed_loop import play_both_starts
 from snake_world_eqm.evaluation.evaluate import EvalConfig, held_out_metrics, json_ready
+from snake_world_eqm.pretrained import load_model
 
 EVAL_DATA_SEED = 10_007  # generation seed of the evaluation episodes (training data uses other seeds)
 # Per-game lists are bulky; the by-size JSON keeps the summary numbers only.
@@ -257,10 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         return _expert_only(args, sizes)
     if args.model is None:
         parser.error("--model is required (unless --expert-only)")
-    from snake_world_eqm.modeling_snake_world_eqm import SnakeWorldEqM
-
     torch.set_flush_denormal(True)  # trained weights give subnormal floats that slow CPU convolutions
-    model = SnakeWorldEqM.from_pretrained(args.model).to(args.device).eval()
+    try:
+        model = load_model(args.model, kind="eqm", device=args.device)
+    except ValueError as error:  # PretrainedLoadError: missing, not ours, a baseline, unreadable weights
+        parser.error(str(error))
     cfg = SizeEvalConfig(sizes=sizes, seen_sizes=seen if seen is not None else trained_sizes(args.model, model),
                          rows=args.rows, games=args.games, play_seed=args.play_seed, sample_seed=args.seed,
                          min_cap=args.min_cap, expert_cache=args.expert_cache,

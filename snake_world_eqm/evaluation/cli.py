@@ -109,16 +109,6 @@ def config_from_args(args: argparse.Namespace, argv: list[str]):
                       command="snake-eqm evaluate " + " ".join(shlex.quote(a) for a in argv))
 
 
-def load_models(model_path: str, baseline_path: str | None, device: str):
-    from snake_world_eqm.modeling_snake_world_eqm import SnakePolicyBaseline, SnakeWorldEqM
-
-    model = SnakeWorldEqM.from_pretrained(model_path).to(device).eval()
-    baseline = None
-    if baseline_path is not None:
-        baseline = SnakePolicyBaseline.from_pretrained(baseline_path).to(device).eval()
-    return model, baseline
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -128,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     from snake_world_eqm.data import load_snake_dataset
     from snake_world_eqm.data.loading import dataset_expert
     from snake_world_eqm.evaluation.evaluate import evaluate, json_ready
+    from snake_world_eqm.pretrained import load_model
     from snake_world_eqm.provenance import provenance
 
     # Trained weights produce subnormal floats that make CPU convolutions several times slower.
@@ -138,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_output_file(args.json, "--json")
         check_output_folder(args.plots, "--plots")
-        model, baseline = load_models(args.model, args.baseline, args.device)
+        model = load_model(args.model, kind="eqm", device=args.device)
+        baseline = None if args.baseline is None else load_model(args.baseline, kind="baseline", device=args.device)
         dataset = load_snake_dataset(args.dataset, split=args.split)
         if cfg.expert == "auto":
             cfg.expert = dataset_expert([args.dataset])

@@ -16,11 +16,25 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
 
+from snake_world_eqm import PRETRAINED_10X10
 from snake_world_eqm.agents.flags import add_planner_arguments, add_thread_argument, set_threads
 from snake_world_eqm.argtypes import check_output_file, non_negative_float, non_negative_int, positive_int
+from snake_world_eqm.game import (
+    ACTION_NAMES,
+    EVENT_NAMES,
+    MAX_BOARD_SIZE,
+    MIN_BOARD_SIZE,
+    encode_observation,
+    new_game,
+    render_ansi,
+    render_rgb,
+    step,
+)
+from snake_world_eqm.game.encoding import EMPTY, FOOD, HEAD_ALONE, HEAD_LEFT, TAIL
 
-# torch, PIL and the agents load inside the functions that use them, so `--help` answers at once.
+# torch, the model loader and the agents load inside the functions that play, so `--help` answers at once.
 MODEL_AGENTS = ("eqm", "planner", "baseline")
 WORLD_MODEL_AGENTS = ("eqm", "planner")
 
@@ -49,8 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def board_size(text: str) -> int:
-    from snake_world_eqm.game.state import MAX_BOARD_SIZE, MIN_BOARD_SIZE
-
     value = positive_int(text)
     if not MIN_BOARD_SIZE <= value <= MAX_BOARD_SIZE:
         raise argparse.ArgumentTypeError(f"board sizes run from {MIN_BOARD_SIZE} to {MAX_BOARD_SIZE}, got {value}")
@@ -59,8 +71,6 @@ def board_size(text: str) -> int:
 
 def board_to_rgb(board: np.ndarray, cell: int = 16) -> np.ndarray:
     """Paint any board by cell code (no legality needed): heads bright, body green, food red."""
-    from snake_world_eqm.game.encoding import EMPTY, FOOD, HEAD_ALONE, HEAD_LEFT, TAIL
-
     # Fallback colours by cell code for predicted boards the renderer rejects (illegal predictions).
     code_colours = {EMPTY: (24, 24, 24), FOOD: (220, 40, 40), TAIL: (40, 120, 40)}
     image = np.zeros(board.shape + (3,), dtype=np.uint8)
@@ -81,8 +91,6 @@ def render_frame(board: np.ndarray, predicted: np.ndarray | None, caption: str |
     `show_prediction` defaults to whether `predicted` is given; set it to keep the two-panel layout on
     frames without a prediction.
     """
-    from snake_world_eqm.game import render_rgb
-
     panels = [("game", _rgb_or_fallback(render_rgb, board))]
     if show_prediction if show_prediction is not None else predicted is not None:
         real = panels[0][1]
@@ -100,15 +108,11 @@ _LABEL_HEIGHT, _GAP = 14, 8
 
 
 def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
     return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), Image.NEAREST))
 
 
 def _compose(panels: list[tuple[str, np.ndarray]], caption: str | None) -> np.ndarray:
     """Panels side by side on white, each with its label above, and the caption in a strip below."""
-    from PIL import Image, ImageDraw
-
     height, width = panels[0][1].shape[:2]
     total_width = len(panels) * width + (len(panels) - 1) * _GAP
     total_height = _LABEL_HEIGHT + height + (_LABEL_HEIGHT if caption else 0)
@@ -125,8 +129,6 @@ def _compose(panels: list[tuple[str, np.ndarray]], caption: str | None) -> np.nd
 
 def status_line(step_index: int, action: int | None, event: str, apples: int) -> str:
     """What one frame shows in words: the move by name, what it did, and the score after it."""
-    from snake_world_eqm.game import ACTION_NAMES
-
     if action is None:
         ending = "step cap reached" if event == "cap" else f"game over ({event})"
         return f"{ending}  apples: {apples}"
@@ -148,8 +150,6 @@ def _rgb_or_fallback(render_rgb, board: np.ndarray) -> np.ndarray:
 
 
 def _ansi_or_codes(board: np.ndarray, colour: bool = True) -> str:
-    from snake_world_eqm.game import render_ansi
-
     try:
         return render_ansi(board.astype(np.int8), color=colour)
     except ValueError:
@@ -173,25 +173,13 @@ def model_path_for(args: argparse.Namespace) -> str | None:
     if args.agent == "baseline":
         raise SystemExit("--agent baseline needs --model (a trained baseline folder; none is shipped)")
     if args.agent in WORLD_MODEL_AGENTS or args.show_prediction:
-        from snake_world_eqm import PRETRAINED_10X10
-
         return str(PRETRAINED_10X10)
     return None
-
-
-def load_model(path: str | None, agent: str):
-    if path is None:
-        return None
-    from snake_world_eqm.modeling_snake_world_eqm import SnakePolicyBaseline, SnakeWorldEqM
-
-    cls = SnakePolicyBaseline if agent == "baseline" else SnakeWorldEqM
-    return cls.from_pretrained(path).eval()
 
 
 def play_one_game(agent, height: int, width: int, seed: int, max_steps: int, predictor=None):
     """Yield (board, predicted next board or None, action, event name, apples) for each step, then the end."""
     from snake_world_eqm.agents.base import sample_model
-    from snake_world_eqm.game import EVENT_NAMES, encode_observation, new_game, step
 
     state, rng, apples = new_game(height, width, rng=seed), np.random.default_rng(seed), 0
     board = encode_observation(state)
@@ -215,7 +203,6 @@ def play_one_game(agent, height: int, width: int, seed: int, max_steps: int, pre
 def board_size_to_play(model, height: int | None, width: int | None) -> tuple[int, int]:
     """--height/--width, else the model's size, else 10x10; a size the model cannot take is a one-line error."""
     from snake_world_eqm.evaluation.by_size import check_model_takes
-    from snake_world_eqm.game.state import MAX_BOARD_SIZE, MIN_BOARD_SIZE
 
     config = getattr(model, "config", None)
     height = height or (config.board_height if config is not None else 10)
@@ -234,13 +221,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     import torch
 
+    from snake_world_eqm.agents.planner import planner_options_from_args
+    from snake_world_eqm.pretrained import load_model
+
     # Trained weights produce subnormal floats that make CPU convolutions several times slower.
     torch.set_flush_denormal(True)
     set_threads(args.threads)
     path = model_path_for(args)
     try:
         check_output_file(args.gif, "--gif")
-        model = load_model(path, args.agent)
+        model = None if path is None else load_model(path, kind="baseline" if args.agent == "baseline" else "eqm")
     except (ValueError, OSError, RuntimeError) as error:
         print(f"snake-eqm play: error: {error}", file=sys.stderr)
         return 2
@@ -249,8 +239,6 @@ def main(argv: list[str] | None = None) -> int:
     if model is not None and args.model is None:
         print(f"model: the shipped checkpoint {path} (--model to choose another)", flush=True)
     height, width = board_size_to_play(model, args.height, args.width)
-    from snake_world_eqm.agents.planner import planner_options_from_args
-
     agent = make_agent(args.agent, model, args.seed, planner_options_from_args(args))
     predictor = model if args.show_prediction else None
     terminal, colour = sys.stdout.isatty(), use_colour()
@@ -275,8 +263,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write_gif(frames: list[np.ndarray], path: str, frame_ms: int) -> None:
-    from PIL import Image
-
     images = [Image.fromarray(frame) for frame in frames]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
