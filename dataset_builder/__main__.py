@@ -16,9 +16,9 @@ from snake_world_eqm.argtypes import board_size as _board_size
 from snake_world_eqm.argtypes import non_negative_int as _non_negative_int
 from snake_world_eqm.argtypes import positive_int as _positive_int
 from snake_world_eqm.argtypes import probability as _probability
-from snake_world_eqm.data.generate import DEFAULT_EXPERT, EXPERT_KINDS, GenerationConfig
+from snake_world_eqm.game.state import EXPERT_KINDS
 
-from .builder import build_dataset
+# The builder, `datasets`, torch and the Hub client load after parsing, so every `--help` answers at once.
 
 COMMANDS = ("build", "validate", "push")
 
@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--seed", type=_non_negative_int, default=0)
     expert = size.add_mutually_exclusive_group()
     expert.add_argument(
-        "--expert", choices=EXPERT_KINDS, default=DEFAULT_EXPERT,
-        help=f"the expert that labels the rows: {', '.join(EXPERT_KINDS)} (default {DEFAULT_EXPERT}: fills the board; benchmarks/expert.py)",
+        "--expert", choices=EXPERT_KINDS, default=None,
+        help=f"the expert that labels the rows: {', '.join(EXPERT_KINDS)} (default: data.generate.DEFAULT_EXPERT, "
+             "the best measured, which fills the board; benchmarks/expert.py)",
     )
     expert.add_argument("--use-astar", dest="expert", action="store_const", const="astar", help="the A* expert (same as --expert astar)")
     expert.add_argument("--no-astar", dest="expert", action="store_const", const="heuristic", help="heuristic expert")
@@ -85,8 +86,10 @@ def _size_rows(text: str) -> tuple[tuple[int, int], int]:
     return _board_size(size), _positive_int(rows)
 
 
-def config_from_args(args: argparse.Namespace) -> GenerationConfig:
+def config_from_args(args: argparse.Namespace):
     """The generation config; with --policy, the checkpoint is loaded and checked here (before any output)."""
+    from snake_world_eqm.data.generate import DEFAULT_EXPERT, GenerationConfig
+
     policy = None
     if args.beta is not None and args.policy is None:
         raise ValueError("--beta only makes sense with --policy")
@@ -105,7 +108,7 @@ def config_from_args(args: argparse.Namespace) -> GenerationConfig:
         height=args.height,
         width=args.width,
         seed=args.seed,
-        expert=args.expert,
+        expert=args.expert or DEFAULT_EXPERT,
         perturb_prob=args.perturb_prob,
         max_episode_steps=args.max_episode_steps,
         stall_steps=args.stall_steps,
@@ -124,6 +127,8 @@ def config_from_args(args: argparse.Namespace) -> GenerationConfig:
 def build_main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .builder import build_dataset
+
     if args.private and not args.push_to_hub:
         parser.error("--private only makes sense with --push-to-hub")
     if args.board_sizes is not None:

@@ -1,4 +1,4 @@
-"""Build the dataset folder: generate chunk by chunk, stream parquet, write the card, publish atomically.
+"""Build the dataset folder: generate chunk by chunk, stream parquet, write the card, publish_staging atomically.
 
 Output layout (Hub-shaped, pushed as is)::
 
@@ -99,7 +99,7 @@ def _write_parquet(
     return stats
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -124,7 +124,7 @@ def _pid_alive(pid: int) -> bool:
 def clean_stale_staging(destination: Path) -> list[Path]:
     """Remove what killed builds of `destination` left beside it (their process is gone); return the removed.
 
-    A kill between the two renames of `_publish` leaves the old dataset only in its `.old-PID` backup: that
+    A kill between the two renames of `publish_staging` leaves the old dataset only in its `.old-PID` backup: that
     backup is put back in place instead of being removed."""
     removed = []
     if not destination.parent.is_dir():
@@ -141,7 +141,7 @@ def clean_stale_staging(destination: Path) -> list[Path]:
     return removed
 
 
-def _publish(staging: Path, destination: Path) -> None:
+def publish_staging(staging: Path, destination: Path) -> None:
     """Move the finished staging folder into place; an old folder is only removed once replaced."""
     backup = None
     if destination.exists():
@@ -173,7 +173,7 @@ def build_dataset(
     shard_chunks(config, shard_index, num_shards)  # bad shard arguments fail before any work
     # The pid in the name lets a later run tell a dead build's leftovers from a live concurrent build.
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.tmp-{os.getpid()}-", dir=destination.parent))
-    os.chmod(staging, 0o777 & ~_current_umask())  # mkdtemp makes it private; the dataset should not be
+    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it private; the dataset should not be
     try:
         (staging / "data").mkdir()
         stats = _write_parquet(staging, config, num_proc, shard_index, num_shards, progress)
@@ -181,7 +181,7 @@ def build_dataset(
         stats.file_bytes = sum(file.stat().st_size for file in (staging / "data").glob("*.parquet"))
         card = build_card(config, features(config.height, config.width), stats, command, fingerprint, (shard_index, num_shards))
         card.save(staging / "README.md")
-        _publish(staging, destination)
+        publish_staging(staging, destination)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -73,24 +73,24 @@ class DatasetStats:
         return sum(self.rows.values())
 
 
-def _size_category(num_rows: int) -> str:
+def size_category(num_rows: int) -> str:
     for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
         if num_rows < limit:
             return label
     return "10M<n<100M"
 
 
-def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
+def markdown_table(header: tuple[str, ...], rows: list[tuple]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _percent(part: int, whole: int) -> str:
+def percent_of(part: int, whole: int) -> str:
     return f"{100.0 * part / whole:.1f}%" if whole else "n/a"
 
 
-def _dataset_info(dataset_features: Features, stats: DatasetStats, splits: list[str], whole: bool) -> dict:
+def dataset_info(dataset_features: Features, stats: DatasetStats, splits: list[str], whole: bool) -> dict:
     # download_size is part of the key of `load_dataset`'s processed cache: a rebuilt folder with
     # other files must not be served from the old cache.
     info: dict = {"features": dataset_features._to_yaml_list(), "download_size": stats.file_bytes}
@@ -109,11 +109,11 @@ def build_card_data(
         pretty_name=f"Snake world-model transitions ({config.height}x{config.width})",
         task_categories=["reinforcement-learning"],
         tags=["snake", "world-model", "equilibrium-matching", "synthetic"],
-        size_categories=[_size_category(stats.total_rows)],
+        size_categories=[size_category(stats.total_rows)],
         configs=[
             {"config_name": "default", "data_files": [{"split": name, "path": f"data/{name}-*"} for name in splits]}
         ],
-        dataset_info=_dataset_info(dataset_features, stats, splits, whole=shard[1] == 1),
+        dataset_info=dataset_info(dataset_features, stats, splits, whole=shard[1] == 1),
         snake_world_eqm={
             "generation": config.to_dict(),
             "command": command,
@@ -130,21 +130,21 @@ def build_card(
     """The README.md card of a built dataset."""
     data = build_card_data(config, dataset_features, stats, command, fingerprint, shard)
     total = stats.total_rows
-    split_table = _table(
+    split_table = markdown_table(
         ("split", "rows", "episodes"), [(name, stats.rows[name], len(stats.episodes.get(name, ()))) for name in SPLITS if stats.rows[name]]
     )
-    action_table = _table(
-        ("action", "rows", "share"), [(name, stats.actions[i], _percent(stats.actions[i], total)) for i, name in enumerate(ACTION_NAMES)]
+    action_table = markdown_table(
+        ("action", "rows", "share"), [(name, stats.actions[i], percent_of(stats.actions[i], total)) for i, name in enumerate(ACTION_NAMES)]
     )
-    event_table = _table(
+    event_table = markdown_table(
         ("event of the expert action", "rows", "share"),
-        [(name, stats.events[i], _percent(stats.events[i], total)) for i, name in enumerate(EVENT_NAMES)],
+        [(name, stats.events[i], percent_of(stats.events[i], total)) for i, name in enumerate(EVENT_NAMES)],
     )
-    length_table = _table(
+    length_table = markdown_table(
         ("snake length", "rows", "share"),
-        [(f"{b * LENGTH_BIN}-{b * LENGTH_BIN + LENGTH_BIN - 1}", n, _percent(n, total)) for b, n in sorted(stats.lengths.items())],
+        [(f"{b * LENGTH_BIN}-{b * LENGTH_BIN + LENGTH_BIN - 1}", n, percent_of(n, total)) for b, n in sorted(stats.lengths.items())],
     )
-    feature_table = _table(("column", "feature"), [(f"`{name}`", f"`{feature!r}`") for name, feature in dataset_features.items()])
+    feature_table = markdown_table(("column", "feature"), [(f"`{name}`", f"`{feature!r}`") for name, feature in dataset_features.items()])
     expert = EXPERT_DESCRIPTIONS.get(config.expert, config.expert)
     shard_note = "" if shard[1] == 1 else f"\nThis folder holds shard {shard[0]} of {shard[1]} (seed-range sharding).\n"
     policy_note = "" if config.policy_name is None else (
@@ -178,7 +178,7 @@ segment lies up/right/down/left, 7-10 body segment pointing to the next segment 
 
 {split_table}
 
-Rows: {total:,}; perturbed steps (taken action differs from the label): {stats.perturbed:,} ({_percent(stats.perturbed, total)}).
+Rows: {total:,}; perturbed steps (taken action differs from the label): {stats.perturbed:,} ({percent_of(stats.perturbed, total)}).
 
 ## Action distribution (label)
 

@@ -27,9 +27,10 @@ from typing import Any
 
 from snake_world_eqm.agents.flags import POLICY_AGENTS, POLICY_DTYPES
 from snake_world_eqm.argtypes import non_negative_int, positive_int, probability
-from snake_world_eqm.data.generate import EXPERT_KINDS
+from snake_world_eqm.game.state import EXPERT_KINDS
 
-from .builder import build_dataset
+# The parser stays light (`python -m dataset_builder dagger --help`, hub_scripts/dagger.py): the builder,
+# datasets, torch, the training engine and the agents load inside the functions that run a round.
 
 ROUND_FILE = "round.json"
 EVAL_SEED = 5000  # play seeds of the per-round score; the release evaluation uses 1000-1099
@@ -165,6 +166,8 @@ def collect(model: str, output: Path, num_samples: int, beta: float, height: int
     `one_cell_fraction`, else three-cell ones; games stepped 256 at a time so the model batches)."""
     from snake_world_eqm.agents.factory import load_policy
     from snake_world_eqm.data.generate import GenerationConfig
+
+    from .builder import build_dataset
 
     policy = load_policy(model, agent, height, width, seed=seed, dtype=dtype)
     config = GenerationConfig(num_samples=num_samples, height=height, width=width, seed=seed, perturb_prob=0.0, expert=expert,

@@ -31,12 +31,12 @@ from snake_world_eqm.data.sizes import size_name, sort_sizes
 from .builder import (
     PARQUET_OPTIONS,
     ROW_GROUP_SIZE,
-    _current_umask,
-    _publish,
     check_output_path,
     chunk_file_name,
+    current_umask,
+    publish_staging,
 )
-from .card import DatasetStats, _dataset_info, _percent, _size_category, _table
+from .card import DatasetStats, dataset_info, markdown_table, percent_of, size_category
 
 
 @dataclass
@@ -117,7 +117,7 @@ def build_multisize_dataset(
     (an interruption never leaves a half-written dataset)."""
     destination = check_output_path(output, overwrite)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.tmp-", dir=destination.parent))
-    os.chmod(staging, 0o777 & ~_current_umask())
+    os.chmod(staging, 0o777 & ~current_umask())
     try:
         all_stats: dict[str, DatasetStats] = {}
         for name in sort_sizes(configs):
@@ -131,7 +131,7 @@ def build_multisize_dataset(
             all_stats[name] = stats
         fingerprint = multisize_fingerprint(staging)
         build_multisize_card(configs, all_stats, command, fingerprint).save(staging / "README.md")
-        _publish(staging, destination)
+        publish_staging(staging, destination)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -154,13 +154,13 @@ def build_multisize_card(
         splits = [split for split in SPLITS if stats[name].rows[split]]
         config_entries.append({"config_name": name, "data_files": [{"split": s, "path": f"data/{name}/{s}-*"} for s in splits]})
         height, width = configs[name].height, configs[name].width
-        info_entries.append({"config_name": name, **_dataset_info(features(height, width), stats[name], splits, whole=True)})
+        info_entries.append({"config_name": name, **dataset_info(features(height, width), stats[name], splits, whole=True)})
     data = DatasetCardData(
         license="apache-2.0",
         pretty_name=f"Snake world-model transitions ({len(names)} board sizes)",
         task_categories=["reinforcement-learning"],
         tags=["snake", "world-model", "equilibrium-matching", "synthetic"],
-        size_categories=[_size_category(total)],
+        size_categories=[size_category(total)],
         configs=config_entries,
         dataset_info=info_entries,
         snake_world_eqm={
@@ -171,11 +171,11 @@ def build_multisize_card(
             "fingerprint": fingerprint,
         },
     )
-    size_table = _table(
+    size_table = markdown_table(
         ("size (config)", "cells", "train rows", "validation rows", "test rows", "episodes", "perturbed", "deaths (expert action)"),
         [(f"`{name}`", configs[name].height * configs[name].width, *(stats[name].rows[s] for s in SPLITS),
           sum(len(e) for e in stats[name].episodes.values()),
-          _percent(stats[name].perturbed, stats[name].total_rows), _percent(_death_rows(stats[name]), stats[name].total_rows))
+          percent_of(stats[name].perturbed, stats[name].total_rows), percent_of(_death_rows(stats[name]), stats[name].total_rows))
          for name in names],
     )
     expert = "A* planner" if base.expert == "astar" else "heuristic (greedy with safety check)"

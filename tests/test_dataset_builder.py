@@ -14,7 +14,8 @@ from huggingface_hub import DatasetCard, HfApi
 import dataset_builder.builder as builder_module
 from dataset_builder.__main__ import main
 from dataset_builder.validate import validate_dataset
-from snake_world_eqm.data import COLUMNS, content_fingerprint, features, load_snake_dataset
+from snake_world_eqm.data import content_fingerprint, load_snake_dataset
+from snake_world_eqm.data.features import COLUMNS, features
 from snake_world_eqm.data.generate import rows_to_table
 
 SMALL_ARGS = ["--num-samples", "900", "--height", "6", "--width", "6", "--seed", "5", "--max-episode-steps", "60",
