@@ -253,10 +253,8 @@ class SnakeWorldEqMConfig(_ModelTypeCheck, PreTrainedConfig):
 
         With the linear schedule the ideal field is λ·(x - E[x | x_γ]), so one descent step contracts the
         error by |1 - ηλ|. The seed's λ=1, η=0.1 contracts by 0.9 per step (10 steps leave 35% of the error);
-        λ=4, η=0.125 (ηλ=0.5) with light momentum leaves < 0.1% after 10 steps.
-        Measured on a cpu_small model after ~7 CPU-minutes of training (A* data, 10x10, 2,000 held-out rows):
-        this sampler, η=0.25/μ=0/4 steps and η=0.1/μ=0.9 all gave the same accuracy within 0.7 points, and
-        `eqm_adaptive_threshold=2.0` cut the mean steps from 10 to 6.2 at no cost in accuracy.
+        λ=4, η=0.125 (ηλ=0.5) with light momentum leaves < 0.1% after 10 steps (how it was chosen:
+        docs/results/README.md, experiments log).
         """
         preset = dict(gradient_multiplier=4.0, eqm_step_size=0.125, eqm_nag_momentum=0.2)
         preset.update(overrides)
@@ -266,11 +264,8 @@ class SnakeWorldEqMConfig(_ModelTypeCheck, PreTrainedConfig):
     def cpu_small(cls, **overrides) -> SnakeWorldEqMConfig:
         """Small, fast config for a ≤ 30-minute training on a 2-core CPU (CNN encoder, recommended sampler).
 
-        A d_model 128 × 3 transformer trains at ~120 samples/s on such a CPU, a small CNN at ~1300 (DESIGN.md).
-        Trained with AdamW (lr 2e-3, weight decay 0.01, grad-norm clip 1), batch 256, with
-        `next_state_per_action`: after 751 steps (192k samples, 10x10 A* data, one contended CPU thread) it
-        scored on 2,000 held-out rows: action accuracy 95.8% (same-encoder baseline 97.7% after 915 steps),
-        next board exact (food respawn masked) 94.9%, coherent with its own action 99.0%, what-if exact 99.5%.
+        A CNN encoder trains about ten times faster per sample than the seed's d_model 128 × 3 transformer
+        on a CPU (DESIGN.md); what this preset reached is in docs/results/README.md, experiments log.
         """
         preset = dict(
             d_model=64, use_cnn=True, cnn_mode="replace", cnn_channels=64, cnn_layers=4, dropout=0.0,

@@ -59,7 +59,7 @@ DEATH_BASE, LOST_BASE = -100.0, -50.0
 
 @dataclass
 class PlannerConfig:
-    """Knobs of the planner; the defaults are the best measured setting (README, issue 12)."""
+    """Knobs of the planner; the defaults are the best measured setting (docs/results/README.md)."""
 
     horizon: int = 16  # imagined steps per line (8-48 are sensible on 10x10)
     rollouts: int = 2  # lines per first action in a search (noise seeds make them differ)
