@@ -227,6 +227,24 @@ def test_hub_script_help(script, monkeypatch, capsys):
     assert expected in capsys.readouterr().out
 
 
+HELP_COMMANDS = [
+    ["-m", "snake_world_eqm.cli"],
+    *(["-m", "snake_world_eqm.cli", name] for name in ("train", "evaluate", "evaluate-sizes", "play", "push", "demo",
+                                                         "lm-train", "app")),
+    ["-m", "dataset_builder"], *(["-m", "dataset_builder", sub] for sub in ("dagger", "validate", "push")),
+    *([str(path)] for path in sorted((REPO_ROOT / "hub_scripts").glob("*.py"))),
+]
+
+
+@pytest.mark.parametrize("command", HELP_COMMANDS, ids=" ".join)
+def test_every_command_answers_help_in_a_fresh_process(command):
+    """Each command's --help exits 0 and prints its usage (its CPU time: benchmarks/help_speed.py)."""
+    done = subprocess.run([sys.executable, *command, "--help"], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage:" in done.stdout
+
+
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
     return build_tiny_dataset(tmp_path_factory.mktemp("data") / "snake", num_samples=200)
