@@ -1,7 +1,8 @@
 """`snake-eqm`: one entry point whose subcommands call the same `main(argv)` the scripts use.
 
 Every subcommand's `build_parser()` lives in a module that imports neither torch nor transformers, so
-`snake-eqm <command> --help` answers at once (measured in README.md); the heavy imports wait for a real run.
+`snake-eqm <command> --help` answers at once (benchmarks/help_speed.py measures it); the heavy imports wait
+for a real run.
 """
 
 from __future__ import annotations
