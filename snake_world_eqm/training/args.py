@@ -11,6 +11,7 @@ import argparse
 import json
 from typing import Any
 
+from snake_world_eqm.argtypes import board_size
 from snake_world_eqm.argtypes import non_negative_float as _non_negative_float
 from snake_world_eqm.argtypes import non_negative_int as _non_negative_int
 from snake_world_eqm.argtypes import positive_float as _positive_float
@@ -97,8 +98,6 @@ def _key_value(text: str) -> tuple[str, Any]:
 
 def _size_weight(text: str) -> tuple[tuple[int, int], float]:
     """"HxW=W" for --size-weights."""
-    from snake_world_eqm.argtypes import board_size
-
     size, _, weight = text.partition("=")
     if not weight:
         raise argparse.ArgumentTypeError(f"expected HxW=WEIGHT, got {text!r}")

@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from snake_world_eqm.data import as_torch_dataset, collate
+from snake_world_eqm.data import as_torch_dataset, check_columns, collate, load_snake_dataset
+from snake_world_eqm.data.loading import dataset_board_sizes
+from snake_world_eqm.data.sizes import size_name, sort_sizes
 
 from .errors import TrainingSetupError
 
@@ -51,8 +53,6 @@ def load_splits(
     datasets of different sizes) give a `MultiSizeSplit` per split: same-size parts are mixed as above,
     `max_train_samples` caps each size, and training batches hold one size each.
     """
-    from snake_world_eqm.data.sizes import size_name
-
     names = [dataset] if isinstance(dataset, str) else list(dataset)
     if not names:
         raise TrainingSetupError("--dataset: give at least one dataset")
@@ -111,8 +111,6 @@ def _mix(parts: list[tuple[Any, Any, str | None]], max_train_samples: int | None
 
 def _load_sizes(dataset: str, model_kind: str, train_split: str, eval_split: str) -> dict[str, tuple[Any, Any, str | None]]:
     """{size: (train, evaluation or None, evaluation split name)} of a multi-size dataset, each size checked."""
-    from snake_world_eqm.data import load_snake_dataset
-
     try:
         by_size = load_snake_dataset(dataset, required=REQUIRED_COLUMNS[model_kind], board_size="all")
     except (FileNotFoundError, ValueError, OSError) as error:
@@ -124,8 +122,6 @@ def _load_sizes(dataset: str, model_kind: str, train_split: str, eval_split: str
 def _checked_splits(dataset_dict: Any, label: str, model_kind: str, train_split: str,
                     eval_split: str) -> tuple[Any, Any, str | None]:
     """(train, evaluation or None, evaluation split name) of one DatasetDict; every problem names `label`."""
-    from snake_world_eqm.data import check_columns
-
     splits = list(dataset_dict.keys()) if hasattr(dataset_dict, "keys") else []
     if train_split not in splits:
         raise TrainingSetupError(f"{label}: no {train_split!r} split (found {splits})")
@@ -154,8 +150,6 @@ def _spread_rows(evaluation: Any, limit: int, lengths: list[int]) -> Any:
 
 def _load_one(dataset: str, model_kind: str, train_split: str, eval_split: str) -> tuple[Any, Any, str | None]:
     """(train, evaluation or None, evaluation split name) of one dataset, checked."""
-    from snake_world_eqm.data import load_snake_dataset
-
     try:
         dataset_dict = load_snake_dataset(dataset, required=REQUIRED_COLUMNS[model_kind])
     except (FileNotFoundError, ValueError, OSError) as error:
@@ -164,8 +158,6 @@ def _load_one(dataset: str, model_kind: str, train_split: str, eval_split: str) 
 
 
 def _board_sizes_of(dataset: str) -> list[str] | None:
-    from snake_world_eqm.data.loading import dataset_board_sizes
-
     try:
         return dataset_board_sizes(dataset)
     except (FileNotFoundError, ValueError, OSError) as error:
@@ -251,8 +243,6 @@ class MultiSizeSplit:
     """
 
     def __init__(self, by_size: dict[str, Any]) -> None:
-        from snake_world_eqm.data.sizes import sort_sizes
-
         if not by_size:
             raise TrainingSetupError("a multi-size split needs at least one board size")
         self.by_size = {name: by_size[name] for name in sort_sizes(by_size)}
@@ -401,8 +391,6 @@ def equal_eval_rows(by_size: dict[str, Any], max_rows: int | None, batch_size: i
 
 def size_weights_for(split: Any, weights: Sequence[tuple[tuple[int, int], float]]) -> list[float] | None:
     """`--size-weights HxW=W ...` as one weight per size of `split` (unnamed sizes weigh 1); None when none given."""
-    from snake_world_eqm.data.sizes import size_name
-
     if not weights:
         return None
     given = {size_name(*size): float(weight) for size, weight in weights}

@@ -7,6 +7,12 @@ from typing import Any
 
 from huggingface_hub.errors import StrictDataclassError
 
+from snake_world_eqm import configuration_snake_world_eqm as conf
+from snake_world_eqm import modeling_snake_world_eqm as modeling
+from snake_world_eqm.configuration_snake_world_eqm import SnakeWorldEqMConfig
+from snake_world_eqm.game.state import MAX_BOARD_SIZE, MIN_BOARD_SIZE
+from snake_world_eqm.pretrained import PretrainedLoadError, load_config, load_model, model_kind
+
 from .args import FINETUNE_OVERRIDABLE, MODEL_FLAGS
 from .errors import TrainingSetupError
 
@@ -15,8 +21,6 @@ PRESETS = ("cpu_small", "recommended")
 
 
 def model_classes(kind: str) -> tuple[type, type]:
-    from snake_world_eqm import configuration_snake_world_eqm as conf
-    from snake_world_eqm import modeling_snake_world_eqm as modeling
 
     if kind == "eqm":
         return conf.SnakeWorldEqMConfig, modeling.SnakeWorldEqM
@@ -24,8 +28,6 @@ def model_classes(kind: str) -> tuple[type, type]:
 
 
 def _check_board(height: int, width: int) -> None:
-    from snake_world_eqm.game.rules import MAX_BOARD_SIZE, MIN_BOARD_SIZE
-
     for name, size in (("height", height), ("width", width)):
         if not MIN_BOARD_SIZE <= size <= MAX_BOARD_SIZE:
             raise TrainingSetupError(
@@ -48,8 +50,6 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
 
 def _preset_factory(preset: str | None):
     """`--config-preset cpu-small` → SnakeWorldEqMConfig.cpu_small (a classmethod taking overrides)."""
-    from snake_world_eqm.configuration_snake_world_eqm import SnakeWorldEqMConfig
-
     if preset is None:
         return SnakeWorldEqMConfig
     presets = [name for name in PRESETS if callable(getattr(SnakeWorldEqMConfig, name, None))]
@@ -67,8 +67,6 @@ def resolve_model_kind(model: str | None, model_name_or_path: str | None) -> tup
     """
     if model_name_or_path is None:
         return model or "eqm", None
-    from snake_world_eqm.pretrained import PretrainedLoadError, load_config, model_kind
-
     try:
         saved = load_config(model_name_or_path)
     except PretrainedLoadError as error:
@@ -148,8 +146,6 @@ def build_model(kind: str, config: Any, model_name_or_path: str | None = None) -
     """A fresh model, or the `model_name_or_path` checkpoint's weights under `config`."""
     _, model_cls = model_classes(kind)
     if model_name_or_path is not None:
-        from snake_world_eqm.pretrained import PretrainedLoadError, load_model
-
         try:
             return load_model(model_name_or_path, kind=kind, config=config)
         except PretrainedLoadError as error:

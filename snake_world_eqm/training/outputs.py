@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from snake_world_eqm.hub import build_model_card
+
 from . import checkpoints as ckpt
 from .checkpoints import fsync_tree, replace_dir
 from .errors import TrainingSetupError
@@ -214,8 +216,6 @@ def save_final_model(model: Any, output_dir: str | Path, metrics: dict[str, Any]
 
 
 def write_card(folder: Path, metrics: dict[str, Any], card_info: dict[str, Any]) -> None:
-    from snake_world_eqm.hub import build_model_card
-
     datasets = card_info.get("dataset", "")
     datasets = [datasets] if isinstance(datasets, str) else list(datasets)
     dataset_ids = [name if _is_repo_id(name) else "local-dataset" for name in datasets] or ["local-dataset"]

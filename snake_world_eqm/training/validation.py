@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from snake_world_eqm.evaluation import metrics
-from snake_world_eqm.game.rules import ACTION_NAMES
+from snake_world_eqm.game.batched import batched_successors
+from snake_world_eqm.game.state import ACTION_NAMES
 
 # What --best-metric may name, besides the validation losses (loss, loss_*).
 EQM_METRICS = ("action_accuracy", "next_board_exact", "free_next_board_exact", "next_board_cell_accuracy",
@@ -31,8 +32,6 @@ def _successors(batch: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]
     """(B,4,H,W) successors and (B,4) events, from the dataset or else the batched game engine."""
     if "next_state_per_action" in batch and "event_per_action" in batch:
         return _np(batch["next_state_per_action"]), _np(batch["event_per_action"])
-    from snake_world_eqm.game.batched import batched_successors
-
     nxt, _, event, _ = batched_successors(_np(batch["state"]).astype(np.int8), np.random.default_rng(0))
     return np.asarray(nxt), np.asarray(event)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from snake_world_eqm.evaluation.plots import plot_training_curves
 from snake_world_eqm.processes import capped_workers
 
 from ..provenance import provenance
@@ -254,8 +255,6 @@ def _card_info(setup: RunSetup) -> dict[str, Any]:
 
 def _plot_curves(output_dir: Path) -> None:
     """training_curves.png beside the model; a plotting failure must never lose a finished run."""
-    from snake_world_eqm.evaluation.plots import plot_training_curves
-
     try:
         plot_training_curves(output_dir / "train_log.jsonl", output_dir / "training_curves.png")
     except Exception as error:  # noqa: BLE001
