@@ -24,7 +24,8 @@ import dataset_builder.builder as builder_module
 import snake_world_eqm.game.batched as batched_module
 import snake_world_eqm.game.expert as expert_module
 from dataset_builder.builder import build_dataset
-from snake_world_eqm.data.generate import DEFAULT_EXPERT, EXPERT_KINDS, GenerationConfig
+from snake_world_eqm.data.generate import GenerationConfig
+from snake_world_eqm.game.state import DEFAULT_EXPERT, EXPERT_KINDS
 from snake_world_eqm.provenance import with_provenance
 
 TARGET_ROWS_PER_S = 60_000

@@ -16,7 +16,7 @@ from snake_world_eqm.argtypes import board_size as _board_size
 from snake_world_eqm.argtypes import non_negative_int as _non_negative_int
 from snake_world_eqm.argtypes import positive_int as _positive_int
 from snake_world_eqm.argtypes import probability as _probability
-from snake_world_eqm.game.state import EXPERT_KINDS
+from snake_world_eqm.game.state import DEFAULT_EXPERT, EXPERT_KINDS
 
 # The builder, `datasets`, torch and the Hub client load after parsing, so every `--help` answers at once.
 
@@ -32,9 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--seed", type=_non_negative_int, default=0)
     expert = size.add_mutually_exclusive_group()
     expert.add_argument(
-        "--expert", choices=EXPERT_KINDS, default=None,
-        help=f"the expert that labels the rows: {', '.join(EXPERT_KINDS)} (default: data.generate.DEFAULT_EXPERT, "
-             "the best measured, which fills the board; benchmarks/expert.py)",
+        "--expert", choices=EXPERT_KINDS, default=DEFAULT_EXPERT,
+        help=f"the expert that labels the rows: {', '.join(EXPERT_KINDS)} (default {DEFAULT_EXPERT}: the best "
+             "measured, which fills the board; benchmarks/expert.py)",
     )
     expert.add_argument("--use-astar", dest="expert", action="store_const", const="astar", help="the A* expert (same as --expert astar)")
     expert.add_argument("--no-astar", dest="expert", action="store_const", const="heuristic", help="heuristic expert")
@@ -88,7 +88,7 @@ def _size_rows(text: str) -> tuple[tuple[int, int], int]:
 
 def config_from_args(args: argparse.Namespace):
     """The generation config; with --policy, the checkpoint is loaded and checked here (before any output)."""
-    from snake_world_eqm.data.generate import DEFAULT_EXPERT, GenerationConfig
+    from snake_world_eqm.data.generate import GenerationConfig
 
     policy = None
     if args.beta is not None and args.policy is None:
@@ -108,7 +108,7 @@ def config_from_args(args: argparse.Namespace):
         height=args.height,
         width=args.width,
         seed=args.seed,
-        expert=args.expert or DEFAULT_EXPERT,
+        expert=args.expert,
         perturb_prob=args.perturb_prob,
         max_episode_steps=args.max_episode_steps,
         stall_steps=args.stall_steps,

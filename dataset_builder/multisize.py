@@ -26,7 +26,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from snake_world_eqm.data.features import SPLITS, features
 from snake_world_eqm.data.generate import GenerationConfig, chunk_rows, map_chunks, rows_to_table, split_rows
-from snake_world_eqm.data.sizes import size_name, sort_sizes
+from snake_world_eqm.game.state import size_name, sort_sizes
 
 from .builder import (
     PARQUET_OPTIONS,

@@ -3,7 +3,7 @@ one-step metrics and closed-loop play per size, one JSON, one markdown table, on
 
 import sys
 
-from snake_world_eqm.evaluation.by_size import main
+from snake_world_eqm.cli import main  # through the dispatcher: --help answers without torch
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["evaluate-sizes", *sys.argv[1:]]))

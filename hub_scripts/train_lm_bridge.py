@@ -10,7 +10,9 @@
 Thin entry point; the loop lives in `snake_world_eqm.lm_bridge.training`. Same flags as `snake-eqm lm-train --help`.
 """
 
-from snake_world_eqm.lm_bridge.training import main
+import sys
+
+from snake_world_eqm.cli import main  # through the dispatcher: --help answers without torch
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(["lm-train", *sys.argv[1:]]))

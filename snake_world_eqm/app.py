@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from snake_world_eqm import PRETRAINED_10X10
 from snake_world_eqm.agents.base import sample_model
 from snake_world_eqm.agents.planner import PlannerAgent
 from snake_world_eqm.agents.simple import ExpertAgent
@@ -41,6 +40,7 @@ from snake_world_eqm.game import (
     step,
 )
 from snake_world_eqm.pretrained import load_model as load_pretrained
+from snake_world_eqm.shipped import PRETRAINED_10X10
 
 MISSING_GRADIO = 'snake-eqm app needs gradio: install the app extra with pip install "snake-world-eqm[app]"'
 # Who picks the moves; the keys are what the API and the UI radio take.

@@ -7,7 +7,7 @@ import math
 import tempfile
 from pathlib import Path
 
-from snake_world_eqm.data.sizes import parse_board_size
+from snake_world_eqm.game.state import parse_board_size
 
 
 def _number(text: str, kind: type, what: str, accept=lambda value: True):

@@ -109,7 +109,7 @@ def _build_dataset(out: Path, args: argparse.Namespace, log: list[str]) -> Path:
 
 
 def _train_world_model(out: Path, dataset: Path, args: argparse.Namespace, log: list[str]) -> None:
-    from snake_world_eqm import PRETRAINED_10X10
+    from snake_world_eqm.shipped import PRETRAINED_10X10
     from snake_world_eqm.training import main as train_main
 
     steps = args.train_steps or DEFAULT_STEPS[args.init]

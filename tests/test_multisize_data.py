@@ -12,7 +12,7 @@ from huggingface_hub import DatasetCard, HfApi
 from dataset_builder.__main__ import main
 from snake_world_eqm.data import content_fingerprint, load_snake_dataset
 from snake_world_eqm.data.loading import dataset_board_sizes
-from snake_world_eqm.data.sizes import parse_board_size, size_name, sort_sizes
+from snake_world_eqm.game.state import parse_board_size, size_name, sort_sizes
 
 SMALL = ["--seed", "5", "--max-episode-steps", "60", "--rows-per-chunk", "300", "--parallel-games", "6", "--no-progress"]
 

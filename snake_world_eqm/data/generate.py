@@ -41,7 +41,6 @@ from ..game.symmetry import transform_action, transform_board
 from ..processes import capped_workers, die_with_parent
 from .features import COLUMN_DTYPES, COLUMNS, SOURCE_NAMES, SPLITS, features
 
-DEFAULT_EXPERT = "fill"  # the dataset builder's default: the best measured expert (benchmarks/expert.py)
 NUM_SYMMETRIES = 8
 _EVENT_EAT = 1  # Event.EAT
 SOURCE_EXPERT, SOURCE_POLICY, SOURCE_PERTURBED = (SOURCE_NAMES.index(name) for name in ("expert", "policy", "perturbed"))

@@ -23,8 +23,8 @@ import pyarrow as pa
 import torch
 from datasets import Dataset, DatasetDict, get_dataset_config_names, load_dataset, load_from_disk
 
+from ..game.state import parse_board_size, size_name, sort_sizes
 from .features import COLUMNS
-from .sizes import parse_board_size, size_name, sort_sizes
 
 # What a world model needs at the very least; the what-if columns are optional for loading.
 REQUIRED_COLUMNS = ("state", "action", "next_state")

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from snake_world_eqm.agents.simple import EqMAgent, ExpertAgent
-from snake_world_eqm.data.sizes import parse_board_size, size_name, sort_sizes
 from snake_world_eqm.evaluation.by_size_args import DEFAULT_SIZES, build_parser  # noqa: E402  (flags: torch-free)
 from snake_world_eqm.evaluation.closed_loop import play_both_starts
 from snake_world_eqm.evaluation.evaluate import EvalConfig, held_out_metrics, json_ready
+from snake_world_eqm.game.state import parse_board_size, size_name, sort_sizes
 from snake_world_eqm.pretrained import load_model
 
 EVAL_DATA_SEED = 10_007  # generation seed of the evaluation episodes (training data uses other seeds)

@@ -12,6 +12,10 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from snake_world_eqm.game.batched import batched_step
+from snake_world_eqm.game.encoding import validate_observation
+from snake_world_eqm.game.expert import expert_actions
+
 
 class OracleWorldModel(torch.nn.Module):
     """`sample(obs, action=None, ...)`: the expert's action (unless held) and the true next board."""
@@ -27,8 +31,6 @@ class OracleWorldModel(torch.nn.Module):
 
     def sample(self, obs, action=None, num_steps=None, step_size=None, momentum=None, adaptive_threshold=None,
                generator=None, return_trajectory=False, validate=False, init_scale=1.0):
-        from snake_world_eqm.game import batched_step, expert_actions
-
         boards = np.asarray(obs.cpu() if isinstance(obs, torch.Tensor) else obs).astype(np.int8)
         if boards.ndim == 2:
             boards = boards[None]
@@ -55,8 +57,6 @@ class OracleWorldModel(torch.nn.Module):
 
     @staticmethod
     def _legal(boards: np.ndarray) -> np.ndarray:
-        from snake_world_eqm.game import validate_observation
-
         legal = np.ones(boards.shape[0], dtype=bool)
         for index, board in enumerate(boards):
             try:

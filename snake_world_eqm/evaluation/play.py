@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from snake_world_eqm import PRETRAINED_10X10
 from snake_world_eqm.agents.flags import add_planner_arguments, add_thread_argument, set_threads
 from snake_world_eqm.argtypes import check_output_file, non_negative_float, non_negative_int, positive_int
 from snake_world_eqm.game import (
@@ -33,6 +32,7 @@ from snake_world_eqm.game import (
     step,
 )
 from snake_world_eqm.game.encoding import EMPTY, FOOD, HEAD_ALONE, HEAD_LEFT, TAIL
+from snake_world_eqm.shipped import PRETRAINED_10X10
 
 # torch, the model loader and the agents load inside the functions that play, so `--help` answers at once.
 MODEL_AGENTS = ("eqm", "planner", "baseline")

@@ -6,6 +6,7 @@ reads these names from here, so a constant such as ``NUM_ACTIONS`` has one home.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -45,6 +46,7 @@ DEATH_EVENTS = frozenset({Event.WALL, Event.SELF, Event.REVERSE})
 MIN_BOARD_SIZE, MAX_BOARD_SIZE = 4, 32
 # The rules-based players (`game.expert`): the teachers a dataset is labelled by.
 EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle", "route")
+DEFAULT_EXPERT = "fill"  # the dataset builder's default: the best measured (benchmarks/expert.py)
 REWARD_EAT = 1.0  # also paid for the winning bite
 REWARD_DEATH = -1.0
 
@@ -165,3 +167,30 @@ class SnakeState:
             raise ValueError(f"food {self.food} is off the {self.height}x{self.width} board")
         if self.food in self.body:
             raise ValueError(f"food {self.food} lies on the snake")
+
+
+# ---- board sizes as text ("10x10", "8x12"): the names of a multi-size dataset's configs and of CLI arguments
+
+_SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def parse_board_size(text: str) -> tuple[int, int]:
+    """"HxW" -> (H, W); ValueError naming the problem for anything else or a side outside 4..32."""
+    match = _SIZE_PATTERN.match(str(text))
+    if match is None:
+        raise ValueError(f"board size {text!r} is not of the form HxW (e.g. 10x10 or 8x12)")
+    height, width = int(match.group(1)), int(match.group(2))
+    for name, side in (("height", height), ("width", width)):
+        if not MIN_BOARD_SIZE <= side <= MAX_BOARD_SIZE:
+            raise ValueError(f"board size {text!r}: {name} {side} is outside {MIN_BOARD_SIZE}..{MAX_BOARD_SIZE}")
+    return height, width
+
+
+def size_name(height: int, width: int) -> str:
+    """(H, W) -> "HxW", the config name of that size in a multi-size dataset."""
+    return f"{int(height)}x{int(width)}"
+
+
+def sort_sizes(names) -> list[str]:
+    """Size names by cell count, then height: 6x6 < 8x8 < 8x12 < 10x10."""
+    return sorted(set(names), key=lambda name: (lambda h, w: (h * w, h, w))(*parse_board_size(name)))

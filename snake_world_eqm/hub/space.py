@@ -14,7 +14,6 @@ from typing import Any
 
 from huggingface_hub import SpaceCard, SpaceCardData
 
-from snake_world_eqm import __version__
 from snake_world_eqm.hub.push import SPACE_FILES, check_space_folder, push_folder
 
 __all__ = ["SPACE_APP", "SPACE_FILES", "build_space_folder", "check_space_folder", "push_space"]
@@ -41,7 +40,8 @@ def build_space_folder(folder: str | Path, model_id: str, package_spec: str | No
         raise ValueError(f"space folder {path} is not empty")
     path.mkdir(parents=True, exist_ok=True)
     (path / "app.py").write_text(SPACE_APP.format(model_id=model_id))
-    (path / "requirements.txt").write_text(f"{package_spec or f'snake-world-eqm[app]=={__version__}'}\n")
+    package_spec = package_spec or f"snake-world-eqm[app]=={version('snake-world-eqm')}"
+    (path / "requirements.txt").write_text(f"{package_spec}\n")
     card_data = SpaceCardData(title=title, sdk="gradio", sdk_version=gradio_version(), app_file="app.py",
                               models=[model_id], license="apache-2.0", tags=["snake", "world-model"])
     card = SpaceCard(f"---\n{card_data.to_yaml()}\n---\n\n# {title}\n\nWatch an agent play Snake, or play "

@@ -34,7 +34,10 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from snake_world_eqm.configuration_snake_world_eqm import SnakeWorldEqMConfig
 from snake_world_eqm.data import collate, load_snake_dataset
+from snake_world_eqm.modeling_snake_world_eqm import SnakeWorldEqM
+from snake_world_eqm.pretrained import load_model
 from snake_world_eqm.provenance import provenance
 from snake_world_eqm.training import engine, exit_code
 from snake_world_eqm.training.data import EpochShuffleSampler
@@ -109,11 +112,8 @@ def build_language_model(args: argparse.Namespace) -> tuple[torch.nn.Module, Pre
 
 def load_world_model(args: argparse.Namespace) -> torch.nn.Module:
     """The trained EqM model from `--eqm-model`, or (for smoke tests only) a random-init tiny one."""
-    from snake_world_eqm.configuration_snake_world_eqm import SnakeWorldEqMConfig
-    from snake_world_eqm.modeling_snake_world_eqm import SnakeWorldEqM
-
     if args.eqm_model:
-        return SnakeWorldEqM.from_pretrained(args.eqm_model).eval()
+        return load_model(args.eqm_model, kind="eqm")
     config = SnakeWorldEqMConfig.cpu_small(board_height=args.board_size, board_width=args.board_size)
     return SnakeWorldEqM(config).eval()
 

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from snake_world_eqm.data import as_torch_dataset, check_columns, collate, load_snake_dataset
 from snake_world_eqm.data.loading import dataset_board_sizes
-from snake_world_eqm.data.sizes import size_name, sort_sizes
+from snake_world_eqm.game.state import size_name, sort_sizes
 
 from .errors import TrainingSetupError
 
