@@ -27,7 +27,6 @@ from snake_world_eqm.agents.planner import PlannerAgent
 from snake_world_eqm.agents.simple import ExpertAgent
 from snake_world_eqm.app_args import build_parser
 from snake_world_eqm.evaluation.metrics import comparable_boards, is_terminal
-from snake_world_eqm.evaluation.play import board_to_rgb
 from snake_world_eqm.game import (
     ACTION_NAMES,
     EVENT_NAMES,
@@ -36,7 +35,7 @@ from snake_world_eqm.game import (
     Event,
     encode_observation,
     new_game,
-    render_rgb,
+    render_rgb_any,
     step,
 )
 from snake_world_eqm.pretrained import load_model as load_pretrained
@@ -234,10 +233,7 @@ def cell_size_for(height: int, width: int, pixels: int = BOARD_PIXELS) -> int:
 
 def board_picture(board: np.ndarray, cell_size: int) -> np.ndarray:
     """The game's renderer; a predicted board it rejects as illegal is painted by cell code instead."""
-    try:
-        return render_rgb(np.asarray(board, dtype=np.int8), cell_size=cell_size)
-    except ValueError:
-        return board_to_rgb(np.asarray(board), cell=cell_size)
+    return render_rgb_any(board, cell_size)
 
 
 def frame_cells(image: np.ndarray, mask: np.ndarray, cell_size: int, colour=MISMATCH_COLOUR) -> np.ndarray:

@@ -19,7 +19,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from snake_world_eqm.agents.flags import add_planner_arguments, add_thread_argument, set_threads
-from snake_world_eqm.argtypes import check_output_file, non_negative_float, non_negative_int, positive_int
+from snake_world_eqm.argtypes import (
+    check_output_file,
+    int_in_range,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
 from snake_world_eqm.game import (
     ACTION_NAMES,
     EVENT_NAMES,
@@ -27,11 +33,9 @@ from snake_world_eqm.game import (
     MIN_BOARD_SIZE,
     encode_observation,
     new_game,
-    render_ansi,
-    render_rgb,
     step,
 )
-from snake_world_eqm.game.encoding import EMPTY, FOOD, HEAD_ALONE, HEAD_LEFT, TAIL
+from snake_world_eqm.game.render import render_ansi_any, render_rgb_any
 from snake_world_eqm.shipped import PRETRAINED_10X10
 
 # torch, the model loader and the agents load inside the functions that play, so `--help` answers at once.
@@ -62,25 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def board_size(text: str) -> int:
-    value = positive_int(text)
-    if not MIN_BOARD_SIZE <= value <= MAX_BOARD_SIZE:
-        raise argparse.ArgumentTypeError(f"board sizes run from {MIN_BOARD_SIZE} to {MAX_BOARD_SIZE}, got {value}")
-    return value
-
-
-def board_to_rgb(board: np.ndarray, cell: int = 16) -> np.ndarray:
-    """Paint any board by cell code (no legality needed): heads bright, body green, food red."""
-    # Fallback colours by cell code for predicted boards the renderer rejects (illegal predictions).
-    code_colours = {EMPTY: (24, 24, 24), FOOD: (220, 40, 40), TAIL: (40, 120, 40)}
-    image = np.zeros(board.shape + (3,), dtype=np.uint8)
-    for code in np.unique(board):
-        if HEAD_ALONE <= code <= HEAD_LEFT:
-            colour = (120, 230, 120)
-        else:
-            colour = code_colours.get(int(code), (60, 170, 60))
-        image[board == code] = colour
-    return np.kron(image, np.ones((cell, cell, 1), dtype=np.uint8))
+board_size = int_in_range(MIN_BOARD_SIZE, MAX_BOARD_SIZE, "a board side")
 
 
 def render_frame(board: np.ndarray, predicted: np.ndarray | None, caption: str | None = None,
@@ -91,13 +77,13 @@ def render_frame(board: np.ndarray, predicted: np.ndarray | None, caption: str |
     `show_prediction` defaults to whether `predicted` is given; set it to keep the two-panel layout on
     frames without a prediction.
     """
-    panels = [("game", _rgb_or_fallback(render_rgb, board))]
+    panels = [("game", render_rgb_any(board))]
     if show_prediction if show_prediction is not None else predicted is not None:
         real = panels[0][1]
         if predicted is None:
             guess = np.full_like(real, 90)
         else:
-            guess = _rgb_or_fallback(render_rgb, predicted)
+            guess = render_rgb_any(predicted)
             if guess.shape[:2] != real.shape[:2]:  # the fallback painter may use a different cell size
                 guess = _resize(guess, real.shape[:2])
         panels.append(("model's prediction" if predicted is not None else "no prediction", guess))
@@ -140,20 +126,6 @@ def use_colour(stream=None) -> bool:
     """ANSI colours only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
     stream = sys.stdout if stream is None else stream
     return bool(getattr(stream, "isatty", lambda: False)()) and not os.environ.get("NO_COLOR")
-
-
-def _rgb_or_fallback(render_rgb, board: np.ndarray) -> np.ndarray:
-    try:
-        return np.asarray(render_rgb(board.astype(np.int8)), dtype=np.uint8)
-    except ValueError:  # an illegal predicted board: paint it by code so the error is visible
-        return board_to_rgb(board)
-
-
-def _ansi_or_codes(board: np.ndarray, colour: bool = True) -> str:
-    try:
-        return render_ansi(board.astype(np.int8), color=colour)
-    except ValueError:
-        return "\n".join(" ".join(f"{int(c):2d}" for c in row) for row in board) + "\n(illegal board)"
 
 
 def make_agent(name: str, model, seed: int, planner_options: dict | None = None):
@@ -250,9 +222,9 @@ def main(argv: list[str] | None = None) -> int:
             frames.append(render_frame(board, predicted, caption, show_prediction=predictor is not None))
             continue
         # Clearing the screen and pausing only make sense on a terminal; a pipe gets one frame after another.
-        print(("\x1b[2J\x1b[H" if terminal else "") + _ansi_or_codes(board, colour))
+        print(("\x1b[2J\x1b[H" if terminal else "") + render_ansi_any(board, colour))
         if predicted is not None:
-            print("model's prediction of the next board after this move:\n" + _ansi_or_codes(predicted, colour))
+            print("model's prediction of the next board after this move:\n" + render_ansi_any(predicted, colour))
         print(f"agent: {args.agent}  {caption}", flush=True)
         if terminal:
             time.sleep(args.delay)

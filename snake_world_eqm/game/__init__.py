@@ -22,7 +22,7 @@ _EXPORTS = {
     "batched": ("BatchedSnakeGames", "batched_step", "batched_successors", "checked_batched_step", "legal_boards"),
     "expert": ("astar_action", "expert_actions", "fill_action", "heuristic_action"),
     "symmetry": ("NUM_SYMMETRIES", "inverse_symmetry", "transform_action", "transform_board"),
-    "render": ("render_ansi", "render_rgb"),
+    "render": ("paint_codes", "render_ansi", "render_ansi_any", "render_rgb", "render_rgb_any"),
     "env": ("SnakeEnv",),
     "registration": ("ENV_ID", "register_env"),
 }

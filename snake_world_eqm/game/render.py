@@ -7,6 +7,8 @@ import numpy as np
 from snake_world_eqm.game.encoding import (
     EMPTY,
     FOOD,
+    HEAD_ALONE,
+    HEAD_LEFT,
     TAIL,
     check_observation_array,
     encode_observation,
@@ -86,3 +88,33 @@ def render_rgb(board_or_state: SnakeState | np.ndarray, cell_size: int = 16) -> 
     image[::cell_size, :] = GRID  # thin grid lines between cells
     image[:, ::cell_size] = GRID
     return image
+
+
+# ---- any board, legal or not: a model's prediction may be illegal, and must still be shown
+
+
+def paint_codes(board: np.ndarray, cell_size: int = 16) -> np.ndarray:
+    """Paint any board by cell code (no legality needed): heads bright, body green, food red."""
+    board = np.asarray(board)
+    image = np.full(board.shape + (3,), (60, 170, 60), dtype=np.uint8)
+    image[board == EMPTY] = BACKGROUND
+    image[board == FOOD] = FOOD_COLOUR
+    image[board == TAIL] = TAIL_COLOUR
+    image[(board >= HEAD_ALONE) & (board <= HEAD_LEFT)] = HEAD_COLOUR
+    return np.kron(image, np.ones((cell_size, cell_size, 1), dtype=np.uint8))
+
+
+def render_rgb_any(board: np.ndarray, cell_size: int = 16) -> np.ndarray:
+    """`render_rgb`, or `paint_codes` where the board is not a legal one (so the error is visible)."""
+    try:
+        return render_rgb(np.asarray(board).astype(np.int8), cell_size=cell_size)
+    except ValueError:
+        return paint_codes(board, cell_size)
+
+
+def render_ansi_any(board: np.ndarray, color: bool = True) -> str:
+    """`render_ansi`, or the raw cell codes with a note where the board is not a legal one."""
+    try:
+        return render_ansi(np.asarray(board).astype(np.int8), color=color)
+    except ValueError:
+        return "\n".join(" ".join(f"{int(c):2d}" for c in row) for row in np.asarray(board)) + "\n(illegal board)"
