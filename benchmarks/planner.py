@@ -38,15 +38,14 @@ def measure(model, games: int, steps: int, start_length: int, **knobs) -> dict:
 
 
 def dead_end_survival(model, count: int, steps: int = 40) -> dict:
-    sys.path.insert(0, ".")
     from snake_world_eqm.agents import PlannerAgent
-    from tests.test_planning import _survives, dead_end_boards
+    from snake_world_eqm.evaluation.dead_ends import dead_end_boards, survives
 
     size = model.config.board_height
     boards = dead_end_boards(count, size=size, seed=11, steps=steps)
     agent = PlannerAgent(model)
     started = time.perf_counter()
-    survived = _survives(boards, agent.act_batch, steps, np.random.default_rng(0))
+    survived = survives(boards, agent.act_batch, steps, np.random.default_rng(0))
     return {"boards": int(len(boards)), "steps": steps, "survival_rate": float(survived.mean()),
             "seconds": round(time.perf_counter() - started, 1)}
 

@@ -8,20 +8,6 @@ import pytest
 import torch
 
 from snake_world_eqm.agents import EqMAgent, PlannerAgent, RandomAgent
-from snake_world_eqm.evaluation.closed_loop import initial_boards, play_games
-from snake_world_eqm.evaluation.oracle import OracleWorldModel
-from snake_world_eqm.game import (
-    DEATH_EVENTS,
-    EMPTY,
-    FOOD,
-    HEAD_ALONE,
-    HEAD_LEFT,
-    TAIL,
-    SnakeState,
-    batched_step,
-    batched_successors,
-    encode_observation,
-)
 from snake_world_eqm.agents.planner import (
     DIED,
     LOST,
@@ -35,8 +21,21 @@ from snake_world_eqm.agents.planner import (
     tail_following_actions,
     vacate_times,
 )
-from snake_world_eqm.game.geometry import grid_distances, neck_directions, snake_lengths
-from tests.game_helpers import random_state
+from snake_world_eqm.evaluation.closed_loop import initial_boards, play_games
+from snake_world_eqm.evaluation.dead_ends import dead_end_boards, greedy_actions, survives
+from snake_world_eqm.evaluation.oracle import OracleWorldModel
+from snake_world_eqm.game import (
+    DEATH_EVENTS,
+    EMPTY,
+    FOOD,
+    HEAD_ALONE,
+    HEAD_LEFT,
+    SnakeState,
+    batched_step,
+    batched_successors,
+    encode_observation,
+)
+from snake_world_eqm.game.geometry import neck_directions, snake_lengths
 
 DEATHS = [int(event) for event in DEATH_EVENTS]
 
@@ -50,25 +49,6 @@ def _random_boards(count: int, size: int = 6, seed: int = 0, warmup: int = 12) -
         alive = ~np.isin(event, DEATHS)
         boards[alive] = candidate[alive]
     return boards
-
-
-def _greedy_actions(boards: np.ndarray) -> np.ndarray:
-    """The move toward the food along a shortest path through free cells, safe or not (the food-greedy
-    policy that walks into dead ends); any move that does not hit a wall or the body when none leads there."""
-    boards = np.asarray(boards)
-    count, height, width = boards.shape
-    free = (boards == EMPTY) | (boards == FOOD) | (boards == TAIL)
-    distance = grid_distances(boards == FOOD, free)
-    head = ((boards >= HEAD_ALONE) & (boards <= HEAD_LEFT)).reshape(count, -1).argmax(axis=1)
-    rows, cols, index = head // width, head % width, np.arange(count)
-    scores = np.full((count, 4), -np.inf)
-    for action, (d_row, d_col) in enumerate(((-1, 0), (0, 1), (1, 0), (0, -1))):
-        r, c = rows + d_row, cols + d_col
-        inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
-        r, c = np.clip(r, 0, height - 1), np.clip(c, 0, width - 1)
-        reach = distance[index, r, c]
-        scores[:, action] = np.where(inside & free[index, r, c], np.where(reach >= 0, -reach, -1000.0), -np.inf)
-    return scores.argmax(axis=1).astype(np.int64)
 
 
 class FastOracle(OracleWorldModel):
@@ -85,7 +65,7 @@ class GreedyOracle(FastOracle):
 
     def sample(self, obs, action=None, **kwargs):
         if action is None:
-            greedy = torch.as_tensor(_greedy_actions(np.asarray(obs.cpu() if torch.is_tensor(obs) else obs)))
+            greedy = torch.as_tensor(greedy_actions(np.asarray(obs.cpu() if torch.is_tensor(obs) else obs)))
             out = super().sample(obs, action=greedy, **kwargs)
             return SimpleNamespace(**{**vars(out), "action": greedy})
         return super().sample(obs, action=action, **kwargs)
@@ -267,45 +247,12 @@ def test_planner_with_a_perfect_model_outplays_random_from_both_starts():
         assert planned["mean_apples"] > random["mean_apples"] + 5
 
 
-def dead_end_boards(count: int, size: int = 8, seed: int = 0, steps: int = 40) -> np.ndarray:
-    """Legal boards where walking the shortest path to the food dies within `steps` moves, yet the A*
-    expert survives `steps` moves from them (so a way out exists)."""
-    from snake_world_eqm.game import expert_actions
-
-    rng = np.random.default_rng(seed)
-    found = []
-    while sum(len(part) for part in found) < count:
-        candidates = []
-        while len(candidates) < 400:
-            state = random_state(rng, size, size)
-            if state.food is not None and 6 <= len(state.body) <= size * size // 2:
-                candidates.append(encode_observation(state))
-        boards = np.stack(candidates)
-        greedy_dies = ~_survives(boards, _greedy_actions, steps, rng)
-        expert_lives = _survives(boards, lambda b: expert_actions(b), steps, rng)
-        found.append(boards[greedy_dies & expert_lives])
-    return np.concatenate(found)[:count]
-
-
-def _survives(boards: np.ndarray, policy, steps: int, rng) -> np.ndarray:
-    current, alive = boards.copy(), np.ones(len(boards), dtype=bool)
-    for _ in range(steps):
-        rows = np.flatnonzero(alive)
-        if rows.size == 0:
-            break
-        nxt, _, events, terminated = batched_step(current[rows], policy(current[rows]), rng)
-        alive[rows[np.isin(events, DEATHS)]] = False
-        keep = ~np.asarray(terminated)
-        current[rows[keep]] = nxt[keep]
-    return alive
-
-
 def test_dead_end_suite_the_planner_survives_40_steps():
     boards = dead_end_boards(100, seed=11)
     assert len(boards) == 100
     rng = np.random.default_rng(0)
     planner = PlannerAgent(GreedyOracle(8, 8, seed=2))
-    survived = _survives(boards, planner.act_batch, 40, rng)
+    survived = survives(boards, planner.act_batch, 40, rng)
     assert survived.mean() >= 0.98, f"survived {survived.mean():.2%} of the dead-end boards"
 
 
