@@ -40,16 +40,16 @@ from snake_world_eqm.provenance import provenance, write_json  # noqa: E402
 
 # Module -> the test files that are meant to catch its bugs (mutmut runs only those that reach a mutant).
 MODULES = {
-    "snake_world_eqm/eqm.py": ["tests/test_eqm_math.py"],
-    "snake_world_eqm/evaluation/metrics.py": ["tests/test_evaluation_metrics.py"],
-    "dataset_builder/validate.py": ["tests/test_dataset_validate.py"],
-    "snake_world_eqm/training/selection.py": ["tests/test_training_best.py"],
-    "snake_world_eqm/game/encoding.py": ["tests/test_game_encoding.py"],
-    "snake_world_eqm/game/rules.py": ["tests/test_game_rules.py", "tests/test_bad_input_game.py"],
+    "snake_world_eqm/eqm.py": ["tests/model/test_eqm_math.py"],
+    "snake_world_eqm/evaluation/metrics.py": ["tests/evaluation/test_evaluation_metrics.py"],
+    "dataset_builder/validate.py": ["tests/dataset_builder/test_dataset_validate.py"],
+    "snake_world_eqm/training/selection.py": ["tests/training/test_training_best.py"],
+    "snake_world_eqm/game/encoding.py": ["tests/game/test_game_encoding.py"],
+    "snake_world_eqm/game/rules.py": ["tests/game/test_game_rules.py", "tests/game/test_bad_input_game.py"],
     # The batched engine is checked against the single-board rules in test_game_rules.py.
-    "snake_world_eqm/game/batched.py": ["tests/test_game_batched.py", "tests/test_game_rules.py",
-                                        "tests/test_bad_input_game.py"],
-    "snake_world_eqm/game/expert.py": ["tests/test_game_expert.py", "tests/test_game_expert_fill.py"],
+    "snake_world_eqm/game/batched.py": ["tests/game/test_game_batched.py", "tests/game/test_game_rules.py",
+                                        "tests/game/test_bad_input_game.py"],
+    "snake_world_eqm/game/expert.py": ["tests/game/test_game_expert.py", "tests/game/test_game_expert_fill.py"],
 }
 COPIED = ("snake_world_eqm", "dataset_builder", "tests")
 # Loaded into every test run mutmut makes (see its docstring: one mutant's leaked tqdm lock hung all later ones).

@@ -7,7 +7,7 @@ Each setting plays real games (closed loop: the planner reuses its plan while th
 right, so isolated boards would overstate the cost) and reports the planner's own counters: field
 evaluations (boards x sampler steps) and milliseconds per decision, searches per decision, samples per
 decision. `--gate always` timings show what the risk gate saves. `--dead-ends N` also runs N dead-end
-boards (built as in tests/test_planning.py, at the model's board size) for 40 steps with this model.
+boards (built as in tests/agents/test_planning.py, at the model's board size) for 40 steps with this model.
 Numbers depend on the machine and its load.
 """
 

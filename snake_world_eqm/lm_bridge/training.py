@@ -319,16 +319,8 @@ def prepare_run(args: argparse.Namespace, command: str) -> LMBridgeSetup:
     check_common_flags(args)
     trackers = resolve_trackers(args.report_to, args.wandb)
     placement = place_run(args.output_dir, args.resume_from_checkpoint, args.overwrite_output_dir, "lm_bridge")
-    settings = engine.EngineSettings(
-        output_dir=Path(args.output_dir), run_id=placement.run_id, command=command, seed=args.seed,
-        epochs=args.epochs, max_steps=args.max_steps, max_train_minutes=args.max_train_minutes,
-        gradient_accumulation_steps=args.gradient_accumulation_steps, learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, gradient_clip=args.gradient_clip,
-        mixed_precision=args.mixed_precision, log_every=args.log_every, eval_every=args.eval_every,
-        save_every=args.save_every, checkpoints_total_limit=args.checkpoints_total_limit,
-        resume_from=placement.resume_from, trackers=tuple(trackers),
-        logging_dir=Path(args.logging_dir) if args.logging_dir else None, project_name=args.project_name,
-        progress_bar=not args.disable_progress_bar,
+    settings = engine.EngineSettings.from_flags(
+        args, run_id=placement.run_id, command=command, resume_from=placement.resume_from, trackers=trackers,
         flags={**vars(args), "run_id": placement.run_id, "command": command},
     )
     return LMBridgeSetup(args, settings)

@@ -30,54 +30,18 @@ __all__ = ["FINETUNE_OVERRIDABLE", "KNOWN_TRACKERS", "MODEL_FLAGS", "NonFiniteLo
            "build_parser", "resolve_trackers", "validate_args"]
 
 
-# Flags whose names equal a config field; None means "use the config's (or preset's) default".
-MODEL_FLAGS = (
-    "d_model",
-    "num_layers",
-    "num_heads",
-    "dropout",
-    "use_cnn",
-    "cnn_mode",
-    "latent_dim",
-    "eqm_hidden_dim",
-    "eqm_num_layers",
-    "gradient_schedule",
-    "gradient_multiplier",
-    "schedule_a",
-    "schedule_b",
-    "eqm_sampling_steps",
-    "eqm_step_size",
-    "eqm_nag_momentum",
-    "eqm_adaptive_threshold",
-    "cnn_channels",
-    "cnn_layers",
-    "state_loss_weight",
-    "action_loss_weight",
-    "recon_loss_weight",
-    "whatif_loss_weight",
-)
+# How the field is sampled and how the loss terms are weighted: a fine-tuning run may change these against its
+# checkpoint (with dropout); everything else shapes the weights (or what they mean) and must match.
+SAMPLER_FIELDS = ("gradient_schedule", "gradient_multiplier", "schedule_a", "schedule_b", "eqm_sampling_steps",
+                  "eqm_step_size", "eqm_nag_momentum", "eqm_adaptive_threshold")
+LOSS_WEIGHT_FIELDS = ("state_loss_weight", "action_loss_weight", "recon_loss_weight", "whatif_loss_weight")
 
-# Config fields a fine-tuning run may change against its checkpoint: how the field is sampled and how the
-# loss terms are weighted. Everything else shapes the weights (or what they mean) and must match.
-FINETUNE_OVERRIDABLE = (
-    "dropout",
-    "gradient_schedule",
-    "gradient_multiplier",
-    "schedule_a",
-    "schedule_b",
-    "eqm_sampling_steps",
-    "eqm_step_size",
-    "eqm_nag_momentum",
-    "eqm_adaptive_threshold",
-    "state_loss_weight",
-    "action_loss_weight",
-    "recon_loss_weight",
-    "whatif_loss_weight",
-    "recon_changed_weight",
-    "decoder_noise_std",
-    "whatif_recon_fraction",
-    "fixed_board_size",  # the same weights run on any size: a 10x10 checkpoint may learn several sizes
-)
+# Flags whose names equal a config field; None means "use the config's (or preset's) default".
+MODEL_FLAGS = ("d_model", "num_layers", "num_heads", "dropout", "use_cnn", "cnn_mode", "latent_dim", "eqm_hidden_dim",
+               "eqm_num_layers", *SAMPLER_FIELDS, "cnn_channels", "cnn_layers", *LOSS_WEIGHT_FIELDS)
+FINETUNE_OVERRIDABLE = ("dropout", *SAMPLER_FIELDS, *LOSS_WEIGHT_FIELDS, "recon_changed_weight", "decoder_noise_std",
+                        "whatif_recon_fraction",
+                        "fixed_board_size")  # the same weights run on any size: a 10x10 checkpoint may learn several
 
 def _optional_threshold(text: str) -> float | None:
     if text.lower() in ("none", "off", ""):

@@ -24,7 +24,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,21 @@ class EngineSettings:
     project_name: str = "snake-world-eqm"
     progress_bar: bool = True
     flags: Mapping[str, Any] = field(default_factory=dict)  # the run's flags, for trackers and checkpoints
+
+    @classmethod
+    def from_flags(cls, args: Any, *, run_id: str, command: str, resume_from: Path | None,
+                   trackers: Sequence[str], flags: Mapping[str, Any], **task_specific: Any) -> EngineSettings:
+        """The settings of the shared flags (`training.flags`), read once; `task_specific` adds the rest."""
+        return cls(
+            output_dir=Path(args.output_dir), run_id=run_id, command=command, seed=args.seed, epochs=args.epochs,
+            max_steps=args.max_steps, max_train_minutes=args.max_train_minutes,
+            gradient_accumulation_steps=args.gradient_accumulation_steps, learning_rate=args.learning_rate,
+            weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, gradient_clip=args.gradient_clip,
+            mixed_precision=args.mixed_precision, log_every=args.log_every, eval_every=args.eval_every,
+            save_every=args.save_every, checkpoints_total_limit=args.checkpoints_total_limit,
+            resume_from=resume_from, trackers=tuple(trackers),
+            logging_dir=Path(args.logging_dir) if args.logging_dir else None, project_name=args.project_name,
+            progress_bar=not args.disable_progress_bar, flags=flags, **task_specific)
 
 
 @dataclass

@@ -88,16 +88,9 @@ def prepare_run(args: argparse.Namespace, command: str | None = None) -> RunSetu
     _smoke_test(kind, config, args.model_name_or_path, splits.train)
     command = command or command_line()
     flags = {**vars(args), "model": kind, "config_set": config_set, "run_id": placement.run_id, "command": command}
-    settings = engine.EngineSettings(
-        output_dir=Path(args.output_dir), run_id=placement.run_id, command=command, seed=args.seed,
-        epochs=args.epochs, max_steps=args.max_steps, max_train_minutes=args.max_train_minutes,
-        gradient_accumulation_steps=args.gradient_accumulation_steps, learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, gradient_clip=args.gradient_clip,
-        mixed_precision=args.mixed_precision, log_every=args.log_every, eval_every=args.eval_every,
-        save_every=args.save_every, checkpoints_total_limit=args.checkpoints_total_limit,
-        resume_from=placement.resume_from, best_metric=args.best_metric or DEFAULT_BEST_METRIC,
-        trackers=tuple(trackers), logging_dir=Path(args.logging_dir) if args.logging_dir else None,
-        project_name=args.project_name, progress_bar=not args.disable_progress_bar, flags=flags,
+    settings = engine.EngineSettings.from_flags(
+        args, run_id=placement.run_id, command=command, resume_from=placement.resume_from, trackers=trackers,
+        flags=flags, best_metric=args.best_metric or DEFAULT_BEST_METRIC,
     )
     return RunSetup(settings, kind, config, splits, datasets, args.model_name_or_path, tuple(args.size_weights),
                     args.batch_size, args.num_workers)

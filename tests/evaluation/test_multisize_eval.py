@@ -97,7 +97,7 @@ def test_play_any_size_with_a_size_free_model(folder, tmp_path, capsys):
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         play_main(["--agent", "expert", "--height", "40", "--width", "8"])
-    assert exit_.value.code == 2 and "--height: board sizes run from 4 to 32, got 40" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "--height: expected a board side from 4 to 32, got '40'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

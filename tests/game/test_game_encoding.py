@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from game_helpers import random_state
+from tests.game_helpers import random_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from game_helpers import random_state, state_next_to_food
+from tests.game_helpers import random_state, state_next_to_food
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

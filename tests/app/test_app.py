@@ -1,4 +1,4 @@
-"""The app's game session, pictures and Hub Space, without gradio or a browser (tests/test_app_server.py
+"""The app's game session, pictures and Hub Space, without gradio or a browser (tests/app/test_app_server.py
 drives the real server)."""
 
 from __future__ import annotations

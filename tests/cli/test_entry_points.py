@@ -127,10 +127,10 @@ def test_mutation_benchmark_knows_its_modules_and_their_tests():
     for module, tests in mutation.MODULES.items():
         assert (REPO_ROOT / module).is_file(), module
         assert tests and all((REPO_ROOT / test).is_file() for test in tests), tests
-    settings = mutation._mutmut_settings("snake_world_eqm/eqm.py", ["tests/test_eqm_math.py"])
+    settings = mutation._mutmut_settings("snake_world_eqm/eqm.py", ["tests/model/test_eqm_math.py"])
     parsed = __import__("tomllib").loads(settings)["tool"]["mutmut"]
     assert parsed["only_mutate"] == ["snake_world_eqm/eqm.py"]
-    assert parsed["pytest_add_cli_args_test_selection"] == ["tests/test_eqm_math.py"]
+    assert parsed["pytest_add_cli_args_test_selection"] == ["tests/model/test_eqm_math.py"]
     done = subprocess.run([sys.executable, str(BENCHMARKS / "mutation.py"), "--help"], cwd=REPO_ROOT,
                           env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "--modules" in done.stdout

@@ -159,11 +159,13 @@ def test_the_expert_agent_is_the_datas_teacher_and_other_experts_play_by_name(mo
         with pytest.raises(SystemExit, match="unknown agent"):
             config_from_args(build_parser().parse_args(argv), argv)
     # Fatal labels are continued by the named expert.
+    import snake_world_eqm.evaluation.evaluate as evaluate_module
     import snake_world_eqm.game as game
 
     kinds = []
     real = game.expert_actions
-    monkeypatch.setattr(game, "expert_actions", lambda obs, kind="astar": kinds.append(kind) or real(obs, kind))
+    monkeypatch.setattr(evaluate_module, "expert_actions",
+                        lambda obs, kind="astar": kinds.append(kind) or real(obs, kind))
     board = game.encode_observation(game.new_game(6, 6, rng=0))[None].astype(np.int64)
     fatal_labels(board, np.array([int(real(board.astype(np.int8), "fill")[0])]), 3, expert="fill")
     assert kinds and set(kinds) == {"fill"}

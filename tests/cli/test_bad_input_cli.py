@@ -10,7 +10,7 @@ from snake_world_eqm.evaluation import cli as evaluate_cli
 from snake_world_eqm.evaluation import play as play_cli
 from snake_world_eqm.evaluation.agents import PlannerAgent
 from snake_world_eqm.planning import MAX_HORIZON, MAX_ROLLOUTS
-from tests.test_bad_input_model import TINY
+from tests.model.test_bad_input_model import TINY
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from game_helpers import random_state
+from tests.game_helpers import random_state
 
 from snake_world_eqm.game import (
     BODY_UP,
@@ -108,7 +108,7 @@ def test_legal_boards_agrees_with_validate_observation_on_random_corruptions():
 
 
 def test_legal_boards_full_board_without_food_and_terminal_board():
-    from game_helpers import serpentine_body
+    from tests.game_helpers import serpentine_body
 
     full = encode_observation(SnakeState(4, 4, tuple(serpentine_body(4, 4, 16)), None))
     assert legal_boards(np.stack([full, terminal_observation(4, 4)])).tolist() == [True, True]

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from game_helpers import random_state
+from tests.game_helpers import random_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_game_expert import naive_food_distance

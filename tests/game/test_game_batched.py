@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from game_helpers import random_state
+from tests.game_helpers import random_state
 
 from snake_world_eqm.game import (
     NUM_SYMMETRIES,
