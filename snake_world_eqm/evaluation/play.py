@@ -1,10 +1,12 @@
 """`snake-eqm play`: watch an agent play one game in the terminal, or write it as a GIF.
 
-With no flags the EqM agent plays the checkpoint shipped in the package (`--model` picks another).
-Moves are printed by name (up, right, down, left); colours are used only on a terminal and never when
-NO_COLOR is set. With `--show-prediction` each frame also shows the world model's prediction of the next
-board for the move the agent just chose (that move held fixed); the following frame shows the real one,
-so prediction errors are visible as they happen.
+With no flags the planner (the best agent: it searches the world model's predictions) plays the
+checkpoint shipped in the package (`--model` picks another, `--agent eqm` the model's own move without
+search). Moves are printed by name (up, right, down, left) under a legend line; colours are used only on a
+terminal and never when NO_COLOR is set. With `--show-prediction` each frame also shows the world model's
+prediction of the next board for the move the agent just chose (that move held fixed); the following frame
+shows the real one, so prediction errors are visible as they happen. `--show-what-if` shows the model's
+four predicted successors, one per move, beside each board.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None, help="world model folder or repo id (default: the 10x10 "
                         "checkpoint shipped in the package); for --agent baseline, a baseline's folder (none is "
                         "shipped)")
-    parser.add_argument("--agent", default="eqm", choices=("eqm", "planner", "baseline", "expert", "random"))
+    parser.add_argument("--agent", default="planner", choices=("planner", "eqm", "baseline", "expert", "random"),
+                        help="planner (default): searches the world model's predicted futures; eqm: the model's "
+                        "own move, no search; baseline: a behaviour-cloning policy; expert: the teacher; random")
     parser.add_argument("--gif", default=None, help="write the game to this GIF instead of the terminal")
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--max-steps", type=positive_int, default=500)
@@ -58,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--show-prediction", action="store_true",
                         help="also show the world model's predicted next board for each chosen move (the next "
                         "frame shows the real one)")
+    parser.add_argument("--show-what-if", action="store_true",
+                        help="also show the world model's four predicted next boards, one per move (up, right, "
+                        "down, left), for every frame; an empty board means the model predicts death")
     parser.add_argument("--delay", type=non_negative_float, default=0.1,
                         help="seconds between frames on a terminal (no pause when the output is piped)")
     parser.add_argument("--frame-ms", type=positive_int, default=120, help="GIF frame duration")
@@ -113,6 +120,50 @@ def _compose(panels: list[tuple[str, np.ndarray]], caption: str | None) -> np.nd
     return np.asarray(canvas)
 
 
+# What the text board's characters mean (game.render.render_ansi draws them).
+LEGEND = "legend: ^ > v < head (points where it moved)  o body  . tail  * apple  \u00b7 empty"
+
+
+def side_by_side(texts: list[str], labels: list[str], gap: int = 2) -> str:
+    """Text boards next to each other, each under its label (boards of one size line up)."""
+    columns = [[label, *text.splitlines()] for label, text in zip(labels, texts)]
+    widths = [max(len(_visible(line)) for line in column) for column in columns]
+    rows = max(len(column) for column in columns)
+    lines = []
+    for row in range(rows):
+        cells = []
+        for column, width in zip(columns, widths):
+            line = column[row] if row < len(column) else ""
+            cells.append(line + " " * (width - len(_visible(line))))
+        lines.append((" " * gap).join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _visible(line: str) -> str:
+    """The characters a terminal shows (ANSI colour codes removed)."""
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", line)
+
+
+def what_if_boards(model, board: np.ndarray) -> np.ndarray:
+    """The model's predicted next board for each of the four moves held fixed, shape (4, H, W)."""
+    from snake_world_eqm.agents.base import sample_model
+
+    boards = np.repeat(board[None], len(ACTION_NAMES), axis=0)
+    return np.asarray(sample_model(model, boards, action=list(range(len(ACTION_NAMES)))).next_board.cpu())
+
+
+def render_what_if(predictions: np.ndarray, colour: bool) -> str:
+    """The four predicted successors side by side, labelled by move ("death" where the board is empty)."""
+    from snake_world_eqm.game.encoding import is_terminal_observation
+
+    labels = [f"if {name}:" + (" death" if is_terminal_observation(board) else "")
+              for name, board in zip(ACTION_NAMES, predictions)]
+    texts = [render_ansi_any(board, colour).replace("\n(terminal: the snake died)", "") for board in predictions]
+    return "model's prediction for each move:\n" + side_by_side(texts, labels)
+
+
 def status_line(step_index: int, action: int | None, event: str, apples: int) -> str:
     """What one frame shows in words: the move by name, what it did, and the score after it."""
     if action is None:
@@ -144,7 +195,7 @@ def model_path_for(args: argparse.Namespace) -> str | None:
         return args.model
     if args.agent == "baseline":
         raise SystemExit("--agent baseline needs --model (a trained baseline folder; none is shipped)")
-    if args.agent in WORLD_MODEL_AGENTS or args.show_prediction:
+    if args.agent in WORLD_MODEL_AGENTS or args.show_prediction or args.show_what_if:
         return str(PRETRAINED_10X10)
     return None
 
@@ -206,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, RuntimeError) as error:
         print(f"snake-eqm play: error: {error}", file=sys.stderr)
         return 2
-    if args.show_prediction and args.agent == "baseline":
-        raise SystemExit("--show-prediction needs a world model; the baseline predicts no boards")
+    if (args.show_prediction or args.show_what_if) and args.agent == "baseline":
+        raise SystemExit("--show-prediction and --show-what-if need a world model; the baseline predicts no boards")
     if model is not None and args.model is None:
         print(f"model: the shipped checkpoint {path} (--model to choose another)", flush=True)
     height, width = board_size_to_play(model, args.height, args.width)
@@ -215,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     predictor = model if args.show_prediction else None
     terminal, colour = sys.stdout.isatty(), use_colour()
     frames, apples = [], 0
+    if not args.gif and not terminal:
+        print(LEGEND)
     game = play_one_game(agent, height, width, args.seed, args.max_steps, predictor)
     for index, (board, predicted, action, event, apples) in enumerate(game):
         caption = status_line(index + 1, action, event, apples)
@@ -222,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
             frames.append(render_frame(board, predicted, caption, show_prediction=predictor is not None))
             continue
         # Clearing the screen and pausing only make sense on a terminal; a pipe gets one frame after another.
-        print(("\x1b[2J\x1b[H" if terminal else "") + render_ansi_any(board, colour))
+        print(("\x1b[2J\x1b[H" + LEGEND + "\n" if terminal else "") + render_ansi_any(board, colour))
+        if args.show_what_if and action is not None:
+            print(render_what_if(what_if_boards(model, board), colour))
         if predicted is not None:
             print("model's prediction of the next board after this move:\n" + render_ansi_any(predicted, colour))
         print(f"agent: {args.agent}  {caption}", flush=True)

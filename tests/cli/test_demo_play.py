@@ -24,6 +24,8 @@ def test_play_with_no_flags_plays_the_shipped_model_into_a_pipe_without_ansi():
     out = done.stdout
     assert "\x1b" not in out
     assert f"the shipped checkpoint {PRETRAINED_10X10}" in out.splitlines()[0]
+    assert out.splitlines()[1] == play.LEGEND  # what `.` (tail) and `·` (empty) mean, before the first board
+    assert "agent: planner" in out  # the best agent is the default
     moves = [line.split("move: ")[1].split()[0] for line in out.splitlines() if "move: " in line]
     assert 1 <= len(moves) <= 50 and set(moves) <= set(MOVE_NAMES)
     # The shipped model plays: a random walk from this start eats ~0.1 apples in 50 steps.
@@ -71,3 +73,21 @@ def test_gif_frame_has_labelled_panels_and_a_caption():
 def test_baseline_needs_its_own_model_and_cannot_show_predictions():
     with pytest.raises(SystemExit, match="none is shipped"):
         play.main(["--agent", "baseline", "--max-steps", "1"])
+
+
+def test_the_default_agent_is_the_planner_and_what_if_shows_four_successors(capsys, monkeypatch):
+    assert play.build_parser().parse_args([]).agent == "planner"
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    assert play.main(["--agent", "eqm", "--show-what-if", "--max-steps", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert play.LEGEND in out and "model's prediction for each move:" in out
+    header = next(line for line in out.splitlines() if line.startswith("if up:"))
+    assert all(f"if {name}:" in header for name in MOVE_NAMES)
+    # Four framed boards side by side on each board row.
+    assert max(line.count("+---") for line in out.splitlines()) == 4
+
+
+def test_side_by_side_aligns_coloured_boards_by_what_shows():
+    coloured = "\x1b[32mo\x1b[0m ."
+    joined = play.side_by_side([coloured, "ab"], ["x:", "y:"])
+    assert joined.splitlines() == ["x:   y:", f"{coloured}  ab"]
