@@ -16,9 +16,10 @@ _MODULE_OF = {
                      "play_table", "build_model_card", "render_model_card", "write_model_card"), "cards"),
     **dict.fromkeys(("MODEL_ALLOWED_PATTERNS", "DATASET_ALLOWED_PATTERNS", "SPACE_FILES", "check_model_folder",
                      "check_dataset_folder", "check_space_folder", "check_repo_id", "check_hub_access",
-                     "inside_folder", "allowed_files", "skipped_files", "upload_folder_allowlisted",
+                     "inside_folder", "cache_blob", "uploadable", "REMOTE_CODE_FILES",
+                     "remote_code_files", "allowed_files", "skipped_files", "upload_folder_allowlisted",
                      "files_to_push", "push_folder", "print_upload_plan"), "push"),
-    **dict.fromkeys(("SPACE_APP", "build_space_folder", "push_space"), "space"),
+    **dict.fromkeys(("SPACE_APP", "space_app_source", "build_space_folder", "push_space"), "space"),
     **dict.fromkeys(("build_parser", "main"), "cli"),
 }
 

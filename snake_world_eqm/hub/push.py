@@ -117,19 +117,39 @@ def inside_folder(folder: Path, file: Path) -> bool:
     return True
 
 
+def cache_blob(folder: Path, file: Path) -> bool:
+    """The folder is a Hugging Face cache snapshot (`.../snapshots/REV/`) and the file is one of its links into
+    the repo's own `blobs/` (how the cache stores every file): its content belongs to the snapshot."""
+    try:
+        snapshot = folder.resolve(strict=True)
+        target = file.resolve(strict=True)
+    except OSError:
+        return False
+    if snapshot.parent.name != "snapshots":
+        return False
+    blobs = snapshot.parent.parent / "blobs"
+    return target.parent == blobs and target.is_file()
+
+
+def uploadable(folder: Path, file: Path) -> bool:
+    """A file a push may read: inside the folder after following links, or an HF-cache snapshot's blob."""
+    return inside_folder(folder, file) or cache_blob(folder, file)
+
+
 def allowed_files(folder: str | Path, patterns: tuple[str, ...], extra: tuple[str, ...] = ()) -> dict[str, Path]:
     """{path in repo: local file} of the folder's files matching an allowed pattern.
 
     Patterns are relative paths (fnmatch per path segment); a file whose name or folder starts with a dot, or
-    that is a symlink leading outside the folder, is never included."""
-    folder = Path(folder)
+    that is a symlink leading outside the folder (other than an HF-cache snapshot's links into its own
+    `blobs/`), is never included. The local paths are absolute, so a relative `folder` works from anywhere."""
+    folder = Path(folder).absolute()
     found: dict[str, Path] = {}
     for pattern in (*patterns, *extra):
         for file in sorted(folder.glob(pattern)):
             relative = file.relative_to(folder).as_posix()
             if any(part.startswith(".") for part in relative.split("/")):
                 continue
-            if file.is_file() and inside_folder(folder, file):
+            if file.is_file() and uploadable(folder, file):
                 found[relative] = file
     return found
 
@@ -164,7 +184,7 @@ def upload_folder_allowlisted(
     if repo_type not in ("model", "dataset", "space"):
         raise ValueError(f"repo_type must be 'model', 'dataset' or 'space', got {repo_type!r}")
     check_repo_id(repo_id)
-    folder = Path(folder)
+    folder = Path(folder).absolute()
     if not isinstance(allowed_paths, Mapping):
         allowed_paths = {str(name): str(name) for name in allowed_paths}
     operations = []
@@ -174,7 +194,7 @@ def upload_folder_allowlisted(
         if not isinstance(source, bytes):
             local = Path(source)
             local = local if local.is_absolute() else folder / local
-            if not inside_folder(folder, local) or not local.is_file():
+            if not uploadable(folder, local) or not local.is_file():
                 raise ValueError(f"refusing to upload {local}: not a file inside {folder}")
             source = str(local.resolve())
         operations.append(CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=source))
@@ -197,9 +217,11 @@ def files_to_push(folder: str | Path, repo_type: str) -> dict[str, Path | bytes]
     """The allow-listed files of a checked model or dataset folder, remote-code files included for a model."""
     if repo_type == "model":
         path = check_model_folder(folder)
-        files = allowed_files(path, MODEL_ALLOWED_PATTERNS, _auto_map_files(path))
-        # The package's own source (outside the folder) travels as bytes: the upload only reads inside it.
-        files.update({name: source.read_bytes() for name, source in _remote_code_files(path, files).items()})
+        files = allowed_files(path, MODEL_ALLOWED_PATTERNS)
+        _check_required_present(path, files)
+        # The remote code is always the package's own source (never a same-named file of the folder, which a
+        # user may have edited), sent as bytes: the upload itself only reads inside the folder.
+        files.update({name: source.read_bytes() for name, source in remote_code_files(path).items()})
         return files
     if repo_type == "dataset":
         return allowed_files(check_dataset_folder(folder), DATASET_ALLOWED_PATTERNS)
@@ -240,28 +262,46 @@ def push_folder(
                                      revision=revision, private=private)
 
 
-def _auto_map_modules(folder: Path) -> set[str]:
-    auto_map = json.loads((folder / "config.json").read_text()).get("auto_map", {}) or {}
+# The remote code a model repo may carry: the package's own modules, by name (never names read from a config,
+# which would let `auto_map` pull any `.py` file of the folder into the upload).
+REMOTE_CODE_FILES = ("configuration_snake_world_eqm.py", "modeling_snake_world_eqm.py", "eqm.py")
+
+
+def remote_code_files(folder: Path) -> dict[str, Path]:
+    """{name: the package's source} of the remote code when the config has an `auto_map` (else none).
+
+    Every module the `auto_map` names must be one of REMOTE_CODE_FILES: a config naming another module is
+    refused (the pushed repo could not load it, and a push never picks files by a config's contents)."""
+    auto_map = json.loads((folder / "config.json").read_text()).get("auto_map") or {}
+    if not auto_map:
+        return {}
+    if not isinstance(auto_map, Mapping):
+        raise ValueError(f"{folder / 'config.json'}: auto_map is not a JSON object")
     references = [ref for value in auto_map.values() for ref in (value if isinstance(value, list) else [value])]
-    return {ref.split(".")[0] for ref in references if isinstance(ref, str) and "--" not in ref}
+    ours = {name.removesuffix(".py") for name in REMOTE_CODE_FILES}
+    foreign = sorted({str(ref).split("--")[-1].split(".")[0] for ref in references
+                      if ref is not None and str(ref).split("--")[-1].split(".")[0] not in ours})
+    if foreign:
+        raise ValueError(f"{folder / 'config.json'}: auto_map names module(s) {', '.join(foreign)} that are not "
+                         f"part of snake-world-eqm (only {', '.join(REMOTE_CODE_FILES)} are pushed); fix the config")
+    return {name: PACKAGE_DIR / name for name in REMOTE_CODE_FILES}
 
 
-def _auto_map_files(folder: Path) -> tuple[str, ...]:
-    """The remote-code files the config's auto_map names (and eqm.py, which the modeling file imports)."""
-    modules = _auto_map_modules(folder)
-    if modules:
-        modules.add("eqm")
-    return tuple(f"{module}.py" for module in sorted(modules) if module.isidentifier())
-
-
-def _remote_code_files(folder: Path, present: Mapping[str, Path]) -> dict[str, Path]:
-    """The library's own source for every module the config's `auto_map` names but the folder lacks,
-    so `AutoModel.from_pretrained(repo, trust_remote_code=True)` works from the pushed repo."""
-    missing = {}
-    for name in _auto_map_files(folder):
-        if name not in present and (PACKAGE_DIR / name).is_file():
-            missing[name] = PACKAGE_DIR / name
-    return missing
+def _check_required_present(folder: Path, files: Mapping[str, Path]) -> None:
+    """The config and weights are on the upload list; a link out of the folder would leave them behind."""
+    weights = ("model.safetensors", "model.safetensors.index.json")
+    missing = [name for name in ("config.json",) if name not in files]
+    if not any(name in files for name in weights):
+        missing.append("model.safetensors")
+    if missing:
+        raise ValueError(f"model folder {folder}: {', '.join(missing)} is a link leading out of the folder (not an "
+                         "HF-cache snapshot's blob), so it would not be pushed; copy the real file into the folder")
+    shards = json.loads((folder / "model.safetensors.index.json").read_text()).get("weight_map", {}) \
+        if "model.safetensors.index.json" in files else {}
+    lost = sorted({name for name in shards.values() if name not in files})
+    if lost:
+        raise ValueError(f"model folder {folder}: weight shard(s) {', '.join(lost)} are missing or links leading "
+                         "out of the folder; copy the real files into the folder")
 
 
 def print_upload_plan(folder: str | Path, files: Mapping[str, Any], out=None) -> None:
