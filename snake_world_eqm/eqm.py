@@ -84,10 +84,14 @@ class NAGResult:
     trajectory: torch.Tensor | None = None
 
 
+# Far above any useful start (1 is EqM's N(0, I)); larger scales overflow float32 noise into inf and NaN.
+MAX_INIT_SCALE = 1000.0
+
+
 def check_init_scale(value, name: str = "init_scale") -> float:
-    """The scale of the descent's start x0 ~ N(0, value² I): a finite number >= 0 (0: the origin)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    """The scale of the descent's start x0 ~ N(0, value² I): a number in [0, MAX_INIT_SCALE] (0: the origin)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= MAX_INIT_SCALE:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r} (at most {MAX_INIT_SCALE:g})")
     return float(value)
 
 

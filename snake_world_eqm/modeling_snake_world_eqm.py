@@ -24,6 +24,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from snake_world_eqm.game.encoding import (
+    EMPTY,
     FOOD,
     HEAD_ALONE,
     HEAD_LEFT,
@@ -180,6 +181,8 @@ def _validate_legal(boards: torch.Tensor) -> None:
 
 def _check_actions(action, batch: int, device) -> torch.Tensor:
     """Actions as a (B,) long tensor in [0, 4); a scalar is broadcast over the batch."""
+    if isinstance(action, (bool, np.bool_)):  # True is an int to Python, but never meant as action 1
+        raise TypeError(f"actions must be integers, got the boolean {action!r}")
     if isinstance(action, (int, np.integer)):
         action = torch.full((batch,), int(action))
     action = torch.as_tensor(action)
@@ -773,6 +776,8 @@ class SnakeWorldEqM(SnakePreTrainedModel):
         chosen = held if action is not None else action_block.argmax(-1)
         action_grad_norm = torch.zeros(batch, device=self.device) if action is not None else result.last_field[:, lat:].norm(dim=-1)
         next_board = self.decoder(latent, self.decoder.board_features(boards)).argmax(-1)
+        # The game's rule: a terminal (all-EMPTY) board stays terminal, whatever the decoder would draw from it.
+        next_board = next_board.masked_fill((boards == EMPTY).flatten(1).all(-1)[:, None, None], EMPTY)
         self._last_sample = (latent, boards)  # lets the seed's one-argument `from_latent(latent_next)` decode
         return SnakeWorldEqMSampleOutput(
             action=chosen, action_logits=action_block, latent_next=latent, next_board=next_board,

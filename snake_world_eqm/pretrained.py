@@ -10,6 +10,7 @@ HF_HUB_OFFLINE=1).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from snake_world_eqm.modeling_snake_world_eqm import (  # registers the Auto cla
     SnakePolicyBaseline,
     SnakeWorldEqM,
 )
+
+logger = logging.getLogger("snake_world_eqm.pretrained")
 
 MODEL_KINDS = {"snake_world_eqm": "eqm", "snake_policy_baseline": "baseline"}
 KIND_NAMES = {"eqm": "an EqM world model", "baseline": "a behaviour-cloning baseline"}
@@ -54,11 +57,13 @@ def model_kind(config: Any) -> str:
 
 
 def load_model(path_or_repo: str | os.PathLike, kind: str | None = None, config: Any | None = None,
-               device: str | None = None) -> Any:
+               device: str | None = None, allow_partial: bool = False) -> Any:
     """The model in `path_or_repo`, in eval mode (on `device` when given); with `kind` set, a checkpoint of
     the other kind is an error. Every failure is a PretrainedLoadError (a ValueError) of one line.
 
     `config` (e.g. the checkpoint's own config with sampler fields overridden) replaces the saved one.
+    Weights the model needs but the checkpoint lacks (they would stay random), tensors the model does not
+    have, or tensors of another shape are an error unless `allow_partial` (then only a warning is logged).
     """
     if kind not in (None, *KIND_NAMES):
         raise ValueError(f"kind must be one of {sorted(KIND_NAMES)} or None, got {kind!r}")
@@ -72,10 +77,27 @@ def load_model(path_or_repo: str | os.PathLike, kind: str | None = None, config:
     source = str(Path(text).expanduser()) if Path(text).expanduser().is_dir() else text
     try:
         with _quiet_loading():
-            model = model_cls.from_pretrained(source, config=config or saved)
-        return model.to(device).eval() if device is not None else model.eval()
+            model, info = model_cls.from_pretrained(source, config=config or saved, output_loading_info=True)
     except (OSError, ValueError, RuntimeError) as error:
         raise PretrainedLoadError(f"{text}: cannot load the weights ({_first_line(error)})") from error
+    problems = loading_problems(info)
+    if problems and not allow_partial:
+        raise PretrainedLoadError(f"{text}: the weights do not match the model ({problems}); the model would play "
+                                  "with random weights (pass allow_partial=True to load it anyway)")
+    if problems:
+        logger.warning("%s: partial load: %s", text, problems)
+    return model.to(device).eval() if device is not None else model.eval()
+
+
+def loading_problems(info: dict[str, Any]) -> str:
+    """One line naming the missing, unexpected and mismatched tensors of a load ('' when there are none)."""
+    parts = []
+    for key, what in (("missing_keys", "missing"), ("unexpected_keys", "unexpected"),
+                      ("mismatched_keys", "of another shape")):
+        names = sorted(str(name if isinstance(name, str) else name[0]) for name in info.get(key) or ())
+        if names:
+            parts.append(f"{len(names)} {what}: {', '.join(names[:3])}{', ...' if len(names) > 3 else ''}")
+    return "; ".join(parts)
 
 
 @contextlib.contextmanager

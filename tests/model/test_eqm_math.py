@@ -50,7 +50,7 @@ def test_init_scale_is_a_finite_number_at_least_zero_and_a_bad_one_is_named():
     for bad in (-0.1, float("inf"), float("nan"), True, "1", None):
         with pytest.raises(ValueError, match=r"^init_scale must be a finite number >= 0, got "):
             check_init_scale(bad)
-    with pytest.raises(ValueError, match=r"^planner init_scale must be a finite number >= 0, got -1$"):
+    with pytest.raises(ValueError, match=r"^planner init_scale must be a finite number >= 0, got -1 "):
         check_init_scale(-1, "planner init_scale")
 
 
