@@ -24,7 +24,7 @@ _EXPORTS = {
     "symmetry": ("NUM_SYMMETRIES", "inverse_symmetry", "transform_action", "transform_board"),
     "render": ("paint_codes", "render_ansi", "render_ansi_any", "render_rgb", "render_rgb_any"),
     "env": ("SnakeEnv",),
-    "registration": ("ENV_ID", "register_env"),
+    "registration": ("DREAM_ENV_ID", "ENV_ID", "register_env"),
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
 

@@ -1,0 +1,124 @@
+"""One dream transition for a batch of boards: the model's held-action sample, read as a game step.
+
+Reward and termination are read from the predicted board only (the rules engine is never asked):
+the all-EMPTY board is a death (-1, terminated); a snake one cell longer than before ate (+1); a full
+board with no food is a win (+1, terminated); a board that is not a legal board (two heads, a broken
+body, no food or two foods on a non-full board) ends the episode with reason ``illegal:<what>`` and
+reward 0 — never an exception.
+
+New food is whatever the model draws (``food="model"``: the argmax of the decoder). ``food="decoder"`` is a
+sampling-side option for the one stochastic part of a transition: where the predicted snake grew, the new
+food cell is drawn from the decoder's own per-cell FOOD probabilities over the cells it leaves empty
+(every other food cell is cleared), so each eating draw holds exactly one food on an empty cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from snake_world_eqm.agents.base import model_device, sample_model
+from snake_world_eqm.game.batched import legal_boards
+from snake_world_eqm.game.encoding import EMPTY, FOOD, HEAD_ALONE, HEAD_LEFT
+from snake_world_eqm.game.state import REWARD_DEATH, REWARD_EAT
+
+FOOD_MODES = ("model", "decoder")
+END_REASONS = ("death", "win", "illegal:heads", "illegal:no_food", "illegal:foods", "illegal:body")
+
+
+@dataclass
+class DreamStep:
+    """What one batched dream step gives back (all numpy, length B)."""
+
+    boards: np.ndarray  # (B, H, W) int8 predicted next boards (illegal ones kept as predicted)
+    reward: np.ndarray  # (B,) float32
+    terminated: np.ndarray  # (B,) bool
+    event: np.ndarray  # (B,) object: "none" | "eat" | "death" | "win" | "illegal"
+    reason: np.ndarray  # (B,) object: "" while the game goes on, else one of END_REASONS
+    length: np.ndarray  # (B,) snake cells on the predicted board
+
+
+def illegal_reasons(boards: np.ndarray) -> np.ndarray:
+    """(B,) object: "" for a legal (or terminal) board, else "illegal:heads|no_food|foods|body"."""
+    boards = np.asarray(boards)
+    cells = boards.shape[1] * boards.shape[2]
+    legal = legal_boards(boards.astype(np.int8))
+    heads = ((boards >= HEAD_ALONE) & (boards <= HEAD_LEFT)).sum(axis=(1, 2))
+    foods = (boards == FOOD).sum(axis=(1, 2))
+    length = (boards >= HEAD_ALONE).sum(axis=(1, 2))
+    reasons = np.full(len(boards), "", dtype=object)
+    reasons[~legal] = "illegal:body"
+    reasons[~legal & (foods > 1)] = "illegal:foods"
+    reasons[~legal & (foods == 0) & (length < cells)] = "illegal:no_food"
+    reasons[~legal & (heads != 1)] = "illegal:heads"
+    return reasons
+
+
+def draw_food_from_decoder(logits: torch.Tensor, boards: np.ndarray, rows: np.ndarray,
+                           generator: torch.Generator | None = None) -> np.ndarray:
+    """Redraw the food of `boards[rows]` from the decoder's FOOD probabilities over the cells it leaves empty.
+
+    `logits` (B, H, W, 12) are the decoder's per-cell logits for all boards; returns a copy of `boards`.
+    A row with no empty or food cell left (a full board) is left as it is.
+    """
+    boards = np.array(boards, copy=True)
+    if len(rows) == 0:
+        return boards
+    probs = torch.softmax(logits[torch.as_tensor(rows, device=logits.device)].float(), dim=-1)[..., FOOD]
+    free = torch.as_tensor((boards[rows] == EMPTY) | (boards[rows] == FOOD), device=logits.device)
+    weights = (probs * free).flatten(1)
+    has_room = free.flatten(1).any(dim=1)
+    # A row whose FOOD probabilities all underflow on the free cells falls back to uniform over them.
+    weights = torch.where(weights.sum(1, keepdim=True) > 0, weights, free.flatten(1).to(weights))
+    sub = boards[rows]
+    sub[sub == FOOD] = EMPTY
+    if has_room.any():
+        picks = torch.multinomial(weights[has_room], 1, generator=generator).squeeze(1).cpu().numpy()
+        flat = sub.reshape(len(rows), -1)
+        flat[np.flatnonzero(has_room.cpu().numpy()), picks] = FOOD
+    boards[rows] = sub
+    return boards
+
+
+def dream_step(model, boards: np.ndarray, actions: np.ndarray, generator: torch.Generator | None = None,
+               init_scale: float = 1.0, food: str = "model", num_steps: int | None = None) -> DreamStep:
+    """Step every board inside the model with its held action: `model.sample(boards, action=actions)`.
+
+    `boards` (B, H, W) must be legal non-terminal boards (the caller ends a game at a terminal or illegal
+    one); the result's boards are the decoded predictions as they are, except for `food="decoder"`.
+    """
+    if food not in FOOD_MODES:
+        raise ValueError(f"food must be one of {FOOD_MODES}, got {food!r}")
+    boards = np.asarray(boards)
+    actions = np.asarray(actions, dtype=np.int64).reshape(len(boards))
+    out = sample_model(model, boards, generator=generator, action=actions, init_scale=init_scale,
+                       num_steps=num_steps)
+    predicted = out.next_board.detach().cpu().numpy().astype(np.int8)
+    before = (boards >= HEAD_ALONE).sum(axis=(1, 2))
+    after = (predicted >= HEAD_ALONE).sum(axis=(1, 2))
+    if food == "decoder":
+        grew = np.flatnonzero(after > before)
+        if grew.size:
+            with torch.no_grad():
+                logits = model.from_latent(out.latent_next, torch.as_tensor(boards, dtype=torch.long,
+                                                                             device=model_device(model)))
+            predicted = draw_food_from_decoder(logits, predicted, grew, generator)
+    cells = boards.shape[1] * boards.shape[2]
+    reasons = illegal_reasons(predicted)
+    illegal = reasons != ""
+    death = after == 0
+    win = ~illegal & ~death & (after == cells)
+    eat = ~illegal & ~death & (after > before)
+    reward = np.zeros(len(boards), dtype=np.float32)
+    reward[eat] = REWARD_EAT
+    reward[death] = REWARD_DEATH
+    event = np.full(len(boards), "none", dtype=object)
+    event[eat] = "eat"
+    event[win] = "win"
+    event[death] = "death"
+    event[illegal] = "illegal"
+    reasons[death] = "death"
+    reasons[win] = "win"
+    return DreamStep(predicted, reward, illegal | death | win, event, reasons, after)
