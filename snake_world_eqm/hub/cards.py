@@ -19,7 +19,8 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from snake_world_eqm.evaluation.by_size import markdown_table
-from snake_world_eqm.hub.push import check_model_folder, inside_folder
+from snake_world_eqm.hub.push import PACKAGE_DIR, check_model_folder, files_to_push, inside_folder
+from snake_world_eqm.shipped import PRETRAINED_10X10, PRETRAINED_MULTISIZE
 
 # The metrics a card quotes first, when the evaluation JSON has them (flattened key → human name).
 HEADLINE_METRICS = {
@@ -318,3 +319,40 @@ def write_model_card(model_dir: str | Path, metrics_json: str | Path | None, rep
         card.save(Path(staging) / "README.md")
         os.replace(Path(staging) / "README.md", target)
     return target
+
+
+def add_remote_code(model_dir: str | Path, link: bool = False) -> list[str]:
+    """Put beside a model folder's weights the remote-code files a push would add (`hub.push.files_to_push`:
+    the modules its config's `auto_map` names, with what they import), from the installed package, so
+    `AutoModel.from_pretrained(folder, trust_remote_code=True)` loads the folder itself in a fresh interpreter.
+
+    Copies by default; `link=True` writes relative symlinks instead (the checkpoints shipped inside the package:
+    they can never go stale, wheels carry them as files, and a push of such a folder sends the package's source).
+    Returns the names written (files already the package's are left alone); each is written by rename.
+    """
+    folder = Path(model_dir)
+    written = []
+    for name in sorted(files_to_push(folder, "model")):
+        source = PACKAGE_DIR / name
+        if not name.endswith(".py") or not source.is_file():
+            continue
+        target = folder / name
+        if link and target.is_symlink() and target.resolve() == source.resolve():
+            continue
+        if not link and not target.is_symlink() and target.is_file() and target.read_bytes() == source.read_bytes():
+            continue
+        staging = folder / f".code-{os.getpid()}-{name}"
+        if link:
+            staging.unlink(missing_ok=True)
+            staging.symlink_to(os.path.relpath(source, folder))
+        else:
+            staging.write_bytes(source.read_bytes())
+            os.chmod(staging, 0o644)
+        os.replace(staging, target)
+        written.append(name)
+    return written
+
+
+def refresh_shipped() -> dict[str, list[str]]:
+    """`add_remote_code(link=True)` for every checkpoint shipped in the package; {folder: names written}."""
+    return {str(folder): add_remote_code(folder, link=True) for folder in (PRETRAINED_10X10, PRETRAINED_MULTISIZE)}

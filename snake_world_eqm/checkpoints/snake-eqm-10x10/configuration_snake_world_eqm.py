@@ -1,0 +1,1 @@
+../../configuration_snake_world_eqm.py

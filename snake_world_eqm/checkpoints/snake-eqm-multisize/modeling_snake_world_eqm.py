@@ -1,0 +1,1 @@
+../../modeling_snake_world_eqm.py
