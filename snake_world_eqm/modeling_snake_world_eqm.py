@@ -162,8 +162,7 @@ def prepare_boards(config, obs, device=None, validate: bool = True) -> torch.Ten
         )
     if not (MIN_BOARD_SIZE <= height <= MAX_BOARD_SIZE and MIN_BOARD_SIZE <= width <= MAX_BOARD_SIZE):
         raise ValueError(f"board size {height}x{width} is outside the supported {MIN_BOARD_SIZE}..{MAX_BOARD_SIZE}")
-    low, high = torch.aminmax(boards)  # one pass, one host sync for both bounds
-    low, high = int(low), int(high)
+    low, high = torch.stack(torch.aminmax(boards)).tolist()  # one pass, one host sync for both bounds
     if low < 0 or high >= config.num_cell_classes:
         raise ValueError(f"cell codes must be in [0, {config.num_cell_classes}), got values in [{low}, {high}]")
     if validate:
