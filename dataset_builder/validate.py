@@ -19,6 +19,7 @@ from snake_world_eqm.data.features import COLUMNS, OPTIONAL_COLUMNS, SOURCE_NAME
 from snake_world_eqm.data.loading import dataset_board_sizes, load_snake_dataset, to_numpy_columns
 from snake_world_eqm.game import Event, batched_successors, legal_boards, mask_food
 from snake_world_eqm.game.encoding import FOOD
+from snake_world_eqm.game.state import NUM_ACTIONS
 
 BATCH_SIZE = 8192
 
@@ -65,8 +66,12 @@ def check_batch(batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[
     simulated, reward, event, terminated = batched_successors(state, rng)
     per_action_ok = _successor_matches(batch["next_state_per_action"], simulated, event)
     rows = np.arange(len(state))
-    action = batch["action"]
+    bad_action = (batch["action"] < 0) | (batch["action"] >= NUM_ACTIONS)
+    action = np.where(bad_action, 0, batch["action"])  # an out-of-range action is counted, not an IndexError
     return {
+        "action_out_of_range": bad_action,
+        **({"taken_action_out_of_range": (batch["taken_action"] < 0) | (batch["taken_action"] >= NUM_ACTIONS)}
+           if "taken_action" in batch else {}),
         "illegal_state": illegal_state,
         "illegal_next_state": _illegal(batch["next_state"]),
         "illegal_successor": _illegal(batch["next_state_per_action"]),
@@ -114,7 +119,9 @@ def _continuity_failures(batch: dict[str, np.ndarray], previous: dict[str, np.nd
         & (merged["symmetry"][after] == merged["symmetry"][before])
         & (merged["step"][after] == merged["step"][before] + 1)
     )
-    taken_successor = merged["next_state_per_action"][before][np.arange(len(continues)), merged["taken_action"][before]]
+    taken = merged["taken_action"][before]
+    taken = np.where((taken < 0) | (taken >= NUM_ACTIONS), 0, taken)  # out of range: counted by check_batch
+    taken_successor = merged["next_state_per_action"][before][np.arange(len(continues)), taken]
     broken = continues & ~(merged["state"][after] == taken_successor).all(axis=(1, 2))
     return broken if previous is not None else np.concatenate([[False], broken])
 
@@ -143,7 +150,8 @@ def validate_split(split: Dataset, name: str, report: ValidationReport, seed: in
 def validate_dataset(path_or_repo: str | os.PathLike, progress: bool = True) -> ValidationReport:
     """Load every split (of every board size, for a multi-size dataset) and re-simulate all its rows."""
     required = [name for name in COLUMNS if name not in OPTIONAL_COLUMNS]
-    by_size = load_snake_dataset(path_or_repo, required=required, board_size="all")
+    # Column types and sizes are checked on load; the rows are what this re-simulation counts.
+    by_size = load_snake_dataset(path_or_repo, required=required, board_size="all", check_rows=False)
     several = dataset_board_sizes(path_or_repo) is not None  # a multi-size dataset, even of one size
     report = ValidationReport()
     for size, dataset in by_size.items():

@@ -24,6 +24,7 @@ import torch
 from datasets import Dataset, DatasetDict, get_dataset_config_names, load_dataset, load_from_disk
 
 from ..game.state import parse_board_size, size_name, sort_sizes
+from .checks import check_dataset_split
 from .features import COLUMNS
 
 # What a world model needs at the very least; the what-if columns are optional for loading.
@@ -217,20 +218,27 @@ def load_snake_dataset(
     split: str | None = None,
     required: Iterable[str] = REQUIRED_COLUMNS,
     board_size: str | None = None,
+    check_rows: bool = True,
 ) -> DatasetDict | Dataset | dict[str, DatasetDict] | dict[str, Dataset]:
     """Load a dataset built by `dataset_builder`: a Hub-shaped folder, a `save_to_disk` folder, or a repo id.
 
     Returns the `DatasetDict`, or one `Dataset` when `split` is given. A multi-size dataset (one config
     per size, `--board-sizes`) needs `board_size`: "HxW" loads that size; "all" returns
     `{"HxW": DatasetDict or Dataset}` for every size (a one-size dataset then gives a one-entry dict).
-    Raises `ValueError` when a required column, the split or the size is missing.
+    Raises `ValueError` when a required column, the split or the size is missing, and when a split fails
+    `data.checks.check_dataset_split` (column types and sizes; with `check_rows`, a sample of rows against the
+    rules), so a bad dataset is one line before any long work.
     """
     loaded = _load_any(path_or_repo, board_size)
     by_size = loaded if isinstance(loaded, dict) and not isinstance(loaded, DatasetDict) else None
-    for dataset in (by_size or {None: loaded}).values():
+    for size, dataset in (by_size or {None: loaded}).items():
         check_columns(dataset, required)
         if split is not None and split not in dataset:
             raise ValueError(f"split {split!r} not in dataset {str(path_or_repo)!r}; available: {list(dataset)}")
+        expected = parse_board_size(size) if size else None
+        for name in [split] if split is not None else list(dataset):
+            where = f"dataset {str(path_or_repo)!r}{f' ({size})' if size else ''} split {name!r}"
+            check_dataset_split(dataset[name], where, expected, check_rows=check_rows)
     if split is None:
         return loaded
     if by_size is not None:

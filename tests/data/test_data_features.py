@@ -117,7 +117,7 @@ def test_loading_a_dataset_without_the_required_columns_is_refused(tmp_path):
 def test_load_reads_save_to_disk_folders_and_checks_the_split(tmp_path):
     rows = _random_rows(6)
     DatasetDict({"train": _dataset(rows)}).save_to_disk(tmp_path / "saved")
-    train = load_snake_dataset(tmp_path / "saved", split="train")
+    train = load_snake_dataset(tmp_path / "saved", split="train", check_rows=False)  # random boards
     np.testing.assert_array_equal(train.with_format("numpy")["state"], rows["state"])
     with pytest.raises(ValueError, match="split 'test' not in dataset"):
         load_snake_dataset(tmp_path / "saved", split="test")
