@@ -9,11 +9,14 @@ reward 0 — never an exception.
 New food is whatever the model draws (``food="model"``: the argmax of the decoder). ``food="decoder"`` is a
 sampling-side option for the one stochastic part of a transition: where the predicted snake grew, the new
 food cell is drawn from the decoder's own per-cell FOOD probabilities over the cells it leaves empty
-(every other food cell is cleared), so each eating draw holds exactly one food on an empty cell.
+(every other food cell is cleared), so each eating draw holds exactly one food on an empty cell;
+``food_temperature`` > 1 flattens those probabilities (``inf``: uniform over the cells the model leaves empty,
+the rules' prior rather than the model's belief).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,16 +60,22 @@ def illegal_reasons(boards: np.ndarray) -> np.ndarray:
 
 
 def draw_food_from_decoder(logits: torch.Tensor, boards: np.ndarray, rows: np.ndarray,
-                           generator: torch.Generator | None = None) -> np.ndarray:
+                           generator: torch.Generator | None = None, temperature: float = 1.0) -> np.ndarray:
     """Redraw the food of `boards[rows]` from the decoder's FOOD probabilities over the cells it leaves empty.
 
     `logits` (B, H, W, 12) are the decoder's per-cell logits for all boards; returns a copy of `boards`.
-    A row with no empty or food cell left (a full board) is left as it is.
+    Cell c is drawn with weight p_FOOD(c) ** (1 / temperature): 1 is the decoder's own belief, larger values
+    flatten it toward uniform over the free cells (infinity is exactly uniform). A row with no empty or food
+    cell left (a full board) is left as it is.
     """
     boards = np.array(boards, copy=True)
     if len(rows) == 0:
         return boards
-    probs = torch.softmax(logits[torch.as_tensor(rows, device=logits.device)].float(), dim=-1)[..., FOOD]
+    log_probs = torch.log_softmax(logits[torch.as_tensor(rows, device=logits.device)].float(), dim=-1)[..., FOOD]
+    if math.isinf(temperature):
+        probs = torch.ones_like(log_probs)
+    else:
+        probs = torch.exp((log_probs - log_probs.flatten(1).max(1).values[:, None, None]) / temperature)
     free = torch.as_tensor((boards[rows] == EMPTY) | (boards[rows] == FOOD), device=logits.device)
     weights = (probs * free).flatten(1)
     has_room = free.flatten(1).any(dim=1)
@@ -83,7 +92,8 @@ def draw_food_from_decoder(logits: torch.Tensor, boards: np.ndarray, rows: np.nd
 
 
 def dream_step(model, boards: np.ndarray, actions: np.ndarray, generator: torch.Generator | None = None,
-               init_scale: float = 1.0, food: str = "model", num_steps: int | None = None) -> DreamStep:
+               init_scale: float = 1.0, food: str = "model", num_steps: int | None = None,
+               food_temperature: float = 1.0) -> DreamStep:
     """Step every board inside the model with its held action: `model.sample(boards, action=actions)`.
 
     `boards` (B, H, W) must be legal non-terminal boards (the caller ends a game at a terminal or illegal
@@ -104,7 +114,7 @@ def dream_step(model, boards: np.ndarray, actions: np.ndarray, generator: torch.
             with torch.no_grad():
                 logits = model.from_latent(out.latent_next, torch.as_tensor(boards, dtype=torch.long,
                                                                              device=model_device(model)))
-            predicted = draw_food_from_decoder(logits, predicted, grew, generator)
+            predicted = draw_food_from_decoder(logits, predicted, grew, generator, food_temperature)
     cells = boards.shape[1] * boards.shape[2]
     reasons = illegal_reasons(predicted)
     illegal = reasons != ""

@@ -36,7 +36,9 @@ def _resolve_model(model):
     return model
 
 
-def _check_options(init_scale: float, food: str, max_steps: int | None) -> None:
+def _check_options(init_scale: float, food: str, max_steps: int | None, food_temperature: float = 1.0) -> None:
+    if not food_temperature > 0:
+        raise ValueError(f"food_temperature must be > 0, got {food_temperature}")
     if food not in FOOD_MODES:
         raise ValueError(f"food must be one of {FOOD_MODES}, got {food!r}")
     if not init_scale >= 0:
@@ -64,22 +66,25 @@ class DreamSnakeEnv(gym.Env):
     ``info``: ``event`` (none / eat / death / win / illegal), ``reason`` (why the episode ended, "" while it
     goes on: death, win, illegal:heads|no_food|foods|body), ``length``, ``steps``, ``legal``.
     ``init_scale`` is the noise scale of each draw (1: EqM's N(0, I); 0: the deterministic origin start);
-    ``food``: "model" (the decoder's argmax) or "decoder" (new food drawn from the decoder's probabilities).
+    ``food``: "model" (the decoder's argmax) or "decoder" (new food drawn from the decoder's probabilities,
+    flattened by ``food_temperature``; see :mod:`snake_world_eqm.simulator.core`).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 8}
 
     def __init__(self, model=None, height: int = 10, width: int = 10, initial_length: int = 3,
                  max_steps: int | None = None, init_scale: float = 1.0, food: str = "model",
-                 num_steps: int | None = None, render_mode: str | None = None, cell_size: int = 16) -> None:
+                 num_steps: int | None = None, food_temperature: float = 1.0, render_mode: str | None = None,
+                 cell_size: int = 16) -> None:
         check_board_size(height, width)
-        _check_options(init_scale, food, max_steps)
+        _check_options(init_scale, food, max_steps, food_temperature)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.model = _resolve_model(model)
         _check_model_size(self.model, height, width)
         self.height, self.width, self.initial_length = height, width, initial_length
         self.max_steps, self.init_scale, self.food, self.num_steps = max_steps, float(init_scale), food, num_steps
+        self.food_temperature = float(food_temperature)
         self.render_mode, self.cell_size = render_mode, cell_size
         self.observation_space = spaces.Box(0, NUM_CELL_CLASSES - 1, shape=(height, width), dtype=np.int8)
         self.action_space = spaces.Discrete(NUM_ACTIONS)
@@ -103,7 +108,7 @@ class DreamSnakeEnv(gym.Env):
         if isinstance(action, bool) or not isinstance(action, (int, np.integer)) or not 0 <= action < NUM_ACTIONS:
             raise ValueError(f"action must be an int in 0..{NUM_ACTIONS - 1}, got {action!r}")
         result = dream_step(self.model, self._board[None], np.array([int(action)]), self._generator,
-                            self.init_scale, self.food, self.num_steps)
+                            self.init_scale, self.food, self.num_steps, self.food_temperature)
         self._board = result.boards[0]
         self._steps += 1
         self._length = int(result.length[0])
@@ -136,15 +141,16 @@ class DreamVectorEnv(VectorEnv):
 
     def __init__(self, num_envs: int, model=None, height: int = 10, width: int = 10, initial_length: int = 3,
                  max_steps: int | None = None, init_scale: float = 1.0, food: str = "model",
-                 num_steps: int | None = None) -> None:
+                 num_steps: int | None = None, food_temperature: float = 1.0) -> None:
         check_board_size(height, width)
-        _check_options(init_scale, food, max_steps)
+        _check_options(init_scale, food, max_steps, food_temperature)
         if num_envs < 1:
             raise ValueError(f"num_envs must be positive, got {num_envs}")
         self.model = _resolve_model(model)
         _check_model_size(self.model, height, width)
         self.num_envs, self.height, self.width, self.initial_length = num_envs, height, width, initial_length
         self.max_steps, self.init_scale, self.food, self.num_steps = max_steps, float(init_scale), food, num_steps
+        self.food_temperature = float(food_temperature)
         self.single_observation_space = spaces.Box(0, NUM_CELL_CLASSES - 1, shape=(height, width), dtype=np.int8)
         self.single_action_space = spaces.Discrete(NUM_ACTIONS)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
@@ -187,7 +193,7 @@ class DreamVectorEnv(VectorEnv):
         self._new_boards(resetting)
         if live.size:
             result = dream_step(self.model, self.boards[live], actions[live], self._generator, self.init_scale,
-                                self.food, self.num_steps)
+                                self.food, self.num_steps, self.food_temperature)
             self.boards[live] = result.boards
             self.steps[live] += 1
             self.lengths[live] = result.length
