@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     parser.add_argument("--games", type=int, default=8)
     parser.add_argument("--max-steps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=3800)
-    parser.add_argument("--dreams", nargs="+", default=["model", "decoder:1"], help="food modes of the dream")
+    parser.add_argument("--dreams", nargs="+", default=["model", "decoder:1"], help="food modes of the dream: model | decoder:T, with @K for K-draw snake votes")
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
 
@@ -49,11 +49,13 @@ def main(argv=None) -> int:
                                   args.max_steps)
         entry["real"]["seconds"] = round(time.perf_counter() - started, 1)
         for dream in args.dreams:
-            food, _, temperature = dream.partition(":")
+            spec, _, votes = dream.partition("@")
+            food, _, temperature = spec.partition(":")
             started = time.perf_counter()
             entry[f"dream:{dream}"] = play_dream(make_agent(name, model, seed=args.seed), model, height, width,
                                                  args.games, args.seed, args.max_steps, food=food,
-                                                 food_temperature=float(temperature or 1.0))
+                                                 food_temperature=float(temperature or 1.0),
+                                                 votes=int(votes or 1))
             entry[f"dream:{dream}"]["seconds"] = round(time.perf_counter() - started, 1)
         result["agents"][name] = entry
         print(name, {world: (w["mean_apples"], w["mean_steps"], w["ends"]) for world, w in entry.items()}, flush=True)

@@ -6,7 +6,7 @@
 Eating positions come from route-expert games (seeded); each is drawn `--draws` times per food mode
 (snake_world_eqm.evaluation.food_draws). Modes: `model` (the decoder's argmax, as trained), `decoder:T` (the new
 food drawn from the decoder's FOOD probabilities at temperature T; `inf` is uniform over the cells the model
-leaves empty, i.e. the rules' prior, not the model's belief).
+leaves empty, i.e. the rules' prior, not the model's belief); a `@K` suffix keeps the majority snake of K draws.
 """
 
 from __future__ import annotations
@@ -52,10 +52,12 @@ def main(argv=None) -> int:
         boards, actions, successors = eating_positions(games, args.positions, seed=args.seed)
         entry = {"size": size, "modes": {}}
         for mode in args.modes:
-            food, _, temperature = mode.partition(":")
+            spec, _, votes = mode.partition("@")
+            food, _, temperature = spec.partition(":")
             started = time.perf_counter()
             measured = measure_food_draws(model, boards, actions, successors, draws=args.draws, food=food,
-                                          seed=args.seed, food_temperature=float(temperature or 1.0))
+                                          seed=args.seed, food_temperature=float(temperature or 1.0),
+                                          votes=int(votes or 1))
             measured["seconds"] = round(time.perf_counter() - started, 1)
             measured["tv_ratio_to_uniform_same_draws"] = (measured["mean_tv"] / measured["mean_tv_uniform_same_draws"]
                                                           if measured["mean_tv_uniform_same_draws"] else None)

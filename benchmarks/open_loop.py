@@ -29,6 +29,9 @@ def parse_args(argv=None):
                         help="NAME:GAMES (names as make_agent takes them)")
     parser.add_argument("--seed", type=int, default=3600, help="game i of every agent starts from seed + i")
     parser.add_argument("--init-scale", type=float, default=1.0, help="noise scale of each replay draw")
+    parser.add_argument("--votes", type=int, nargs="+", default=[1],
+                        help="keep the majority snake of this many draws per step; several values replay the same "
+                             "recorded games once per value (before/after on the same games)")
     parser.add_argument("--max-k", type=int, default=None, help="replay at most this many steps per game")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", required=True, help="JSON path; the plot goes beside it (.png)")
@@ -80,19 +83,22 @@ def main(argv=None) -> int:
             started, cpu = time.perf_counter(), time.process_time()
             trajectories = record_games(agent, height, width, int(games or 10), seed=args.seed)
             record_seconds = time.perf_counter() - started
-            records = replay_open_loop(model, trajectories, init_scale=args.init_scale, seed=args.seed,
-                                       max_k=args.max_k)
-            run = {"size": size, "agent": name, **summarise_open_loop(records),
-                   "record_seconds": round(record_seconds, 1),
-                   "replay_seconds": round(time.perf_counter() - started - record_seconds, 1),
-                   "cpu_seconds": round(time.process_time() - cpu, 1), "load_after": os.getloadavg(),
-                   "per_game": [{k: v for k, v in r.items() if not k.endswith("by_length")} for r in records]}
-            result["runs"].append(run)
-            curves[f"{size} {name} ({len(records)} games)"] = full_curve(records)
-            c = run["curve"]
-            print(f"{size} {name}: games {run['games']} mean steps {run['mean_game_steps']:.0f} exact@k "
-                  + " ".join(f"{k}:{e:.2f}" for k, e in zip(c["k"], c["exact"]))
-                  + f" kinds {run['first_error_kinds']} ({run['replay_seconds']}s replay)", flush=True)
+            for votes in args.votes:
+                replay_start, cpu = time.perf_counter(), time.process_time()
+                records = replay_open_loop(model, trajectories, init_scale=args.init_scale, seed=args.seed,
+                                           max_k=args.max_k, votes=votes)
+                run = {"size": size, "agent": name, "votes": votes, **summarise_open_loop(records),
+                       "record_seconds": round(record_seconds, 1),
+                       "replay_seconds": round(time.perf_counter() - replay_start, 1),
+                       "replay_cpu_seconds": round(time.process_time() - cpu, 1), "load_after": os.getloadavg(),
+                       "per_game": [{k: v for k, v in r.items() if not k.endswith("by_length")} for r in records]}
+                result["runs"].append(run)
+                label = f"{size} {name} ({len(records)} games)" + (f" votes {votes}" if len(args.votes) > 1 else "")
+                curves[label] = full_curve(records)
+                c = run["curve"]
+                print(f"{label}: mean steps {run['mean_game_steps']:.0f} exact@k "
+                      + " ".join(f"{k}:{e:.2f}" for k, e in zip(c["k"], c["exact"]))
+                      + f" kinds {run['first_error_kinds']} ({run['replay_seconds']}s replay)", flush=True)
     output = Path(args.output)
     write_json(output, result, command=["python", "benchmarks/open_loop.py", *(argv or sys.argv[1:])])
     plot(result, {k: (np.asarray(v[0]), np.asarray(v[1])) for k, v in curves.items()}, output.with_suffix(".png"))

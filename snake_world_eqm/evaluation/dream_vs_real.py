@@ -69,14 +69,14 @@ def play_real(agent: Agent, height: int, width: int, num_games: int, seed: int, 
 
 def play_dream(agent: Agent, model, height: int, width: int, num_games: int, seed: int, max_steps: int,
                stall_limit: int | None = None, start_length: int = 3, init_scale: float = 1.0, food: str = "model",
-               food_temperature: float = 1.0) -> dict:
+               food_temperature: float = 1.0, votes: int = 1) -> dict:
     """The agent's games inside the model, from the same start boards as `play_real`."""
     generator = torch.Generator().manual_seed(seed)
     start = initial_boards(num_games, height, width, seed, start_length)
 
     def step(boards, actions):
         result = dream_step(model, boards, actions, generator, init_scale=init_scale, food=food,
-                            food_temperature=food_temperature)
+                            food_temperature=food_temperature, votes=votes)
         ate = (result.event == "eat") | (result.event == "win")
         return result.boards, ate, result.reason
 

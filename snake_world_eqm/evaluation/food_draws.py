@@ -39,14 +39,15 @@ def total_variation(cells: np.ndarray, support: int) -> float:
 
 def measure_food_draws(model, boards: np.ndarray, actions: np.ndarray, successors: np.ndarray, draws: int = 200,
                        init_scale: float = 1.0, food: str = "model", seed: int = 0,
-                       food_temperature: float = 1.0, num_steps: int | None = None) -> dict:
+                       food_temperature: float = 1.0, num_steps: int | None = None, votes: int = 1) -> dict:
     """Draw `draws` successors of each eating (board, action) and score where the food went (see the module)."""
     generator = torch.Generator().manual_seed(seed)
     uniform_rng = np.random.default_rng(seed)
     per_position = []
     for board, action, real in zip(boards, actions, successors):
         step = dream_step(model, np.repeat(board[None], draws, 0), np.full(draws, action), generator,
-                          init_scale=init_scale, food=food, num_steps=num_steps, food_temperature=food_temperature)
+                          init_scale=init_scale, food=food, num_steps=num_steps, food_temperature=food_temperature,
+                          votes=votes)
         predicted = step.boards
         snake_right = (mask_food(predicted) == mask_food(real)[None]).all(axis=(1, 2))
         empty = (mask_food(real) == EMPTY).reshape(-1)  # the cells new food may take
@@ -72,7 +73,8 @@ def measure_food_draws(model, boards: np.ndarray, actions: np.ndarray, successor
                                                                    "two_or_more_foods", "valid")}
     return {
         "positions": len(per_position), "draws_per_position": draws, "init_scale": init_scale, "food": food,
-        "food_temperature": food_temperature if food == "decoder" else None, "num_steps": num_steps,
+        "food_temperature": (str(food_temperature) if food == "decoder" else None), "num_steps": num_steps,
+        "votes": votes,
         "fraction_snake_right": summed["snake_right"] / total if total else None,
         "fraction_one_food_on_empty_cell_and_snake_right": summed["valid"] / total if total else None,
         "fraction_no_food": summed["no_food"] / total if total else None,

@@ -32,11 +32,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from snake_world_eqm.agents.base import Agent, sample_model
+from snake_world_eqm.agents.base import Agent
 from snake_world_eqm.evaluation.closed_loop import initial_boards
 from snake_world_eqm.game.batched import batched_step
 from snake_world_eqm.game.encoding import EMPTY, HEAD_ALONE, HEAD_LEFT, TAIL, mask_food
 from snake_world_eqm.game.state import Event
+from snake_world_eqm.simulator.core import voted_sample
 
 ERROR_KINDS = ("death", "growth", "head", "tail", "body", "food")
 EAT, WIN = int(Event.EAT), int(Event.WIN)
@@ -129,13 +130,15 @@ def classify_error(predicted: np.ndarray, real: np.ndarray) -> str:
 
 
 def replay_open_loop(model, games: list[Trajectory], init_scale: float = 1.0, seed: int = 0,
-                     batch_size: int = 256, max_k: int | None = None, progress: bool = False) -> list[dict]:
+                     batch_size: int = 256, max_k: int | None = None, progress: bool = False,
+                     votes: int = 1) -> list[dict]:
     """Replay each game's real actions inside the model from its first board (food-corrected; see the module).
 
     Returns one record per game: `steps` (its length), `first_error` (the 1-based step of the first wrong
     board, None if exact to its end or to `max_k`), `error_kind`, `length_at_error` (the real snake's length
     on the board the model stepped from), `apples_before_error`, `first_apple` (1-based step, None if none),
     `free_exact_to_first_apple`, `steps_by_length` / `errors_by_length` ({length: count} of replayed steps).
+    `votes` > 1: each step keeps the majority snake of that many draws (`simulator.voted_sample`).
     """
     generator = torch.Generator().manual_seed(seed)
     count = len(games)
@@ -154,8 +157,7 @@ def replay_open_loop(model, games: list[Trajectory], init_scale: float = 1.0, se
         for start in range(0, active.size, batch_size):
             chunk = active[start:start + batch_size]
             actions = np.array([games[i].actions[t] for i in chunk])
-            out = sample_model(model, current[chunk], generator=generator, action=actions, init_scale=init_scale)
-            predicted = out.next_board.detach().cpu().numpy().astype(np.int8)
+            predicted, _ = voted_sample(model, current[chunk], actions, generator, init_scale, votes=votes)
             for slot, game in enumerate(chunk):
                 real = games[game].boards[t + 1]
                 length = int(_snake_cells(current[game]).sum())

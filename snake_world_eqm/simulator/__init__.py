@@ -14,8 +14,10 @@ from snake_world_eqm.simulator.core import (
     dream_step,
     draw_food_from_decoder,
     illegal_reasons,
+    voted_sample,
 )
 from snake_world_eqm.simulator.env import DreamSnakeEnv, DreamVectorEnv
 
 __all__ = ["END_REASONS", "FOOD_MODES", "DreamSnakeEnv", "DreamStep", "DreamVectorEnv", "draw_food_from_decoder",
-           "dream_step", "illegal_reasons"]
+           "dream_step", "illegal_reasons",
+           "voted_sample"]

@@ -91,28 +91,58 @@ def draw_food_from_decoder(logits: torch.Tensor, boards: np.ndarray, rows: np.nd
     return boards
 
 
+def voted_sample(model, boards: np.ndarray, actions: np.ndarray, generator: torch.Generator | None = None,
+                 init_scale: float = 1.0, num_steps: int | None = None, votes: int = 1):
+    """`votes` held-action draws per board; keep, per board, the first draw whose food-masked board is the most
+    common one among its draws (the snake by majority; its food as that draw put it). Returns
+    (predicted (B, H, W) int8, latent_next (B, latent_dim) of the kept draws).
+
+    A sampling-side remedy for the one error that dominates long games: on an eating step of a long snake
+    some draws from noise miss the growth (the tail moves on) while most draws get it right.
+    """
+    if votes < 1:
+        raise ValueError(f"votes must be >= 1, got {votes}")
+    batch = len(boards)
+    if votes > 1:
+        boards = np.repeat(boards, votes, axis=0)
+        actions = np.repeat(actions, votes)
+    out = sample_model(model, boards, generator=generator, action=actions, init_scale=init_scale,
+                       num_steps=num_steps)
+    predicted = out.next_board.detach().cpu().numpy().astype(np.int8)
+    if votes == 1:
+        return predicted, out.latent_next
+    draws = predicted.reshape(batch, votes, *predicted.shape[1:])
+    masked = np.where(draws == FOOD, EMPTY, draws).reshape(batch, votes, -1)
+    keep = np.zeros(batch, dtype=np.int64)
+    for row in range(batch):
+        _, first, inverse, counts = np.unique(masked[row], axis=0, return_index=True, return_inverse=True,
+                                              return_counts=True)
+        keep[row] = first[np.argmax(counts)]
+    chosen = np.arange(batch) * votes + keep
+    return predicted[chosen], out.latent_next[torch.as_tensor(chosen, device=out.latent_next.device)]
+
+
 def dream_step(model, boards: np.ndarray, actions: np.ndarray, generator: torch.Generator | None = None,
                init_scale: float = 1.0, food: str = "model", num_steps: int | None = None,
-               food_temperature: float = 1.0) -> DreamStep:
+               food_temperature: float = 1.0, votes: int = 1) -> DreamStep:
     """Step every board inside the model with its held action: `model.sample(boards, action=actions)`.
 
     `boards` (B, H, W) must be legal non-terminal boards (the caller ends a game at a terminal or illegal
     one); the result's boards are the decoded predictions as they are, except for `food="decoder"`.
+    `votes` > 1 draws that many successors per board and keeps the majority snake (:func:`voted_sample`).
     """
     if food not in FOOD_MODES:
         raise ValueError(f"food must be one of {FOOD_MODES}, got {food!r}")
     boards = np.asarray(boards)
     actions = np.asarray(actions, dtype=np.int64).reshape(len(boards))
-    out = sample_model(model, boards, generator=generator, action=actions, init_scale=init_scale,
-                       num_steps=num_steps)
-    predicted = out.next_board.detach().cpu().numpy().astype(np.int8)
+    predicted, latent = voted_sample(model, boards, actions, generator, init_scale, num_steps, votes)
     before = (boards >= HEAD_ALONE).sum(axis=(1, 2))
     after = (predicted >= HEAD_ALONE).sum(axis=(1, 2))
     if food == "decoder":
         grew = np.flatnonzero(after > before)
         if grew.size:
             with torch.no_grad():
-                logits = model.from_latent(out.latent_next, torch.as_tensor(boards, dtype=torch.long,
+                logits = model.from_latent(latent, torch.as_tensor(boards, dtype=torch.long,
                                                                              device=model_device(model)))
             predicted = draw_food_from_decoder(logits, predicted, grew, generator, food_temperature)
     cells = boards.shape[1] * boards.shape[2]

@@ -67,15 +67,16 @@ class DreamSnakeEnv(gym.Env):
     goes on: death, win, illegal:heads|no_food|foods|body), ``length``, ``steps``, ``legal``.
     ``init_scale`` is the noise scale of each draw (1: EqM's N(0, I); 0: the deterministic origin start);
     ``food``: "model" (the decoder's argmax) or "decoder" (new food drawn from the decoder's probabilities,
-    flattened by ``food_temperature``; see :mod:`snake_world_eqm.simulator.core`).
+    flattened by ``food_temperature``; see :mod:`snake_world_eqm.simulator.core`); ``votes`` > 1 draws that many
+    successors per step and keeps the majority snake (``voted_sample``).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 8}
 
     def __init__(self, model=None, height: int = 10, width: int = 10, initial_length: int = 3,
                  max_steps: int | None = None, init_scale: float = 1.0, food: str = "model",
-                 num_steps: int | None = None, food_temperature: float = 1.0, render_mode: str | None = None,
-                 cell_size: int = 16) -> None:
+                 num_steps: int | None = None, food_temperature: float = 1.0, votes: int = 1,
+                 render_mode: str | None = None, cell_size: int = 16) -> None:
         check_board_size(height, width)
         _check_options(init_scale, food, max_steps, food_temperature)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -84,7 +85,9 @@ class DreamSnakeEnv(gym.Env):
         _check_model_size(self.model, height, width)
         self.height, self.width, self.initial_length = height, width, initial_length
         self.max_steps, self.init_scale, self.food, self.num_steps = max_steps, float(init_scale), food, num_steps
-        self.food_temperature = float(food_temperature)
+        self.food_temperature, self.votes = float(food_temperature), int(votes)
+        if self.votes < 1:
+            raise ValueError(f"votes must be >= 1, got {votes}")
         self.render_mode, self.cell_size = render_mode, cell_size
         self.observation_space = spaces.Box(0, NUM_CELL_CLASSES - 1, shape=(height, width), dtype=np.int8)
         self.action_space = spaces.Discrete(NUM_ACTIONS)
@@ -108,7 +111,7 @@ class DreamSnakeEnv(gym.Env):
         if isinstance(action, bool) or not isinstance(action, (int, np.integer)) or not 0 <= action < NUM_ACTIONS:
             raise ValueError(f"action must be an int in 0..{NUM_ACTIONS - 1}, got {action!r}")
         result = dream_step(self.model, self._board[None], np.array([int(action)]), self._generator,
-                            self.init_scale, self.food, self.num_steps, self.food_temperature)
+                            self.init_scale, self.food, self.num_steps, self.food_temperature, self.votes)
         self._board = result.boards[0]
         self._steps += 1
         self._length = int(result.length[0])
@@ -141,7 +144,7 @@ class DreamVectorEnv(VectorEnv):
 
     def __init__(self, num_envs: int, model=None, height: int = 10, width: int = 10, initial_length: int = 3,
                  max_steps: int | None = None, init_scale: float = 1.0, food: str = "model",
-                 num_steps: int | None = None, food_temperature: float = 1.0) -> None:
+                 num_steps: int | None = None, food_temperature: float = 1.0, votes: int = 1) -> None:
         check_board_size(height, width)
         _check_options(init_scale, food, max_steps, food_temperature)
         if num_envs < 1:
@@ -150,7 +153,9 @@ class DreamVectorEnv(VectorEnv):
         _check_model_size(self.model, height, width)
         self.num_envs, self.height, self.width, self.initial_length = num_envs, height, width, initial_length
         self.max_steps, self.init_scale, self.food, self.num_steps = max_steps, float(init_scale), food, num_steps
-        self.food_temperature = float(food_temperature)
+        self.food_temperature, self.votes = float(food_temperature), int(votes)
+        if self.votes < 1:
+            raise ValueError(f"votes must be >= 1, got {votes}")
         self.single_observation_space = spaces.Box(0, NUM_CELL_CLASSES - 1, shape=(height, width), dtype=np.int8)
         self.single_action_space = spaces.Discrete(NUM_ACTIONS)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
@@ -193,7 +198,7 @@ class DreamVectorEnv(VectorEnv):
         self._new_boards(resetting)
         if live.size:
             result = dream_step(self.model, self.boards[live], actions[live], self._generator, self.init_scale,
-                                self.food, self.num_steps, self.food_temperature)
+                                self.food, self.num_steps, self.food_temperature, self.votes)
             self.boards[live] = result.boards
             self.steps[live] += 1
             self.lengths[live] = result.length

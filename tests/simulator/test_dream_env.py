@@ -149,3 +149,23 @@ def test_bad_options_are_refused(tiny):
     env.reset(seed=0)
     with pytest.raises(ValueError, match="action"):
         env.step(7)
+
+
+class FlakyGrowthModel(OracleWorldModel):
+    """The true successor, except that one draw in three is replaced by the terminal board."""
+
+    def sample(self, obs, action=None, **kwargs):
+        out = super().sample(obs, action=action, **kwargs)
+        boards = out.next_board.numpy().copy()
+        boards[::3] = 0
+        return SimpleNamespace(**{**vars(out), "next_board": torch.as_tensor(boards)})
+
+
+def test_votes_keep_the_majority_snake():
+    board = encode_observation(new_game(6, 6, rng=2))
+    boards = np.repeat(board[None], 4, 0)
+    actions = np.array([1, 1, 1, 1])
+    single = dream_step(FlakyGrowthModel(6, 6), boards, actions)
+    assert single.event[0] == "death"  # draw 0 of every batch is the corrupted one
+    voted = dream_step(FlakyGrowthModel(6, 6), boards, actions, votes=3)
+    assert (voted.event != "death").all() and voted.boards.shape == boards.shape
