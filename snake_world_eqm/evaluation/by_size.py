@@ -246,14 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    for flag in ("rows", "games", "min_cap"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
-    try:
-        sizes = tuple(size_name(*parse_board_size(text)) for text in args.sizes)
-        seen = None if args.seen_sizes is None else tuple(size_name(*parse_board_size(t)) for t in args.seen_sizes)
-    except ValueError as error:
-        parser.error(str(error))
+    sizes = tuple(size_name(*size) for size in args.sizes)  # parsed and range-checked by argparse
+    seen = None if args.seen_sizes is None else tuple(size_name(*size) for size in args.seen_sizes)
     if args.expert_only:
         return _expert_only(args, sizes)
     if args.model is None:

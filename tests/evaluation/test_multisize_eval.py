@@ -65,7 +65,7 @@ def test_evaluation_rows_are_fresh_expert_steps_of_that_size():
     [
         (["--sizes", "33x33"], "height 33 is outside 4..32"),
         (["--sizes", "6x"], "is not of the form HxW"),
-        (["--games", "0"], "--games must be at least 1"),
+        (["--games", "0"], "--games: expected a positive integer, got '0'"),
     ],
 )
 def test_evaluate_sizes_bad_arguments_are_one_line_errors(folder, capsys, argv, message):
