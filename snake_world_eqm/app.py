@@ -2,11 +2,17 @@
 
 Three layers, so the game logic is testable without a browser or gradio:
 
-- `GameSession` holds one game and what the model says about its current board: the action
-  probabilities, the four what-if successors, NAG steps, gradient norms and the disagreement between
+- `GameSession` holds one game and what the model says about its current board: its move, the four
+  what-if successors, NAG steps, gradient norms and the disagreement between
   noise seeds. `step(action)` plays one move and compares the model's prediction with the real board.
 - `build_app(model)` wires sessions to a Gradio Blocks page (gradio is imported there only: it is the
   optional `app` extra).
+
+The page shows no action probabilities: the softmax of the settled action block is about 71/10/10/10 on every
+board (EqM drives the block to +-1), which reads as confidence and is not; the noise seeds' disagreement is the
+hesitation shown until calibrated probabilities exist. The server takes no file uploads (the page has no file
+input; a public Space must not be a file host) and keeps its temporary images in its own folder, capped and
+swept (`CACHE_MAX_FILES`, `CACHE_SWEEP`). With no browser connected it does no work.
 
 The Hub Space that runs this module is built and pushed by `snake_world_eqm.hub.space` (`snake-eqm push
 --space-id`); its generated `app.py` calls `main` below.
@@ -14,7 +20,9 @@ The Hub Space that runs this module is built and pushed by `snake_world_eqm.hub.
 
 # No `from __future__ import annotations`: gradio reads the `gr.Request` annotation of a callback defined
 # inside build_app, which only works when annotations are evaluated where the function is defined.
+import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +56,16 @@ NOISE_SEEDS = 4  # independent noise draws per decision: their disagreement is o
 BOARD_PIXELS = 240  # the real board is drawn about this wide; what-ifs at half that
 MISMATCH_COLOUR = (255, 215, 0)  # frame around cells the model got wrong
 DEATH_TINT = (150, 20, 20)
+# What the pictures' colours mean (game.render draws the boards; this module the frames and the tint).
+LEGEND = ("**legend** · bright green: head · green fading to dark green: body toward the tail · red: apple · "
+          "dark: empty · yellow frame: a cell the model predicted wrong · red tint: death (the model's empty board)")
+PROBABILITIES_HIDDEN = (
+    "**action probabilities: not shown.** The softmax of the model's settled action block is about "
+    "71% / 10% / 10% / 10% on every board (the field drives the block to ±1), so it looks like confidence and "
+    "is not. Calibrated probabilities will replace it; until then the disagreement between noise seeds, below, "
+    "is the model's hesitation.")
+CACHE_MAX_FILES = 2000  # temporary images kept at most (oldest deleted first) in the app's own folder
+CACHE_SWEEP = (600, 1800)  # gradio's delete_cache: every 10 minutes delete images older than 30 minutes
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -195,6 +213,7 @@ class GameSession:
             data["model"] = {
                 "action": ACTION_NAMES[a.model_action],
                 "action_probs": {name: float(p) for name, p in zip(ACTION_NAMES, a.action_probs)},
+                "action_probs_calibrated": False,  # a settled softmax, ~0.71 for the move: not a confidence
                 "whatif": {name: {"board": a.whatif[i].tolist(), "death": bool(a.whatif_death[i])}
                            for i, name in enumerate(ACTION_NAMES)},
                 "nag_steps": a.nag_steps, "grad_norm": a.grad_norm, "action_grad_norm": a.action_grad_norm,
@@ -270,7 +289,7 @@ def session_pictures(session: GameSession) -> tuple[np.ndarray, np.ndarray | Non
         for i, name in enumerate(ACTION_NAMES):
             picture = board_picture(a.whatif[i], small)
             picture = death_picture(picture) if a.whatif_death[i] else picture
-            whatifs.append((picture, f"{name}: {a.action_probs[i]:.0%}{' · death' if a.whatif_death[i] else ''}"))
+            whatifs.append((picture, f"{name}{' · death' if a.whatif_death[i] else ''}"))
     return real, predicted, whatifs
 
 
@@ -325,6 +344,7 @@ def build_app(model, title: str = "Snake world model (EqM)"):
     """The Blocks page; its events are also API endpoints (`/new_game`, `/step`, `/move_up`, ...) whose last
     output is the session as JSON (`GameSession.as_dict`)."""
     gr = import_gradio()
+    cache_folder = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
     sizes = [_size_label(size) for size in supported_sizes(model.config)]
     own = _size_label((model.config.board_height, model.config.board_width))
 
@@ -332,12 +352,11 @@ def build_app(model, title: str = "Snake world model (EqM)"):
         real, predicted, whatifs = session_pictures(session)
         last = session.last
         verdict = "" if last is None else (" · matched" if last.match else f" · MISMATCH ({int(last.mismatch.sum())} cells)")
-        probs = ({} if session.analysis is None else
-                 {name: float(p) for name, p in zip(ACTION_NAMES, session.analysis.action_probs)})
+        cap_cache(cache_folder)
         whatif_updates = [gr.Image(value=picture, label=f"what if {caption}") for picture, caption in whatifs]
         whatif_updates += [gr.Image(value=None, label="what if: game over")] * (4 - len(whatifs))
         return (session, real, gr.Image(value=predicted, label=f"predicted one step ago{verdict}"), *whatif_updates,
-                probs, session_markdown(session), session.as_dict())
+                session_markdown(session), session.as_dict())
 
     def start(size: str, seed, controller: str) -> GameSession:
         try:
@@ -375,9 +394,10 @@ def build_app(model, title: str = "Snake world model (EqM)"):
         session.step(action)
         return view(session)
 
-    with gr.Blocks(title=title) as demo:
+    with gr.Blocks(title=title, delete_cache=CACHE_SWEEP) as demo:
         gr.Markdown(f"# {title}\nThe real board beside the board the model predicted for it one step earlier, "
-                    "the model's four what-if successors of the current board, and where it hesitates.")
+                    "the model's four what-if successors of the current board, and where it hesitates.\n\n"
+                    + LEGEND)
         session_state = gr.State(None, time_to_live=3600)
         with gr.Row():
             size = gr.Dropdown(sizes, value=own, label="board size", interactive=len(sizes) > 1)
@@ -398,8 +418,7 @@ def build_app(model, title: str = "Snake world model (EqM)"):
             real = gr.Image(label="real board", height=BOARD_PIXELS + 40, **picture)
             predicted = gr.Image(label="predicted one step ago", height=BOARD_PIXELS + 40, **picture)
             with gr.Column():
-                probs = gr.Label(label="action probabilities (softmax of the sampled action block)",
-                                 num_top_classes=4)
+                gr.Markdown(PROBABILITIES_HIDDEN)
                 info = gr.Markdown()
         with gr.Row():
             whatifs = [gr.Image(label=f"what if {name}", height=BOARD_PIXELS // 2 + 40, **picture)
@@ -408,7 +427,7 @@ def build_app(model, title: str = "Snake world model (EqM)"):
             data = gr.JSON(label="session")
         timer = gr.Timer(0.5, active=False)
 
-        outputs = [session_state, real, predicted, *whatifs, probs, info, data]
+        outputs = [session_state, real, predicted, *whatifs, info, data]
 
         def tick(session: GameSession | None, controller: str):
             # The auto-play clock: steps the agent and stops itself when the game ends or a person plays.
@@ -438,12 +457,89 @@ def load_model(path_or_repo: str | Path | None = None):
     return load_pretrained(path_or_repo or PRETRAINED_10X10, kind="eqm")
 
 
+def cap_cache(folder: str | Path, max_files: int = CACHE_MAX_FILES) -> int:
+    """Delete the oldest files of the app's temporary folder beyond `max_files`; the number deleted."""
+    try:
+        files = [path for path in Path(folder).rglob("*") if path.is_file()]
+    except OSError:
+        return 0
+    if len(files) <= max_files:
+        return 0
+    def age(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return 0.0
+    removed = 0
+    for path in sorted(files, key=age)[: len(files) - max_files]:
+        try:
+            path.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+class RefuseUploads:
+    """ASGI middleware: this page has no file input, so every upload (and any multipart body) is refused with
+    403 before gradio stores it; a public Space must not become a free file host."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and _is_upload(scope):
+            body = b"this app takes no file uploads"
+            await send({"type": "http.response.start", "status": 403,
+                        "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+def _is_upload(scope) -> bool:
+    path = scope.get("path", "").rstrip("/")
+    content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
+    return path.endswith("/upload") or content_type.lower().startswith(b"multipart/")
+
+
+# gradio's queue polls for work every 1 ms (and for progress every 10 ms) even with no browser connected:
+# 1.3-3.6 s of CPU a minute on an idle server. Polling every 50 ms (250 ms for progress, which this app never
+# reports) costs at most 50 ms of latency per move (benchmarks/app_idle_cpu.py measures the idle CPU).
+QUEUE_POLL_SECONDS = 0.05
+PROGRESS_POLL_SECONDS = 0.25
+
+
+def quiet_when_idle(demo) -> None:
+    """Slow gradio's idle polling loops (see QUEUE_POLL_SECONDS); a gradio without them is left alone."""
+    queue = getattr(demo, "_queue", None)
+    if queue is None:
+        return
+    if hasattr(queue, "sleep_when_free"):
+        queue.sleep_when_free = max(queue.sleep_when_free, QUEUE_POLL_SECONDS)
+    if hasattr(queue, "progress_update_sleep_when_free"):
+        queue.progress_update_sleep_when_free = max(queue.progress_update_sleep_when_free, PROGRESS_POLL_SECONDS)
+
+
 def launch(model, host: str | None = None, port: int | None = None, block: bool = True):
-    """Start the page; `block=False` returns the running Blocks (tests, screenshots): call `.close()`."""
-    demo = build_app(model)
-    demo.queue(default_concurrency_limit=1)  # one CPU thread: decisions run one at a time
-    demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
-                head=KEYBOARD_JS, footer_links=["api"])
+    """Start the page; `block=False` returns the running Blocks (tests, screenshots): call `.close()`.
+
+    Its temporary images go to a folder of its own (unless GRADIO_TEMP_DIR names one), capped and swept."""
+    from starlette.middleware import Middleware
+
+    own_cache = "GRADIO_TEMP_DIR" not in os.environ
+    if own_cache:  # gradio components read the folder when they are built, the server when it starts
+        os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="snake-eqm-app-")
+    try:
+        demo = build_app(model)
+        demo.queue(default_concurrency_limit=1)  # one CPU thread: decisions run one at a time
+        quiet_when_idle(demo)
+        demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
+                    head=KEYBOARD_JS, footer_links=["api"], max_file_size=0,
+                    app_kwargs={"middleware": [Middleware(RefuseUploads)]})
+    finally:
+        if own_cache:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
     return demo
 
 

@@ -190,7 +190,7 @@ def test_space_folder_is_checked_and_bad_input_is_refused(tmp_path, intercepted_
         build_space_folder(tmp_path / "other", "no-namespace")
     with pytest.raises(SystemExit, match="needs --model-id"):
         main(["--space-id", "org/demo"])
-    with pytest.raises(SystemExit, match="repo id like"):
+    with pytest.raises(SystemExit, match="repo id like|must look like"):
         main(["--space-id", "org/demo", "--model-id", "bad"])
     with pytest.raises(SystemExit, match="--repo-id is required"):
         main(["--model-dir", str(tmp_path)])
@@ -239,3 +239,18 @@ def test_app_command_refuses_a_model_it_cannot_load(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SystemExit, match="snake-eqm app: cannot load the model"):
         main(["--model", str(tmp_path / "missing")])
+
+
+def test_cap_cache_keeps_the_newest_files(tmp_path):
+    import os
+
+    from snake_world_eqm.app import cap_cache
+
+    for index in range(5):
+        path = tmp_path / f"sub{index % 2}" / f"image{index}.webp"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"x")
+        os.utime(path, (1000 + index, 1000 + index))
+    assert cap_cache(tmp_path, max_files=3) == 2
+    assert sorted(path.name for path in tmp_path.rglob("*.webp")) == ["image2.webp", "image3.webp", "image4.webp"]
+    assert cap_cache(tmp_path, max_files=3) == 0 and cap_cache(tmp_path / "missing") == 0

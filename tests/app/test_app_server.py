@@ -4,6 +4,7 @@ gradio_client. Skipped when the `app` extra (gradio) is not installed; `pip inst
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,3 +121,32 @@ def test_a_person_moves_with_the_arrow_endpoints(client):
     assert np.abs(head_after - head_before).sum() == 1
     with pytest.raises(Exception, match="you are playing"):
         client.predict("you", api_name="/step")
+
+
+def test_uploads_are_refused_and_nothing_is_stored(server, client, tmp_path):
+    """Issue 28 item 3: no anonymous file hosting. The page has no file input, so the upload route answers
+    403 (the size limit is 0 as well) and the app's temporary folder gains no file."""
+    import httpx
+
+    cache = server.GRADIO_CACHE
+    assert "snake-eqm-app-" in cache  # a folder of its own, not the machine-wide gradio one
+    before = sorted(str(path) for path in Path(cache).rglob("*"))
+    secret = tmp_path / "payload.bin"
+    secret.write_bytes(b"x" * 4096)
+    for body in (secret.read_bytes(), b""):
+        answer = httpx.post(client.upload_url, headers=client.headers, cookies=client.cookies,
+                            files=[("files", ("payload.bin", body))])
+        assert answer.status_code == 403 and "no file uploads" in answer.text
+    assert client.config.get("max_file_size") == 0
+    assert sorted(str(path) for path in Path(cache).rglob("*")) == before
+
+
+def test_the_page_has_a_legend_and_no_probabilities(client):
+    from snake_world_eqm.app import LEGEND, PROBABILITIES_HIDDEN
+
+    components = client.config["components"]
+    texts = [str(c.get("props", {}).get("value", "")) for c in components if c.get("type") == "markdown"]
+    assert any(LEGEND in text for text in texts) and PROBABILITIES_HIDDEN in texts
+    assert not [c for c in components if c.get("type") == "label"]  # the 71/10/10/10 bars are gone
+    labels = [str(c.get("props", {}).get("label", "")) for c in components]
+    assert not [label for label in labels if "%" in label]
