@@ -209,6 +209,70 @@ TEACHERS = {
 }
 
 
+RESULTS_FILE = "eval_results.json"  # beside the card, as huggingface_sb3 / lerobot cards carry theirs
+ENV_ID = "snake_world_eqm/Snake-v0"
+
+
+def _apples(stats: Mapping[str, Any]) -> list[float]:
+    values = stats.get("apples_per_game")
+    if values is None and isinstance(stats.get("by_start"), Mapping):
+        values = [value for run in stats["by_start"].values() if isinstance(run, Mapping)
+                  for value in run.get("apples_per_game") or []]
+    return [float(value) for value in values or []]
+
+
+def play_results(metrics: Mapping[str, Any] | None, board_size: str = "10x10") -> dict:
+    """The closed-loop results in the field's pattern (huggingface_sb3's results.json): per board size and
+    agent the mean ± std of apples per game and the number of episodes, with the date and the evaluation
+    command. Reads a `snake-eqm evaluate` result or a `snake-eqm evaluate-sizes` one (`sizes`)."""
+    metrics = metrics or {}
+    per_size = ([(entry.get("size"), entry.get("play") or {}) for entry in metrics["sizes"]]
+                if isinstance(metrics.get("sizes"), list) else [(board_size, metrics.get("play") or {})])
+    entries = []
+    for size, play in per_size:
+        for agent, stats in play.items():
+            if not isinstance(stats, Mapping) or stats.get("mean_apples") is None:
+                continue
+            apples = _apples(stats)
+            std = None
+            if len(apples) >= 2:
+                mean = sum(apples) / len(apples)
+                std = round((sum((a - mean) ** 2 for a in apples) / (len(apples) - 1)) ** 0.5, 3)
+            entries.append({"env_id": ENV_ID, "board_size": size, "agent": agent,
+                            "mean_apples": round(float(stats["mean_apples"]), 3), "std_apples": std,
+                            "n_eval_episodes": int(stats.get("games") or len(apples)),
+                            "deaths": stats.get("deaths"), "wins": stats.get("wins")})
+    config = metrics.get("config") or {}
+    return {"results": entries, "eval_datetime": (metrics.get("provenance") or {}).get("date"),
+            "evaluation_command": config.get("command"), "expert": config.get("expert")}
+
+
+def play_results_markdown(results: Mapping[str, Any]) -> str:
+    """The results JSON as a table: board, agent, mean ± std apples, episodes; then the date and command."""
+    lines = ["### Closed-loop results (" + RESULTS_FILE + ")", "",
+             "| board | agent | apples per game (mean ± std) | episodes | deaths |", "|---|---|---|---|---|"]
+    for entry in results["results"]:
+        spread = "" if entry["std_apples"] is None else f" ± {entry['std_apples']:.2f}"
+        lines.append(f"| {entry['board_size']} | {entry['agent']} | {entry['mean_apples']:.2f}{spread} | "
+                     f"{entry['n_eval_episodes']} | {entry['deaths']} |")
+    lines += ["", f"Evaluated {results.get('eval_datetime') or '(date not recorded)'} with:", "",
+              "```bash", results.get("evaluation_command") or "# evaluation command not recorded", "```"]
+    return "\n".join(lines)
+
+
+def play_eval_results(results: Mapping[str, Any]) -> list[EvalResult]:
+    """model-index entries: one per board size (the dataset), one metric per agent, value "mean +/- std"."""
+    return [
+        EvalResult(task_type="reinforcement-learning", task_name="Snake (closed-loop play)",
+                   dataset_type=ENV_ID, dataset_name=f"Snake {entry['board_size']}",
+                   metric_type="mean_apples", metric_name=f"mean apples per game ({entry['agent']})",
+                   metric_value=(f"{entry['mean_apples']:.2f} +/- {entry['std_apples']:.2f}"
+                                 if entry["std_apples"] is not None else f"{entry['mean_apples']:.2f}"),
+                   verified=False)
+        for entry in results.get("results", [])
+    ]
+
+
 def build_model_card(
     metrics: Mapping[str, Any] | None,
     *,
@@ -221,8 +285,10 @@ def build_model_card(
     base_model: str | None = None,
     extra_datasets: list[str] | None = None,
     size_note: str | None = None,
+    play_summary: Mapping[str, Any] | None = None,
 ) -> ModelCard:
-    """A model card whose metadata carries the evaluation metrics as model-index results."""
+    """A model card whose metadata carries the evaluation metrics as model-index results, with one entry per
+    board size and agent for closed-loop play (`play_summary`, default `play_results(metrics, board_size)`)."""
     flat = flatten_metrics(metrics or {})
     eval_results = [
         EvalResult(
@@ -238,6 +304,10 @@ def build_model_card(
         for key, label in HEADLINE_METRICS.items()
         if key in flat
     ]
+    play_summary = play_summary or play_results(metrics, board_size)
+    eval_results += play_eval_results(play_summary)
+    if play_summary["results"]:
+        extra_markdown += "\n\n" + play_results_markdown(play_summary)
     card_data = ModelCardData(
         library_name="transformers",
         license=license,
@@ -281,6 +351,7 @@ def render_model_card(model_dir: str | Path, metrics_json: str | Path | None, re
                   f"{train_metrics.get('samples_per_second')} samples/s (mixed precision: {train_metrics.get('mixed_precision')}, "
                   f"{train_metrics.get('num_processes')} process(es)).\n\n")
     size_note = None
+    play_summary = play_results(metrics, board)
     if not config.get("fixed_board_size", True):
         sizes = json.loads(training.read_text()).get("board_sizes") if training.is_file() else None
         board = ", ".join(sizes) if sizes else "several sizes"
@@ -295,7 +366,8 @@ def render_model_card(model_dir: str | Path, metrics_json: str | Path | None, re
         commands.append((metrics.get("config") or {}).get("command") or "# evaluation command not recorded")
         extra += "### Claims, measured\n\n" + claims_table(metrics) + "\n\n### Closed-loop play\n\n" + play_table(metrics)
     return build_model_card(metrics, repo_id=repo_id, dataset_id=dataset_id, board_size=board,
-                            commands=commands or None, extra_markdown=extra, size_note=size_note)
+                            commands=commands or None, extra_markdown=extra, size_note=size_note,
+                            play_summary=play_summary)
 
 
 def _read_json(path: str | Path, what: str) -> dict:
@@ -315,8 +387,14 @@ def write_model_card(model_dir: str | Path, metrics_json: str | Path | None, rep
     """Regenerate README.md of a model folder (see `render_model_card`); written by rename, never half."""
     card = render_model_card(model_dir, metrics_json, repo_id, dataset_id, extra_commands)
     target = Path(model_dir) / "README.md"
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    board = f"{config.get('board_height', '?')}x{config.get('board_width', '?')}"
+    results = play_results(_read_json(metrics_json, "--metrics-json"), board) if metrics_json else None
     with tempfile.TemporaryDirectory(dir=model_dir, prefix=".card-") as staging:
         card.save(Path(staging) / "README.md")
+        if results and results["results"]:
+            (Path(staging) / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+            os.replace(Path(staging) / RESULTS_FILE, Path(model_dir) / RESULTS_FILE)
         os.replace(Path(staging) / "README.md", target)
     return target
 

@@ -57,7 +57,8 @@ def test_push_model_commits_config_weights_and_card(tmp_path, intercepted_hub):
 
     assert intercepted_hub["create_repo"][0][0] == "org/snake-eqm"
     commit = intercepted_hub["commits"][0]
-    assert set(commit["files"]) == {"config.json", "model.safetensors", "README.md"}
+    # The card's results JSON (mean ± std, episodes, date) travels with it, as huggingface_sb3 cards do.
+    assert set(commit["files"]) == {"config.json", "model.safetensors", "README.md", "eval_results.json"}
     assert commit["commit_message"] == "first"
     readme = commit["files"]["README.md"].decode()
     metadata = yaml.safe_load(readme.split("---")[1])
