@@ -63,11 +63,12 @@ _EQM_FIELDS = {
     "eqm_step_size": (_FLOAT, 0.0, 100.0),
     "eqm_nag_momentum": (_FLOAT, 0.0, 1.0),
     "eqm_adaptive_threshold": (_FLOAT, 0.0, 1e6),
+    "action_prob_smoothing": (_FLOAT, 0.0, 1e3),
     "use_explicit_energy": (_BOOL, None, None),
 }
 _BASELINE_FIELDS = {**_ENCODER_FIELDS, "head_hidden_dim": (_INT, 1, 8192)}
 _OPEN_BELOW = {"initializer_range", "gradient_multiplier", "schedule_a", "action_scale", "eqm_step_size",
-               "eqm_adaptive_threshold"}
+               "eqm_adaptive_threshold", "action_prob_smoothing"}
 _OPEN_ABOVE = {"dropout", "schedule_a", "eqm_nag_momentum"}
 _CHOICES = {"cnn_mode": _CNN_MODES, "gradient_schedule": _SCHEDULES, "energy_type": _ENERGY_TYPES}
 
@@ -178,6 +179,9 @@ class SnakeWorldEqMConfig(_ModelTypeCheck, PreTrainedConfig):
     Sampling:
         eqm_sampling_steps (10), eqm_step_size η (0.1), eqm_nag_momentum μ (0.9), eqm_adaptive_threshold (None):
             NAG descent from N(0, I); a sample stops on its own when ‖f‖ < threshold.
+        action_prob_smoothing (0.5): pseudo-count that turns the votes of `sample(prob_draws=K)`'s noise draws
+            into action probabilities, (votes + s) / (K + 4s); fitted on held-out rows for a trained model
+            (`evaluation.calibration.fit_vote_smoothing`, benchmarks/calibration.py).
     Explicit energy:
         use_explicit_energy (False), energy_type ("dot_product" | "squared_l2"): the field is the autograd
             gradient of a scalar energy E(h, x) = x·g(h, x) or -½‖g(h, x)‖².
@@ -232,6 +236,7 @@ class SnakeWorldEqMConfig(_ModelTypeCheck, PreTrainedConfig):
     eqm_step_size: float = 0.1
     eqm_nag_momentum: float = 0.9
     eqm_adaptive_threshold: float | None = None
+    action_prob_smoothing: float = 0.5
     # explicit energy
     use_explicit_energy: bool = False
     energy_type: str = "dot_product"

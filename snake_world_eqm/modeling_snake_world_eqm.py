@@ -81,6 +81,8 @@ class SnakeWorldEqMSampleOutput(ModelOutput):
     grad_norm (B,): ‖f‖ at the last evaluation (over the moving coordinates).
     action_grad_norm (B,): ‖f‖ of the action block alone at the last evaluation (0 when the action is held).
     trajectory (num_steps + 1, B, latent_dim + 4) or None.
+    action_probs (B, 4) or None: with `prob_draws=K`, the smoothed votes of K free descents from N(0, I) —
+        calibrated probabilities of the action (the softmax of `action_logits` is not: the block saturates).
     """
 
     action: torch.Tensor | None = None
@@ -91,6 +93,7 @@ class SnakeWorldEqMSampleOutput(ModelOutput):
     grad_norm: torch.Tensor | None = None
     action_grad_norm: torch.Tensor | None = None
     trajectory: torch.Tensor | None = None
+    action_probs: torch.Tensor | None = None
 
 
 @dataclass
@@ -735,6 +738,7 @@ class SnakeWorldEqM(SnakePreTrainedModel):
         return_trajectory: bool = False,
         validate: bool = True,
         init_scale: float = 1.0,
+        prob_draws: int = 0,
     ) -> SnakeWorldEqMSampleOutput:
         """Sample (next board, action) by NAG descent on the field from x₀ ~ N(0, init_scale² I).
 
@@ -748,6 +752,8 @@ class SnakeWorldEqM(SnakePreTrainedModel):
             sample becomes deterministic, the field's most central answer, and one such draw chooses moves
             about as well as a vote over several noise draws (docs/results/eval_10x10.json). Keep noise where
             diversity is the point (several rollouts, disagreement across seeds).
+        prob_draws: K > 0 also runs K free descents per board from N(0, I) and returns `action_probs`, their
+            votes smoothed by `config.action_prob_smoothing` (K times the field evaluations of one sample).
         """
         cfg = self.config
         init_scale = check_init_scale(init_scale)
@@ -779,11 +785,31 @@ class SnakeWorldEqM(SnakePreTrainedModel):
         # The game's rule: a terminal (all-EMPTY) board stays terminal, whatever the decoder would draw from it.
         next_board = next_board.masked_fill((boards == EMPTY).flatten(1).all(-1)[:, None, None], EMPTY)
         self._last_sample = (latent, boards)  # lets the seed's one-argument `from_latent(latent_next)` decode
+        action_probs = None
+        if prob_draws:
+            action_probs = self._vote_probabilities(h, prob_draws, (num_steps, step_size, momentum, threshold),
+                                                    generator)
         return SnakeWorldEqMSampleOutput(
             action=chosen, action_logits=action_block, latent_next=latent, next_board=next_board,
             num_steps=result.num_steps, grad_norm=result.grad_norm, action_grad_norm=action_grad_norm,
-            trajectory=result.trajectory,
+            trajectory=result.trajectory, action_probs=action_probs,
         )
+
+    def _vote_probabilities(self, h: torch.Tensor, draws: int, descent: tuple, generator) -> torch.Tensor:
+        """(B, 4): how often `draws` free descents from N(0, I) settle on each action, smoothed."""
+        if isinstance(draws, bool) or not isinstance(draws, int) or not 0 < draws <= 1024:
+            raise ValueError(f"prob_draws must be an integer from 1 to 1024, got {draws!r}")
+        cfg, batch = self.config, h.shape[0]
+        repeated = h.repeat_interleave(draws, dim=0)
+        x0 = torch.randn(batch * draws, self.sample_dim, generator=generator, device=self.device, dtype=self.dtype)
+
+        def field_fn(p, index):
+            return self.field(repeated if index.numel() == repeated.shape[0] else repeated[index], p)
+
+        settled = nag_descent(field_fn, x0, *descent, None, False).x[:, cfg.latent_dim:].argmax(-1)
+        votes = F.one_hot(settled, cfg.num_actions).view(batch, draws, cfg.num_actions).sum(1).to(self.dtype)
+        smoothing = cfg.action_prob_smoothing
+        return (votes + smoothing) / (draws + cfg.num_actions * smoothing)
 
     def select_action(self, obs, **sample_kwargs) -> torch.Tensor:
         """The sampled action(s) (B,) long (lerobot-style policy API)."""
