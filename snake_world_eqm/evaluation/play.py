@@ -289,10 +289,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+LAST_FRAME_MS = 2500  # the GIF holds its last frame (how the game ended) this long before it loops
+
+
+def with_colour_key(frame: np.ndarray) -> np.ndarray:
+    """The frame with a strip below that says what the colours mean: head, tail (the body fades between
+    them) and apple."""
+    from snake_world_eqm.game.render import FOOD_COLOUR, HEAD_COLOUR, TAIL_COLOUR
+
+    keys = (("head", HEAD_COLOUR), ("tail", TAIL_COLOUR), ("apple", FOOD_COLOUR))
+    width = max(frame.shape[1], 150)
+    canvas = Image.new("RGB", (width, frame.shape[0] + _LABEL_HEIGHT), (255, 255, 255))
+    canvas.paste(Image.fromarray(frame), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    left, top = 1, frame.shape[0] + 2
+    for name, colour in keys:
+        draw.rectangle((left, top, left + 9, top + 9), fill=tuple(colour))
+        draw.text((left + 12, top), name, fill=(0, 0, 0))
+        left += 14 + 7 * len(name) + 10
+    return np.asarray(canvas)
+
+
 def _write_gif(frames: list[np.ndarray], path: str, frame_ms: int) -> None:
-    images = [Image.fromarray(frame) for frame in frames]
+    images = [Image.fromarray(with_colour_key(frame)) for frame in frames]
+    durations = [frame_ms] * (len(images) - 1) + [max(frame_ms, LAST_FRAME_MS)]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
 
 
 if __name__ == "__main__":

@@ -91,3 +91,20 @@ def test_side_by_side_aligns_coloured_boards_by_what_shows():
     coloured = "\x1b[32mo\x1b[0m ."
     joined = play.side_by_side([coloured, "ab"], ["x:", "y:"])
     assert joined.splitlines() == ["x:   y:", f"{coloured}  ab"]
+
+
+def test_the_gif_has_a_colour_key_and_holds_its_last_frame(tmp_path):
+    from PIL import Image
+
+    gif = tmp_path / "game.gif"
+    assert play.main(["--agent", "expert", "--height", "6", "--width", "6", "--max-steps", "3",
+                      "--gif", str(gif), "--frame-ms", "100"]) == 0
+    with Image.open(gif) as image:
+        durations = []
+        for index in range(image.n_frames):
+            image.seek(index)
+            durations.append(image.info["duration"])
+        width, height = image.size
+    assert durations[:-1] == [100] * (len(durations) - 1) and durations[-1] == play.LAST_FRAME_MS
+    board = 6 * 16
+    assert width >= 150 and height == 14 + board + 14 + 14  # label, board, caption, colour key

@@ -92,8 +92,9 @@ def test_play_any_size_with_a_size_free_model(folder, tmp_path, capsys):
 
     from snake_world_eqm.evaluation.play import _LABEL_HEIGHT
 
-    # The 7x9 board, with its "game" label above and the caption line below.
-    assert Image.open(gif).size == (9 * 16, 7 * 16 + 2 * _LABEL_HEIGHT)
+    # The 7x9 board, with its "game" label above, the caption line and the colour key below (the key needs
+    # 150 pixels, so a narrow board gets a wider frame).
+    assert Image.open(gif).size == (max(9 * 16, 150), 7 * 16 + 3 * _LABEL_HEIGHT)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         play_main(["--agent", "expert", "--height", "40", "--width", "8"])
