@@ -14,12 +14,14 @@ gives the whole dataset, byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,13 @@ from snake_world_eqm.data.generate import (
     rows_to_table,
     shard_chunks,
     split_rows,
+)
+from snake_world_eqm.output_guard import (
+    OutputLock,
+    fsync_dir,
+    guard_output_folder,
+    remove_stale_lock,
+    sigterm_as_exit,
 )
 
 from .card import DatasetStats, build_card
@@ -50,15 +59,19 @@ class BuildResult:
     fingerprint: str
 
 
-def check_output_path(output: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse an existing output unless `overwrite`; refuse a file or a missing parent folder."""
+def check_output_path(output: str | os.PathLike, overwrite: bool,
+                      protected: tuple[str | os.PathLike | None, ...] = ()) -> Path:
+    """Refuse an existing output unless `overwrite`; refuse a file or a missing parent folder; and, even with
+    `overwrite`, whatever `output_guard.guard_output_folder` refuses (the current folder or one above it, the
+    `protected` inputs such as --policy, a folder holding a model, a run or files that are not a dataset)."""
     path = Path(output).expanduser().resolve()
-    if path.exists() and not overwrite:
+    if path.exists() and not overwrite and not (path.is_dir() and not any(path.iterdir())):  # empty: nothing lost
         raise FileExistsError(f"output {path} already exists; pass --overwrite to replace it")
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"output {path} exists and is not a folder; refusing to replace it")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"parent folder of the output {path.parent} does not exist")
+    guard_output_folder(output, "dataset", overwrite, "--output", protected)
     return path
 
 
@@ -129,6 +142,7 @@ def clean_stale_staging(destination: Path) -> list[Path]:
     removed = []
     if not destination.parent.is_dir():
         return removed
+    remove_stale_lock(destination)  # a lock file that no live process holds
     for path in sorted(destination.parent.iterdir()):
         pid = _staging_owner(path, destination)
         if pid is None or _pid_alive(pid):
@@ -165,24 +179,52 @@ def build_dataset(
 ) -> BuildResult:
     """Generate the dataset (or one shard of it) into the Hub-shaped folder `output`.
 
-    Everything is written to a hidden staging folder beside `output` and renamed into place at the
-    end, so a failure or an interruption never leaves a half-written dataset at `output`.
+    Everything is written to a hidden staging folder beside `output`, flushed, and renamed into place at
+    the end, so a failure or an interruption never leaves a half-written dataset at `output`; SIGTERM removes
+    the staging folder, and a SIGKILL's leftover is removed by the next build. The output is locked
+    (`output_guard.OutputLock`) for the whole build: a second build into it fails at once.
     """
-    clean_stale_staging(Path(output).expanduser().resolve())
-    destination = check_output_path(output, overwrite)
     shard_chunks(config, shard_index, num_shards)  # bad shard arguments fail before any work
-    # The pid in the name lets a later run tell a dead build's leftovers from a live concurrent build.
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.tmp-{os.getpid()}-", dir=destination.parent))
-    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it private; the dataset should not be
-    try:
+    with staged_output(output, overwrite, (config.policy_name,)) as (staging, destination):
         (staging / "data").mkdir()
         stats = _write_parquet(staging, config, num_proc, shard_index, num_shards, progress)
         fingerprint = files_fingerprint(staging)
         stats.file_bytes = sum(file.stat().st_size for file in (staging / "data").glob("*.parquet"))
-        card = build_card(config, features(config.height, config.width), stats, command, fingerprint, (shard_index, num_shards))
+        card = build_card(config, features(config.height, config.width), stats, command, fingerprint,
+                          (shard_index, num_shards))
         card.save(staging / "README.md")
-        publish_staging(staging, destination)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return BuildResult(destination, stats, fingerprint)
+
+
+@contextlib.contextmanager
+def staged_output(output: str | os.PathLike, overwrite: bool,
+                  protected: tuple[str | os.PathLike | None, ...] = ()) -> Iterator[tuple[Path, Path]]:
+    """The one way a dataset folder is written: checks, lock, a staging folder beside, publish at the end.
+
+    Yields (staging, destination). The output is checked (`check_output_path`) and locked against a second
+    writer for the whole build; the staging folder `.NAME.tmp-PID-*` is flushed and renamed into place when the
+    block ends without error, removed on an error or SIGTERM; a SIGKILL's leftover is removed by the next build."""
+    destination = check_output_path(output, overwrite, protected)
+    with OutputLock(destination, "--output"), sigterm_as_exit():
+        check_output_path(output, overwrite, protected)  # again, now that no one else writes it
+        clean_stale_staging(destination)
+        # The pid in the name lets a later run tell a dead build's leftovers from a live concurrent build.
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.tmp-{os.getpid()}-", dir=destination.parent))
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it private; the dataset should not be
+        try:
+            yield staging, destination
+            fsync_tree(staging)
+            publish_staging(staging, destination)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+
+def fsync_tree(folder: Path) -> None:
+    """Flush every file under `folder`, and the folders, to disk before the rename that publishes it."""
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        else:
+            fsync_dir(path)

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from snake_world_eqm.agents.flags import POLICY_AGENTS, POLICY_DTYPES
-from snake_world_eqm.argtypes import non_negative_int, positive_int, probability
+from snake_world_eqm.argtypes import non_negative_int, positive_float, positive_int, probability
 from snake_world_eqm.game.state import EXPERT_KINDS
+from snake_world_eqm.output_guard import OutputLock, atomic_write_text, guard_output_folder
 
 # The parser stays light (`python -m dataset_builder dagger --help`, hub_scripts/dagger.py): the builder,
 # datasets, torch, the training engine and the agents load inside the functions that run a round.
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--one-cell-fraction", type=probability, default=0.5,
                         help="share of each round's rows played from one-cell starts (the rest from three-cell ones)")
     parser.add_argument("--finetune-steps", type=positive_int, default=800, help="optimizer steps per round")
-    parser.add_argument("--learning-rate", type=float, default=5e-4)
+    parser.add_argument("--learning-rate", type=positive_float, default=5e-4)
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--train-args", default="", help="extra `snake-eqm train` flags, quoted (e.g. \"--eqm-sampling-steps 3\")")
     parser.add_argument("--eval-games", type=positive_int, default=20, help="seeded games per start kind after each round")
@@ -96,8 +97,28 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     config = load_config(args.model)  # a bad model id fails before anything is written
     args.expert = args.expert or dataset_expert(args.dataset)
     height, width = config.board_height, config.board_width
-    output = Path(args.output_dir)
+    _check_datasets(args.dataset, config)  # before a round is scored or collected
+    # One guard for every output: never the current folder, the model or a dataset, nor a folder of another
+    # kind; an earlier DAgger run there is continued (finished rounds are read back).
+    output = guard_output_folder(args.output_dir, "DAgger run", True, "--output-dir", (args.model, *args.dataset))
     output.mkdir(parents=True, exist_ok=True)
+    with OutputLock(output, "--output-dir"):
+        return _rounds(args, output, height, width)
+
+
+def _check_datasets(datasets: list[str], config: Any) -> None:
+    """Every --dataset loads (columns, types, a sample of rows) and, for a fixed-size model, has its board size."""
+    from snake_world_eqm.data import load_snake_dataset
+
+    size = f"{config.board_height}x{config.board_width}" if getattr(config, "fixed_board_size", True) else None
+    for dataset in datasets:
+        try:
+            load_snake_dataset(dataset, board_size=size)
+        except ValueError as error:
+            raise ValueError(f"--dataset {dataset}: {error}") from None
+
+
+def _rounds(args: argparse.Namespace, output: Path, height: int, width: int) -> list[dict[str, Any]]:
     table = [_round_zero(args, output, height, width)]
     model, datasets = args.model, list(args.dataset)
     for round_index in range(1, args.rounds + 1):
@@ -107,12 +128,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             record = json.loads(record_file.read_text())
         else:
             record = _run_round(args, folder, round_index, model, datasets, height, width)
-            record_file.write_text(json.dumps(record, indent=2))
+            atomic_write_text(record_file, json.dumps(record, indent=2))
         table.append(record)
         model = str(folder / "model")
         datasets.append(str(folder / "data"))
         print(format_row(record), flush=True)
-    (output / "dagger.json").write_text(json.dumps({"command": _command(args), "rounds": table}, indent=2))
+    atomic_write_text(output / "dagger.json", json.dumps({"command": _command(args), "rounds": table}, indent=2))
     return table
 
 
@@ -123,7 +144,7 @@ def _round_zero(args: argparse.Namespace, output: Path, height: int, width: int)
         return json.loads(record_file.read_text())
     record = {"round": 0, "model": args.model, "rows_added": 0, "beta": None, "held_out_action_accuracy": None,
               **score_model(args.model, height, width, args.eval_games, args.eval_max_steps, args.no_progress)}
-    record_file.write_text(json.dumps(record, indent=2))
+    atomic_write_text(record_file, json.dumps(record, indent=2))
     print(format_row(record), flush=True)
     return record
 
@@ -229,7 +250,10 @@ def save_fatal_deviations(round_folders: list[Path], output: Path, window: int, 
         raise ValueError("no fatal deviations found in the on-policy data (did the policy never die?)")
     hard = concatenate_datasets(picked)
     repeated = hard.select(np.tile(np.arange(len(hard)), repeat).tolist())
-    DatasetDict({"train": repeated.flatten_indices()}).save_to_disk(str(output))
+    from .builder import staged_output
+
+    with staged_output(output, overwrite=True) as (staging, _):  # written beside, renamed: a kill leaves no half
+        DatasetDict({"train": repeated.flatten_indices()}).save_to_disk(str(staging))
     print(f"fatal deviations: {len(hard)} rows x {repeat} -> {output}", flush=True)
     return len(hard)
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,14 +26,7 @@ from snake_world_eqm.data.features import SPLITS, features
 from snake_world_eqm.data.generate import GenerationConfig, chunk_rows, map_chunks, rows_to_table, split_rows
 from snake_world_eqm.game.state import size_name, sort_sizes
 
-from .builder import (
-    PARQUET_OPTIONS,
-    ROW_GROUP_SIZE,
-    check_output_path,
-    chunk_file_name,
-    current_umask,
-    publish_staging,
-)
+from .builder import PARQUET_OPTIONS, ROW_GROUP_SIZE, chunk_file_name, staged_output
 from .card import DatasetStats, dataset_info, markdown_table, percent_of, size_category
 
 
@@ -115,10 +106,7 @@ def build_multisize_dataset(
 ) -> MultiSizeBuildResult:
     """Generate every size into the Hub-shaped folder `output`, staged and renamed into place at the end
     (an interruption never leaves a half-written dataset)."""
-    destination = check_output_path(output, overwrite)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.tmp-", dir=destination.parent))
-    os.chmod(staging, 0o777 & ~current_umask())
-    try:
+    with staged_output(output, overwrite, (next(iter(configs.values())).policy_name,)) as (staging, destination):
         all_stats: dict[str, DatasetStats] = {}
         for name in sort_sizes(configs):
             folder = staging / "data" / name
@@ -131,10 +119,6 @@ def build_multisize_dataset(
             all_stats[name] = stats
         fingerprint = multisize_fingerprint(staging)
         build_multisize_card(configs, all_stats, command, fingerprint).save(staging / "README.md")
-        publish_staging(staging, destination)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return MultiSizeBuildResult(destination, all_stats, fingerprint)
 
 

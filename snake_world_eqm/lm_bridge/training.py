@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -37,9 +38,11 @@ from transformers import (
 from snake_world_eqm.configuration_snake_world_eqm import SnakeWorldEqMConfig
 from snake_world_eqm.data import collate, load_snake_dataset
 from snake_world_eqm.modeling_snake_world_eqm import SnakeWorldEqM
+from snake_world_eqm.output_guard import move_files_into
 from snake_world_eqm.pretrained import load_model
 from snake_world_eqm.provenance import provenance
 from snake_world_eqm.training import engine, exit_code
+from snake_world_eqm.training.checkpoints import fsync_tree
 from snake_world_eqm.training.data import EpochShuffleSampler
 from snake_world_eqm.training.flags import check_common_flags, resolve_trackers
 from snake_world_eqm.training.outputs import place_run
@@ -318,7 +321,8 @@ def prepare_run(args: argparse.Namespace, command: str) -> LMBridgeSetup:
         )
     check_common_flags(args)
     trackers = resolve_trackers(args.report_to, args.wandb)
-    placement = place_run(args.output_dir, args.resume_from_checkpoint, args.overwrite_output_dir, "lm_bridge")
+    placement = place_run(args.output_dir, args.resume_from_checkpoint, args.overwrite_output_dir, "lm_bridge",
+                          protected=(args.eqm_model, args.dataset))
     settings = engine.EngineSettings.from_flags(
         args, run_id=placement.run_id, command=command, resume_from=placement.resume_from, trackers=trackers,
         flags={**vars(args), "run_id": placement.run_id, "command": command},
@@ -370,9 +374,13 @@ def run(argv: list[str] | None = None) -> dict:
     def save_final(run: engine.TrainingRun, metrics: dict[str, Any]) -> None:
         saved.append(metrics)
         output_dir = setup.engine.output_dir
-        run.unwrapped_model.save_pretrained(output_dir)
-        (output_dir / "lm_bridge_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        (output_dir / "lm_bridge_history.json").write_text(json.dumps(history_of(output_dir)) + "\n")
+        staging = output_dir / ".tmp-final"  # written beside, flushed, renamed: a kill keeps the previous model
+        shutil.rmtree(staging, ignore_errors=True)
+        run.unwrapped_model.save_pretrained(staging)
+        (staging / "lm_bridge_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (staging / "lm_bridge_history.json").write_text(json.dumps(history_of(output_dir)) + "\n")
+        fsync_tree(staging)
+        move_files_into(staging, output_dir, last=("config.json",))
 
     task = bridge_task(bridge, loader, names, eval_features, eval_answers, summarize, save_final)
     metrics = engine.train(task, setup.engine)

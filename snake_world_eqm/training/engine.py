@@ -31,6 +31,8 @@ from typing import Any
 
 import torch
 
+from snake_world_eqm.output_guard import OutputFolderError, OutputLock
+
 from . import checkpoints as ckpt
 from .errors import NonFiniteLossError, TrainingSetupError
 from .outputs import JsonlLog, clear_run_outputs, write_run_file
@@ -159,7 +161,23 @@ class TrainingRun:
 
 
 def train(task: TrainTask, settings: EngineSettings) -> dict[str, Any]:
-    """Train `task` as `settings` say; return the task's summary (plus `stop_signal` when a signal stopped it)."""
+    """Train `task` as `settings` say; return the task's summary (plus `stop_signal` when a signal stopped it).
+
+    OUTPUT_DIR is locked (output_guard.OutputLock) from before anything is written to the end: a second
+    training into the same folder fails at once instead of replacing this run's files."""
+    if int(os.environ.get("RANK", "0")) != 0:  # Accelerate's other processes: the main one holds the lock
+        return _train(task, settings)
+    try:
+        lock = OutputLock(settings.output_dir, "--output-dir").acquire()
+    except OutputFolderError as error:
+        raise TrainingSetupError(str(error)) from None
+    try:
+        return _train(task, settings)
+    finally:
+        lock.release()
+
+
+def _train(task: TrainTask, settings: EngineSettings) -> dict[str, Any]:
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
     from tqdm.auto import tqdm

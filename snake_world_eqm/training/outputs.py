@@ -23,6 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from snake_world_eqm.hub import build_model_card
+from snake_world_eqm.output_guard import (
+    OutputFolderError,
+    atomic_write_text,
+    guard_output_folder,
+    move_files_into,
+)
 
 from . import checkpoints as ckpt
 from .checkpoints import fsync_tree, replace_dir
@@ -67,12 +73,21 @@ class RunPlacement:
     run_id: str
 
 
-def place_run(output_dir: str | Path, resume: str | None, overwrite: bool, kind: str) -> RunPlacement:
+def place_run(output_dir: str | Path, resume: str | None, overwrite: bool, kind: str,
+              protected: tuple[str | None, ...] = ()) -> RunPlacement:
     """Check OUTPUT_DIR and the checkpoint to resume, before anything is written; raise TrainingSetupError.
 
     `resume` is None, "latest" (the newest complete checkpoint of OUTPUT_DIR's own run; a fresh start when there
     is none) or a checkpoint folder. A folder holding another run's results is refused unless that run is
-    resumed or `overwrite` is set (the old outputs are then removed when training starts)."""
+    resumed or `overwrite` is set (the old outputs are then removed when training starts). Through
+    `output_guard.guard_output_folder`, a folder holding a dataset, a model no run wrote, a DAgger run or foreign
+    files, the current folder (or one above it) and a `protected` input (the model fine-tuned, the datasets)
+    are refused, with or without --overwrite-output-dir."""
+    try:
+        guard_output_folder(output_dir, "training run", True, "--output-dir", protected,
+                            reuse_hint="--overwrite-output-dir")
+    except OutputFolderError as error:
+        raise TrainingSetupError(str(error)) from None
     check_writable(Path(output_dir))
     resume_from, run_id = _resume_point(output_dir, resume, overwrite, kind)
     if overwrite:
@@ -208,11 +223,24 @@ def save_model_folder(model: Any, folder: str | Path, metrics: dict[str, Any], c
 
 
 def save_final_model(model: Any, output_dir: str | Path, metrics: dict[str, Any], card_info: dict[str, Any]) -> None:
-    """The final model lives at OUTPUT_DIR's root, next to checkpoints/ and best/; those are kept."""
+    """The final model lives at OUTPUT_DIR's root, next to checkpoints/ and best/; those are kept.
+
+    Written beside (OUTPUT_DIR/.tmp-final), flushed, then each file renamed over its namesake, config.json last:
+    a kill while saving leaves the previous model at the root (and a .tmp-* folder the next run removes)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir)
-    write_card(output_dir, metrics, card_info)
+    staging = output_dir / ".tmp-final"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    write_card(staging, metrics, card_info)
+    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    fsync_tree(staging)
+    move_files_into(staging, output_dir, last=("config.json",))
+
+
+def write_json(path: str | Path, payload: Any) -> None:
+    """A JSON result file, written atomically."""
+    atomic_write_text(path, json.dumps(payload, indent=2, default=float) + "\n")
 
 
 def write_card(folder: Path, metrics: dict[str, Any], card_info: dict[str, Any]) -> None:

@@ -9,7 +9,6 @@ train_log.jsonl, logs/, training_curves.png.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +68,8 @@ def prepare_run(args: argparse.Namespace, command: str | None = None) -> RunSetu
     validate_args(args)
     _check_best_metric(kind, args.best_metric)
     trackers = resolve_trackers(args.report_to, args.wandb)
-    placement = place_run(args.output_dir, args.resume_from_checkpoint, args.overwrite_output_dir, kind)
+    placement = place_run(args.output_dir, args.resume_from_checkpoint, args.overwrite_output_dir, kind,
+                          protected=(args.model_name_or_path, *_names(args.dataset)))
     _check_base_model_outside_output(args.model_name_or_path, args.output_dir, placement.resume_from)
     splits = load_splits(args.dataset, kind, args.train_split, args.eval_split,
                          args.max_train_samples, args.max_eval_samples)
@@ -179,8 +179,7 @@ def world_model_task(setup: RunSetup) -> engine.TrainTask:
 
     def save_final(run: engine.TrainingRun, summary: dict[str, Any]) -> None:
         output_dir = setup.engine.output_dir
-        save_final_model(run.unwrapped_model, output_dir, summary, _card_info(setup))
-        (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
+        save_final_model(run.unwrapped_model, output_dir, summary, _card_info(setup))  # metrics.json included
         _plot_curves(output_dir)
 
     return engine.TrainTask(

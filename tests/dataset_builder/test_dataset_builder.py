@@ -135,8 +135,13 @@ def test_existing_output_is_refused_unless_overwrite(built, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "already exists; pass --overwrite" in capsys.readouterr().err
     assert (output / "keep.txt").read_text() == "mine"
-    assert _build(output, "--overwrite") == 0
-    assert not (output / "keep.txt").exists() and (output / "README.md").is_file()
+    # Issue 28 item 6: --overwrite replaces an earlier dataset, never a folder of files this tool did not write.
+    with pytest.raises(SystemExit):
+        _build(output, "--overwrite")
+    assert "files this tool did not write (keep.txt)" in capsys.readouterr().err
+    assert (output / "keep.txt").read_text() == "mine"
+    (output / "keep.txt").unlink()
+    assert _build(output) == 0 and _build(output, "--overwrite") == 0 and (output / "README.md").is_file()
     assert _leftovers(tmp_path) == []
 
 

@@ -50,7 +50,7 @@ def test_board_size_the_config_cannot_take(tmp_path, capsys):
     folder = tmp_path / "three"
     DatasetDict({"train": Dataset.from_dict(rows, features=feats)}).save_to_disk(str(folder))
     out = tmp_path / "out"
-    _fails(capsys, _argv(folder, out), "board height is 3", "4..32")
+    _fails(capsys, _argv(folder, out), "boards are 3x3", "4..32")  # the dataset check names it on load
     assert not out.exists()
 
 
