@@ -133,10 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(args.threads)
 
     if not args.verbose:
+        import datasets
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # the "Loading weights" bar of every model load
         transformers_logging.set_verbosity_error()
+        datasets.disable_progress_bars()  # "Generating train split" when a dataset folder is read
 
     # Everything that can fail on bad input fails here, in one line, before minutes of evaluation.
     try:

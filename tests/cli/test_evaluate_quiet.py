@@ -36,9 +36,11 @@ def folders(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _restore_transformers_logging():
+    import datasets
     from transformers.utils import logging as transformers_logging
 
     yield
+    datasets.enable_progress_bars()
     transformers_logging.enable_progress_bar()
     transformers_logging.set_verbosity_warning()
 
@@ -55,7 +57,7 @@ def test_default_output_is_a_short_table_and_the_teacher_mismatch_warning(folder
     assert any(line.strip().startswith("eqm ") and "±" in line for line in lines)
     assert lines[-1] == f"full result: {out_json}"
     assert json.loads(out_json.read_text())["config"]["expert"] == "astar"
-    assert "Loading weights" not in captured.err
+    assert "Loading weights" not in captured.err and "Generating" not in captured.err
     # One line names both experts and the flag that chooses.
     warning = [line for line in captured.err.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "'route'" in warning[0] and "'astar'" in warning[0]
