@@ -16,6 +16,7 @@ from snake_world_eqm.argtypes import board_size as _board_size
 from snake_world_eqm.argtypes import non_negative_int as _non_negative_int
 from snake_world_eqm.argtypes import positive_int as _positive_int
 from snake_world_eqm.argtypes import probability as _probability
+from snake_world_eqm.argtypes import seed as _seed
 from snake_world_eqm.game.state import DEFAULT_EXPERT, EXPERT_KINDS
 
 # The builder, `datasets`, torch and the Hub client load after parsing, so every `--help` answers at once.
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--num-samples", type=_positive_int, default=10_000, help="rows before augmentation (default 10000)")
     size.add_argument("--height", type=_positive_int, default=10)
     size.add_argument("--width", type=_positive_int, default=10)
-    size.add_argument("--seed", type=_non_negative_int, default=0)
+    size.add_argument("--seed", type=_seed, default=0)
     expert = size.add_mutually_exclusive_group()
     expert.add_argument(
         "--expert", choices=EXPERT_KINDS, default=DEFAULT_EXPERT,
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     onpolicy = parser.add_argument_group("on-policy data (DAgger): a trained model plays, the expert labels every state")
     onpolicy.add_argument("--policy", metavar="PATH_OR_REPO_ID", default=None,
                           help="trained checkpoint (folder or Hub repo id) that plays the games")
-    onpolicy.add_argument("--beta", type=float, default=None,
+    onpolicy.add_argument("--beta", type=_probability, default=None,
                           help="probability that the expert plays a step instead of the policy (default 0.5 with --policy)")
     onpolicy.add_argument("--policy-agent", choices=("auto", "eqm", "planner", "baseline"), default="auto",
                           help="how the policy acts: auto = EqM agent for an EqM model, classifier for a baseline")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from snake_world_eqm.agents.flags import POLICY_AGENTS, POLICY_DTYPES
-from snake_world_eqm.argtypes import non_negative_int, positive_float, positive_int, probability
+from snake_world_eqm.argtypes import non_negative_int, positive_float, positive_int, probability, seed
 from snake_world_eqm.game.state import EXPERT_KINDS
 from snake_world_eqm.output_guard import OutputLock, atomic_write_text, guard_output_folder
 
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "label within --fatal-window steps before the policy's game died), repeated this many "
                              "times; 0 disables")
     parser.add_argument("--fatal-window", type=positive_int, default=20)
-    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--no-progress", action="store_true")
     return parser
 

@@ -47,6 +47,39 @@ def probability(text: str) -> float:
     return _number(text, float, "a number in [0, 1]", lambda value: 0.0 <= value <= 1.0)
 
 
+# torch.manual_seed takes < 2**64 and numpy's legacy seeding < 2**32: one range every command accepts.
+MAX_SEED = 2**32 - 1
+
+
+def seed(text: str) -> int:
+    """A random seed: an integer from 0 to 2**32 - 1 (a negative or huge seed failed deep inside torch)."""
+    return _number(text, int, f"a seed from 0 to {MAX_SEED}", lambda value: 0 <= value <= MAX_SEED)
+
+
+def finite_float(text: str) -> float:
+    return _number(text, float, "a finite number", lambda value: True)
+
+
+def device(text: str) -> str:
+    """A torch device this machine has: cpu, cuda, cuda:N or mps (torch loads only when the flag is given)."""
+    import re
+
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"expected a device such as cpu, cuda or cuda:0, got {text!r}")
+    if text == "cpu":
+        return text
+    import torch
+
+    if text.startswith("cuda"):
+        index = int(text.partition(":")[2] or 0)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text}: no such CUDA device on this machine "
+                                             f"({torch.cuda.device_count()} found); use --device cpu")
+    elif not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError("mps: not available on this machine; use --device cpu")
+    return text
+
+
 def check_output_file(path: str | None, flag: str) -> None:
     """Fail before the work, not after it: the file's folder can be created and written, and the path is not a
     folder. Raises ValueError naming the flag (nothing is left behind but the folders it would need anyway)."""

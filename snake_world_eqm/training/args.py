@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from snake_world_eqm.argtypes import board_size
+from snake_world_eqm.argtypes import finite_float as _finite_float
 from snake_world_eqm.argtypes import non_negative_float as _non_negative_float
 from snake_world_eqm.argtypes import non_negative_int as _non_negative_int
 from snake_world_eqm.argtypes import positive_float as _positive_float
@@ -102,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--eqm-num-layers", type=_positive_int, default=None)
     model.add_argument("--gradient-schedule", default=None, help="c(gamma) schedule: linear | truncated | piecewise")
     model.add_argument("--gradient-multiplier", type=_positive_float, default=None, help="lambda in c(gamma)")
-    model.add_argument("--schedule-a", type=float, default=None)
-    model.add_argument("--schedule-b", type=float, default=None)
+    model.add_argument("--schedule-a", type=_finite_float, default=None)
+    model.add_argument("--schedule-b", type=_finite_float, default=None)
     model.add_argument("--eqm-sampling-steps", type=_positive_int, default=None)
     model.add_argument("--eqm-step-size", type=_positive_float, default=None)
     model.add_argument("--eqm-nag-momentum", type=_non_negative_float, default=None)

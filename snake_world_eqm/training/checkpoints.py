@@ -78,8 +78,37 @@ def check_checkpoint_files(checkpoint: str | Path) -> None:
                     handle.keys()
             elif path.suffix in (".bin", ".pt", ".pth", ".pkl") and not zipfile.is_zipfile(path):
                 raise ValueError("not a complete torch archive (truncated?)")
+            elif path.name.startswith("random_states_") and path.suffix == ".pkl":
+                _check_random_states(path)
         except Exception as error:  # noqa: BLE001  (SafetensorError, OSError, ValueError: all "this file is bad")
             raise ValueError(f"checkpoint file {path} is corrupt: {error}") from None
+
+
+RNG_KEYS = ("random_state", "numpy_random_seed", "torch_manual_seed")
+
+
+def _check_random_states(path: Path) -> None:
+    """Accelerate skips an unreadable RNG file with only an info log, losing the same-weights guarantee of a
+    resume: load it here as Accelerate would (weights_only, its safe globals) and refuse it if that fails."""
+    from accelerate.utils import load
+
+    try:
+        states = load(str(path), map_location="cpu")
+    except Exception as error:  # noqa: BLE001  (UnpicklingError, EOFError, RuntimeError: all "unusable")
+        raise ValueError(f"cannot restore the random state ({safe_reason(error)}); a resume would not repeat the "
+                         "uninterrupted run") from None
+    if not isinstance(states, dict) or any(key not in states for key in RNG_KEYS):
+        raise ValueError("the random state lacks " + ", ".join(k for k in RNG_KEYS if not isinstance(states, dict)
+                                                                or k not in states))
+
+
+def safe_reason(error: BaseException) -> str:
+    """The first line of a load error, without torch's advice to retry with weights_only=False (which would run
+    whatever the file holds)."""
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if "weights_only" in str(error) or "Unsupported global" in str(error):
+        return "it holds objects a safe load refuses; never load it with weights_only=False"
+    return f"{type(error).__name__}: {first}"
 
 
 def remove_partial(root: str | Path) -> None:

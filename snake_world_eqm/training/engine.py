@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import signal
 import threading
 import time
@@ -250,9 +251,9 @@ def _start_or_resume(run: TrainingRun) -> None:
         try:
             acc.load_state(str(settings.resume_from))
             run.state = LoopState(**ckpt.read_state(settings.resume_from)["loop"])
-        except (ValueError, TypeError, KeyError, RuntimeError, OSError) as error:
+        except (ValueError, TypeError, KeyError, RuntimeError, OSError, pickle.UnpicklingError, EOFError) as error:
             raise TrainingSetupError(f"checkpoint {settings.resume_from} cannot be loaded: "
-                                     f"{type(error).__name__}: {str(error).splitlines()[0]}") from None
+                                     f"{ckpt.safe_reason(error)}") from None
         run.log.truncate_after(run.state.global_step)
         if run.state.batch_in_epoch >= run.batches_per_epoch:
             run.state.epoch, run.state.batch_in_epoch = run.state.epoch + 1, 0
@@ -412,8 +413,16 @@ def _update_best(run: TrainingRun, metrics: dict[str, float]) -> None:
         run.accelerator.wait_for_everyone()
 
 
+def _check_weights_finite(run: TrainingRun) -> None:
+    """A finite loss can still leave NaN/inf weights (a huge learning rate overflows the update): never save
+    those as a checkpoint or a model (the last good checkpoint is kept)."""
+    bad = sum(not bool(torch.isfinite(param.detach()).all()) for param in run.model.parameters())
+    _stop_if_not_finite(run, torch.tensor(float("nan") if bad else 0.0), f"model's weights ({bad} tensors)")
+
+
 def save_checkpoint(run: TrainingRun) -> None:
     """checkpoints/checkpoint-STEP (every process must call this)."""
+    _check_weights_finite(run)
     payload = {
         "model_kind": run.task.kind,
         "run_id": run.settings.run_id,
@@ -434,6 +443,7 @@ def _finish(run: TrainingRun, stopped_because: str) -> dict[str, Any]:
         run_validation(run)
     if not (run.checkpoints / f"checkpoint-{state.global_step}").is_dir():
         save_checkpoint(run)
+    _check_weights_finite(run)
     summary = run.task.summarize(run, stopped_because) if run.task.summarize else {"stopped_because": stopped_because}
     if acc.is_main_process and run.task.save_final is not None:
         run.task.save_final(run, summary)

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from snake_world_eqm.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
+from snake_world_eqm.argtypes import non_negative_float, non_negative_int, positive_float, positive_int, seed
 
 from .errors import TrainingSetupError
 
@@ -79,7 +79,7 @@ def add_common_training_flags(parser: argparse.ArgumentParser, **defaults: Any) 
                        default=values["gradient_clip"], help="max grad norm; 0 disables")
     optim.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default=None,
                        help="default: what `accelerate launch` / its config says, else no")
-    optim.add_argument("--seed", type=int, default=values["seed"])
+    optim.add_argument("--seed", type=seed, default=values["seed"])
 
     run = parser.add_argument_group("checkpoints, evaluation and logging")
     run.add_argument("--output-dir", default=values["output_dir"], required=values["output_dir"] is None)

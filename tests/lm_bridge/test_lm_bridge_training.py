@@ -217,3 +217,40 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_datase
     weights = load_file(str(out / "checkpoints" / "checkpoint-2" / "model.safetensors"))
     assert all(torch.isfinite(value).all() for value in weights.values())
     assert not (out / "model.safetensors").exists()  # no final model made of NaNs
+
+
+def test_a_huge_learning_rate_never_saves_a_nan_model(tiny_dataset, tmp_path, capsys):
+    """Issue 28 item 13: --learning-rate 1e30 saved a model with NaN tensors, exit 0."""
+    out = tmp_path / "bridge"
+    assert main(_argv(tiny_dataset, out, "--max-steps", "3", "--learning-rate", "1e30", "--warmup-steps", "0")) == 1
+    err = capsys.readouterr().err
+    assert "nan" in err and "Traceback" not in err, err
+    assert not (out / "model.safetensors").exists()
+
+
+def test_nan_weights_after_a_finite_loss_are_never_saved(tiny_dataset, tmp_path, monkeypatch, capsys):
+    """The update itself can overflow the weights while the loss it followed was finite: checked before saving."""
+    original = torch.optim.AdamW.step
+
+    def step_then_poison(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        with torch.no_grad():
+            self.param_groups[0]["params"][0].fill_(float("nan"))
+        return result
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step_then_poison)
+    out = tmp_path / "bridge"
+    assert main(_argv(tiny_dataset, out, "--max-steps", "1")) == 1
+    err = capsys.readouterr().err
+    assert "weights" in err and "Traceback" not in err, err
+    assert not (out / "model.safetensors").exists() and not list((out / "checkpoints").glob("checkpoint-*"))
+
+
+@pytest.mark.parametrize("flag, value", [("--time-limit-minutes", "-1"), ("--feature-batch-size", "0"),
+                                         ("--gradient-accumulation-steps", "0"), ("--seed", "-1"),
+                                         ("--seed", str(2**70)), ("--learning-rate", "nan")])
+def test_bad_flag_values_stop_at_parse_time(tiny_dataset, tmp_path, capsys, flag, value):
+    """Issue 28 items 13, 19: each is argparse's one-line error naming the flag; nothing is written."""
+    assert main(_argv(tiny_dataset, tmp_path / "out", flag, value)) == 2
+    err = capsys.readouterr().err
+    assert flag.split("-")[-1] in err and "Traceback" not in err and not (tmp_path / "out").exists()
