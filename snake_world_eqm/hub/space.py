@@ -13,11 +13,15 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import SpaceCard, SpaceCardData
+from huggingface_hub import HfApi, SpaceCard, SpaceCardData
 
-from huggingface_hub import HfApi
-
-from snake_world_eqm.hub.push import SPACE_FILES, check_hub_access, check_repo_id, check_space_folder, push_folder
+from snake_world_eqm.hub.push import (
+    SPACE_FILES,
+    check_hub_access,
+    check_repo_id,
+    check_space_folder,
+    push_folder,
+)
 
 __all__ = ["SPACE_APP", "SPACE_FILES", "build_space_folder", "check_space_folder", "push_space", "space_app_source"]
 
