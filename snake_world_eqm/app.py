@@ -504,10 +504,11 @@ def _is_upload(scope) -> bool:
 
 
 # gradio's queue polls for work every 1 ms (and for progress every 10 ms) even with no browser connected:
-# 1.3-3.6 s of CPU a minute on an idle server. Polling every 50 ms (250 ms for progress, which this app never
-# reports) costs at most 50 ms of latency per move (benchmarks/app_idle_cpu.py measures the idle CPU).
-QUEUE_POLL_SECONDS = 0.05
-PROGRESS_POLL_SECONDS = 0.25
+# 2.8 s of CPU a minute on an idle server here. Polling every 100 ms (500 ms for progress, which this app
+# never reports) costs at most 100 ms of latency per move; 50 ms measured 0.37-0.44 s a minute, too close to
+# the 0.5 s budget (benchmarks/app_idle_cpu.py measures it; docs/results/app_idle_cpu.json).
+QUEUE_POLL_SECONDS = 0.1
+PROGRESS_POLL_SECONDS = 0.5
 
 
 def quiet_when_idle(demo) -> None:
