@@ -45,6 +45,11 @@ def exit_code(prog: str, run_command, argv: list[str] | None) -> int:
     except NonFiniteLossError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # a full disk, a folder that became unwritable: one line, the last checkpoint kept
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"{prog}: error: {error.strerror or error}{where}; any complete checkpoint is kept (continue with "
+              "--resume-from-checkpoint latest once the cause is fixed)", file=sys.stderr)
+        return 1
     except SystemExit as exit_:  # argparse: --help (0) or a bad flag (2, message already printed)
         if isinstance(exit_.code, str):  # a message, not a status: the caller's to show
             raise

@@ -75,3 +75,19 @@ def test_training_flags_are_checked_at_parse_time(flag, value, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["--dataset", "x", flag, value])
     assert exit_info.value.code == 2 and flag in capsys.readouterr().err
+
+
+def test_a_full_disk_is_one_line(trained, monkeypatch, capsys):
+    """Issue 28 item 19: a full disk during training was a raw traceback."""
+    import errno
+
+    import snake_world_eqm.training.checkpoints as checkpoints
+
+    def no_space(folder):
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder))
+
+    monkeypatch.setattr(checkpoints, "fsync_tree", no_space)
+    dataset, root = trained
+    assert main(_argv(dataset, root / "full", "--max-steps", "2", "--save-every", "1")) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err
