@@ -8,9 +8,10 @@ Three layers, so the game logic is testable without a browser or gradio:
 - `build_app(model)` wires sessions to a Gradio Blocks page (gradio is imported there only: it is the
   optional `app` extra).
 
-The page shows no action probabilities: the softmax of the settled action block is about 71/10/10/10 on every
-board (EqM drives the block to +-1), which reads as confidence and is not; the noise seeds' disagreement is the
-hesitation shown until calibrated probabilities exist. The server takes no file uploads (the page has no file
+The action probabilities shown are the smoothed votes of `PROB_DRAWS` free descents from noise
+(`model.sample(prob_draws=K)`, calibrated against the teacher by benchmarks/calibration.py). The softmax of the
+settled action block is never shown: it is about 71/10/10/10 on every board (EqM drives the block to +-1), which
+reads as confidence and is not; a model without `prob_draws` shows no probabilities and says why. The server takes no file uploads (the page has no file
 input; a public Space must not be a file host) and keeps its temporary images in its own folder, capped and
 swept (`CACHE_MAX_FILES`, `CACHE_SWEEP`). With no browser connected it does no work.
 
@@ -59,6 +60,9 @@ DEATH_TINT = (150, 20, 20)
 # What the pictures' colours mean (game.render draws the boards; this module the frames and the tint).
 LEGEND = ("**legend** · bright green: head · green fading to dark green: body toward the tail · red: apple · "
           "dark: empty · yellow frame: a cell the model predicted wrong · red tint: death (the model's empty board)")
+PROB_DRAWS = 8  # noise draws whose smoothed votes are the shown action probabilities
+PROBABILITIES_LABEL = (f"action probabilities: votes of {PROB_DRAWS} noise draws, smoothed (calibrated; "
+                       "not the settled softmax, which reads ~71% on every board)")
 PROBABILITIES_HIDDEN = (
     "**action probabilities: not shown.** The softmax of the model's settled action block is about "
     "71% / 10% / 10% / 10% on every board (the field drives the block to ±1), so it looks like confidence and "
@@ -77,7 +81,7 @@ CACHE_SWEEP = (600, 1800)  # gradio's delete_cache: every 10 minutes delete imag
 class Analysis:
     """What the model says about one board, before a move is made."""
 
-    action_probs: np.ndarray  # (4,) softmax of the action block of the first noise seed
+    action_probs: np.ndarray  # (4,) smoothed votes of PROB_DRAWS noise draws; else the settled softmax
     model_action: int  # the EqM agent's move: the sample from the origin (EqMAgent's default start)
     whatif: np.ndarray  # (4, H, W) predicted successor of each held action; all-EMPTY = predicted death
     whatif_death: np.ndarray  # (4,) bool
@@ -87,6 +91,7 @@ class Analysis:
     seed_actions: list[int]  # the action each noise seed settled on
     seed_disagreement: float  # 1 - share of seeds that agree with the most common action
     seconds: float  # wall time of the two sampler calls
+    calibrated: bool = True  # False: action_probs is the settled softmax (never shown as a probability)
 
 
 @dataclass
@@ -147,10 +152,15 @@ class GameSession:
         free = sample_model(self.model, boards, generator=self.generator)
         held = sample_model(self.model, boards[:1].repeat(4, axis=0), generator=self.generator,
                             action=np.arange(4))
-        origin = sample_model(self.model, boards[:1], generator=self.generator, init_scale=0.0)
+        votes = {"prob_draws": PROB_DRAWS} if takes_prob_draws(self.model) else {}
+        origin = sample_model(self.model, boards[:1], generator=self.generator, init_scale=0.0, **votes)
         seconds = time.perf_counter() - started
-        logits = free.action_logits[0].detach().float().cpu().numpy()
-        probs = np.exp(logits - logits.max())
+        voted = getattr(origin, "action_probs", None)
+        if voted is not None:
+            probs = voted[0].detach().float().cpu().numpy()
+        else:
+            logits = free.action_logits[0].detach().float().cpu().numpy()
+            probs = np.exp(logits - logits.max())
         seed_actions = free.action.cpu().numpy().astype(int)
         whatif = held.next_board.cpu().numpy().astype(np.int64)
         return Analysis(
@@ -158,7 +168,7 @@ class GameSession:
             whatif_death=is_terminal(whatif), nag_steps=int(free.num_steps[0]), grad_norm=float(free.grad_norm[0]),
             action_grad_norm=float(free.action_grad_norm[0]), seed_actions=seed_actions.tolist(),
             seed_disagreement=1.0 - np.bincount(seed_actions, minlength=4).max() / len(seed_actions),
-            seconds=seconds,
+            seconds=seconds, calibrated=voted is not None,
         )
 
     def agent_action(self, controller: str) -> int:
@@ -213,7 +223,7 @@ class GameSession:
             data["model"] = {
                 "action": ACTION_NAMES[a.model_action],
                 "action_probs": {name: float(p) for name, p in zip(ACTION_NAMES, a.action_probs)},
-                "action_probs_calibrated": False,  # a settled softmax, ~0.71 for the move: not a confidence
+                "action_probs_calibrated": a.calibrated,  # False: the settled softmax, not a confidence
                 "whatif": {name: {"board": a.whatif[i].tolist(), "death": bool(a.whatif_death[i])}
                            for i, name in enumerate(ACTION_NAMES)},
                 "nag_steps": a.nag_steps, "grad_norm": a.grad_norm, "action_grad_norm": a.action_grad_norm,
@@ -271,6 +281,24 @@ def death_picture(image: np.ndarray) -> np.ndarray:
     return (0.5 * image + 0.5 * np.array(DEATH_TINT)).astype(np.uint8)
 
 
+def takes_prob_draws(model) -> bool:
+    """Whether `model.sample` can return calibrated action probabilities (`prob_draws`)."""
+    import inspect
+
+    try:
+        return "prob_draws" in inspect.signature(model.sample).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def shown_probabilities(session: GameSession) -> dict[str, float]:
+    """The calibrated probabilities the page shows ({} when there are none: the softmax is never shown)."""
+    a = session.analysis
+    if a is None or not a.calibrated:
+        return {}
+    return {name: float(p) for name, p in zip(ACTION_NAMES, a.action_probs)}
+
+
 def session_pictures(session: GameSession) -> tuple[np.ndarray, np.ndarray | None, list[tuple[np.ndarray, str]]]:
     """(real board, last prediction with mismatches framed or None, [(what-if picture, caption)] x 4)."""
     cell = cell_size_for(session.height, session.width)
@@ -289,7 +317,8 @@ def session_pictures(session: GameSession) -> tuple[np.ndarray, np.ndarray | Non
         for i, name in enumerate(ACTION_NAMES):
             picture = board_picture(a.whatif[i], small)
             picture = death_picture(picture) if a.whatif_death[i] else picture
-            whatifs.append((picture, f"{name}{' · death' if a.whatif_death[i] else ''}"))
+            chance = f": {a.action_probs[i]:.0%}" if a.calibrated else ""
+            whatifs.append((picture, f"{name}{chance}{' · death' if a.whatif_death[i] else ''}"))
     return real, predicted, whatifs
 
 
@@ -356,7 +385,7 @@ def build_app(model, title: str = "Snake world model (EqM)"):
         whatif_updates = [gr.Image(value=picture, label=f"what if {caption}") for picture, caption in whatifs]
         whatif_updates += [gr.Image(value=None, label="what if: game over")] * (4 - len(whatifs))
         return (session, real, gr.Image(value=predicted, label=f"predicted one step ago{verdict}"), *whatif_updates,
-                session_markdown(session), session.as_dict())
+                shown_probabilities(session), session_markdown(session), session.as_dict())
 
     def start(size: str, seed, controller: str) -> GameSession:
         try:
@@ -418,7 +447,9 @@ def build_app(model, title: str = "Snake world model (EqM)"):
             real = gr.Image(label="real board", height=BOARD_PIXELS + 40, **picture)
             predicted = gr.Image(label="predicted one step ago", height=BOARD_PIXELS + 40, **picture)
             with gr.Column():
-                gr.Markdown(PROBABILITIES_HIDDEN)
+                calibrated = takes_prob_draws(model)
+                probs = gr.Label(label=PROBABILITIES_LABEL, num_top_classes=4, visible=calibrated)
+                gr.Markdown(PROBABILITIES_HIDDEN, visible=not calibrated)
                 info = gr.Markdown()
         with gr.Row():
             whatifs = [gr.Image(label=f"what if {name}", height=BOARD_PIXELS // 2 + 40, **picture)
@@ -427,7 +458,7 @@ def build_app(model, title: str = "Snake world model (EqM)"):
             data = gr.JSON(label="session")
         timer = gr.Timer(0.5, active=False)
 
-        outputs = [session_state, real, predicted, *whatifs, info, data]
+        outputs = [session_state, real, predicted, *whatifs, probs, info, data]
 
         def tick(session: GameSession | None, controller: str):
             # The auto-play clock: steps the agent and stops itself when the game ends or a person plays.

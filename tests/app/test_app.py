@@ -254,3 +254,17 @@ def test_cap_cache_keeps_the_newest_files(tmp_path):
     assert cap_cache(tmp_path, max_files=3) == 2
     assert sorted(path.name for path in tmp_path.rglob("*.webp")) == ["image2.webp", "image3.webp", "image4.webp"]
     assert cap_cache(tmp_path, max_files=3) == 0 and cap_cache(tmp_path / "missing") == 0
+
+
+def test_a_model_without_prob_draws_shows_no_probabilities(monkeypatch):
+    """The settled softmax (~71% on every board) is never shown as a probability: a model whose sample has
+    no prob_draws gets none on the page."""
+    import snake_world_eqm.app as app
+
+    model = app.load_model()
+    monkeypatch.setattr(app, "takes_prob_draws", lambda model: False)
+    session = GameSession(model, seed=0)
+    assert not session.analysis.calibrated and app.shown_probabilities(session) == {}
+    assert session.as_dict()["model"]["action_probs_calibrated"] is False
+    _, _, whatifs = session_pictures(session)
+    assert not [caption for _, caption in whatifs if "%" in caption]

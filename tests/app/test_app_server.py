@@ -141,12 +141,19 @@ def test_uploads_are_refused_and_nothing_is_stored(server, client, tmp_path):
     assert sorted(str(path) for path in Path(cache).rglob("*")) == before
 
 
-def test_the_page_has_a_legend_and_no_probabilities(client):
-    from snake_world_eqm.app import LEGEND, PROBABILITIES_HIDDEN
+def test_the_page_has_a_legend_and_only_calibrated_probabilities(client):
+    """The colour legend is on the page; the action probabilities are the smoothed votes of noise draws
+    (calibrated), never the settled softmax that reads ~71% on every board."""
+    from snake_world_eqm.app import LEGEND, PROBABILITIES_LABEL
 
     components = client.config["components"]
     texts = [str(c.get("props", {}).get("value", "")) for c in components if c.get("type") == "markdown"]
-    assert any(LEGEND in text for text in texts) and PROBABILITIES_HIDDEN in texts
-    assert not [c for c in components if c.get("type") == "label"]  # the 71/10/10/10 bars are gone
-    labels = [str(c.get("props", {}).get("label", "")) for c in components]
-    assert not [label for label in labels if "%" in label]
+    assert any(LEGEND in text for text in texts)
+    labels = [c for c in components if c.get("type") == "label"]
+    assert len(labels) == 1 and labels[0]["props"]["label"] == PROBABILITIES_LABEL
+    assert labels[0]["props"].get("visible", True) is True
+    data = _session(client.predict("10x10", 3, "eqm", api_name="/new_game"))
+    probs = data["model"]["action_probs"]
+    assert data["model"]["action_probs_calibrated"] is True and abs(sum(probs.values()) - 1) < 1e-5
+    # Votes of K draws smoothed by a pseudo-count: every value is (votes + s) / (K + 4 s), never the 0.71 softmax.
+    assert all(abs(value - 0.71) > 0.005 for value in probs.values()), probs
