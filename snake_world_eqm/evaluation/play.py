@@ -37,7 +37,7 @@ from snake_world_eqm.game import (
     new_game,
     step,
 )
-from snake_world_eqm.game.render import render_ansi_any, render_rgb_any
+from snake_world_eqm.game.render import FOOD_COLOUR, HEAD_COLOUR, TAIL_COLOUR, render_ansi_any, render_rgb_any
 from snake_world_eqm.shipped import PRETRAINED_10X10
 
 # torch, the model loader and the agents load inside the functions that play, so `--help` answers at once.
@@ -295,8 +295,6 @@ LAST_FRAME_MS = 2500  # the GIF holds its last frame (how the game ended) this l
 def with_colour_key(frame: np.ndarray) -> np.ndarray:
     """The frame with a strip below that says what the colours mean: head, tail (the body fades between
     them) and apple."""
-    from snake_world_eqm.game.render import FOOD_COLOUR, HEAD_COLOUR, TAIL_COLOUR
-
     keys = (("head", HEAD_COLOUR), ("tail", TAIL_COLOUR), ("apple", FOOD_COLOUR))
     width = max(frame.shape[1], 150)
     canvas = Image.new("RGB", (width, frame.shape[0] + _LABEL_HEIGHT), (255, 255, 255))

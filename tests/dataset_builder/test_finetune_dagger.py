@@ -226,8 +226,8 @@ def test_validate_catches_a_step_labelled_expert_that_did_not_take_the_expert_ac
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--beta", "1.5"], "--beta must be in [0, 1]"),
-        (["--beta", "-0.1"], "--beta must be in [0, 1]"),
+        (["--beta", "1.5"], "--beta: expected a number in [0, 1]"),
+        (["--beta", "-0.1"], "--beta: expected a number in [0, 1]"),
         (["--height", "8", "--width", "8"], "plays 6x6 boards, but this dataset is 8x8"),
         (["--policy-agent", "planner", "@baseline"], "needs an EqM world model"),
         (["--num-proc", "2"], "drop --num-proc"),

@@ -71,7 +71,8 @@ def test_play_cli_writes_a_gif_and_shows_predictions(tmp_path, capsys):
     assert main(["--agent", "expert", "--height", "6", "--width", "6", "--max-steps", "12",
                  "--gif", str(tmp_path / "expert.gif")]) == 0
     with Image.open(tmp_path / "expert.gif") as gif:
-        assert gif.n_frames >= 2 and gif.size[0] == 6 * 16 and gif.size[1] > 6 * 16  # board + label strips
+        # board + label strips, widened to the colour key's 150 px
+        assert gif.n_frames >= 2 and gif.size[0] == max(6 * 16, 150) and gif.size[1] > 6 * 16
     config = SnakeWorldEqMConfig.cpu_small(board_height=6, board_width=6, d_model=16, cnn_channels=16, cnn_layers=1,
                                            latent_dim=8, latent_hidden_dim=16, decoder_channels=8, decoder_layers=1,
                                            eqm_hidden_dim=16, eqm_num_layers=1)
