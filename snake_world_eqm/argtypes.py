@@ -80,6 +80,18 @@ def device(text: str) -> str:
     return text
 
 
+def path_with_suffix(*suffixes: str):
+    """An argparse type: a file path ending in one of `suffixes` (e.g. ".gif"), so the writer at the end of a
+    long run knows the format."""
+
+    def parse(text: str) -> str:
+        if Path(text).suffix.lower() not in suffixes:
+            raise argparse.ArgumentTypeError(f"expected a file ending in {' or '.join(suffixes)}, got {text!r}")
+        return text
+
+    return parse
+
+
 def check_output_file(path: str | None, flag: str) -> None:
     """Fail before the work, not after it: the file's folder can be created and written, and the path is not a
     folder. Raises ValueError naming the flag (nothing is left behind but the folders it would need anyway)."""

@@ -18,9 +18,12 @@ from snake_world_eqm.agents.flags import add_planner_arguments, add_thread_argum
 from snake_world_eqm.argtypes import (
     check_output_file,
     check_output_folder,
+    device,
+    int_in_range,
     non_negative_int,
     positive_float,
     positive_int,
+    seed,
 )
 from snake_world_eqm.game.state import EXPERT_KINDS
 
@@ -39,13 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", default=None, help="write the full result JSON here (stdout gets a short table)")
     parser.add_argument("--plots", default=None, help="write PNG plots into this folder")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--max-rows", type=int, default=1000, help="held-out rows measured (episode order)")
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--games", type=int, default=100, help="seeded closed-loop games per agent")
-    parser.add_argument("--play-seed", type=non_negative_int, default=1000, help="game i uses seed play_seed + i")
-    parser.add_argument("--max-steps", type=int, default=None,
+    parser.add_argument("--max-rows", type=positive_int, default=1000, help="held-out rows measured (episode order)")
+    parser.add_argument("--batch-size", type=int_in_range(1, 1 << 16), default=512)
+    parser.add_argument("--games", type=positive_int, default=100, help="seeded closed-loop games per agent")
+    parser.add_argument("--play-seed", type=seed, default=1000, help="game i uses seed play_seed + i")
+    parser.add_argument("--max-steps", type=positive_int, default=None,
                         help="step cap per game (default: 20 x cells, 2,000 on 10x10: enough to fill the board)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="sampling noise seed")
+    parser.add_argument("--seed", type=seed, default=0, help="sampling noise seed")
     parser.add_argument("--agents", default=",".join(AGENT_NAMES),
                         help="comma-separated agents to play; expert-KIND (e.g. expert-astar) adds another expert, "
                              "eqm-noise the EqM agent from one noise draw instead of the origin, "
@@ -57,13 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated sampling step counts (default: 1,2,3,5,10,20, evaluate.FIXED_STEP_COUNTS)")
     parser.add_argument("--thresholds", default=None, help="comma-separated adaptive thresholds (default: "
                         "half, one and two times the median gradient norms reached at fixed step counts)")
-    parser.add_argument("--adaptive-max-steps", type=positive_int, default=20)
+    parser.add_argument("--adaptive-max-steps", type=int_in_range(1, 1000), default=20)
     parser.add_argument("--spread-seeds", type=positive_int, default=4, help="noise seeds for the spread signal")
-    parser.add_argument("--fatal-games", type=int, default=8,
+    parser.add_argument("--fatal-games", type=non_negative_int, default=8,
                         help="EqM-agent games per start kind whose states label fatal decisions (0: skip)")
-    parser.add_argument("--fatal-horizon", type=int, default=10,
+    parser.add_argument("--fatal-horizon", type=int_in_range(1, 1000), default=10,
                         help="k: a decision is fatal if the game is lost within k moves under the expert")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", type=device, default="cpu")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars for the evaluation itself")
     parser.add_argument("--verbose", action="store_true",
                         help="also show the libraries' model-loading bars and messages")
@@ -101,10 +104,6 @@ def config_from_args(args: argparse.Namespace, argv: list[str]):
             thresholds = tuple(positive_float(part) for part in args.thresholds.split(","))
         except argparse.ArgumentTypeError:
             raise SystemExit(f"--thresholds must be comma-separated positive numbers, got {args.thresholds!r}") from None
-    for flag, value in (("--games", args.games), ("--max-steps", args.max_steps), ("--max-rows", args.max_rows),
-                        ("--batch-size", args.batch_size), ("--fatal-horizon", args.fatal_horizon)):
-        if value is not None and value < 1:
-            raise SystemExit(f"{flag} must be at least 1, got {value}")
     return EvalConfig(split=args.split, max_rows=args.max_rows, batch_size=args.batch_size, games=args.games,
                       play_seed=args.play_seed, max_steps=args.max_steps, sample_seed=args.seed, agents=agents,
                       planner_options=planner_options_from_args(args),

@@ -25,8 +25,9 @@ from snake_world_eqm.argtypes import (
     check_output_file,
     int_in_range,
     non_negative_float,
-    non_negative_int,
+    path_with_suffix,
     positive_int,
+    seed,
 )
 from snake_world_eqm.game import (
     ACTION_NAMES,
@@ -53,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--agent", default="planner", choices=("planner", "eqm", "baseline", "expert", "random"),
                         help="planner (default): searches the world model's predicted futures; eqm: the model's "
                         "own move, no search; baseline: a behaviour-cloning policy; expert: the teacher; random")
-    parser.add_argument("--gif", default=None, help="write the game to this GIF instead of the terminal")
-    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--gif", type=path_with_suffix(".gif"), default=None,
+                        help="write the game to this GIF instead of the terminal")
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--max-steps", type=positive_int, default=500)
     parser.add_argument("--height", type=board_size, default=None,
                         help="board height (default: the model's, else 10); any 4..32 for a model with fixed_board_size=False")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from snake_world_eqm.evaluation.by_size import markdown_table
 from snake_world_eqm.hub.push import PACKAGE_DIR, check_model_folder, files_to_push, inside_folder
+from snake_world_eqm.output_guard import atomic_write_text
 from snake_world_eqm.shipped import PRETRAINED_10X10, PRETRAINED_MULTISIZE
 
 # The metrics a card quotes first, when the evaluation JSON has them (flattened key → human name).
@@ -390,13 +391,18 @@ def write_model_card(model_dir: str | Path, metrics_json: str | Path | None, rep
     config = json.loads((Path(model_dir) / "config.json").read_text())
     board = f"{config.get('board_height', '?')}x{config.get('board_width', '?')}"
     results = play_results(_read_json(metrics_json, "--metrics-json"), board) if metrics_json else None
-    with tempfile.TemporaryDirectory(dir=model_dir, prefix=".card-") as staging:
-        card.save(Path(staging) / "README.md")
-        if results and results["results"]:
-            (Path(staging) / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
-            os.replace(Path(staging) / RESULTS_FILE, Path(model_dir) / RESULTS_FILE)
-        os.replace(Path(staging) / "README.md", target)
+    _remove_stale_card_writes(Path(model_dir))
+    if results and results["results"]:
+        atomic_write_text(Path(model_dir) / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
+    atomic_write_text(target, str(card))
     return target
+
+
+def _remove_stale_card_writes(model_dir: Path) -> None:
+    """What a card rewrite killed midway left: `.tmp-` files of an atomic write (and older `.card-` folders)."""
+    for stale in (*model_dir.glob(".card-*"), *model_dir.glob(".tmp-README.md-*"),
+                  *model_dir.glob(f".tmp-{RESULTS_FILE}-*")):
+        shutil.rmtree(stale) if stale.is_dir() and not stale.is_symlink() else stale.unlink()
 
 
 def add_remote_code(model_dir: str | Path, link: bool = False) -> list[str]:

@@ -89,7 +89,8 @@ def test_play_fails_in_one_line_before_playing(folders, capsys, no_work, extra, 
 
 
 @pytest.mark.parametrize("extra", [["--planner-horizon", "500"], ["--height", "100"], ["--max-steps", "0"],
-                                   ["--delay", "nan"], ["--seed", "-1"]])
+                                   ["--delay", "nan"], ["--seed", "-1"], ["--seed", str(2**70)],
+                                   ["--gif", "game.txt"]])
 def test_play_flag_errors_exit_2(capsys, no_work, extra):
     with pytest.raises(SystemExit) as exit_:
         play_cli.main(["--agent", "expert", *extra])

@@ -171,13 +171,18 @@ def test_the_expert_agent_is_the_datas_teacher_and_other_experts_play_by_name(mo
     assert kinds and set(kinds) == {"fill"}
 
 
-def test_cli_rejects_bad_flags(tmp_path):
+def test_cli_rejects_bad_flags(tmp_path, capsys):
     from snake_world_eqm.evaluation.cli import main
 
     with pytest.raises(SystemExit, match="unknown agent"):
         main(["--model", "m", "--dataset", "d", "--agents", "eqm,robot"])
-    with pytest.raises(SystemExit, match="--games must be at least 1"):
-        main(["--model", "m", "--dataset", "d", "--games", "0"])
+    for flag, value, expected in (("--games", "0", "a positive integer"), ("--seed", "-1", "a seed from 0 to"),
+                                  ("--adaptive-max-steps", "20000", "from 1 to 1000"),
+                                  ("--device", "cuda:7", "cuda:7"), ("--device", "tpu", "a device such as")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--model", "m", "--dataset", "d", flag, value])
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert exit_.value.code == 2 and flag in last and expected in last, last
     with pytest.raises(SystemExit, match="--fixed-steps"):
         main(["--model", "m", "--dataset", "d", "--fixed-steps", "1,x"])
 

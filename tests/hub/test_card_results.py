@@ -51,3 +51,21 @@ def test_card_has_model_index_per_board_size_and_agent_and_writes_the_results_js
     written = json.loads((folder / RESULTS_FILE).read_text())
     assert written == play_results(EVALUATION)
     assert not [path.name for path in folder.iterdir() if path.name.startswith(".card-")]
+
+
+def test_a_card_rewrite_killed_midway_leaves_nothing_the_next_one_does_not_clear(tmp_path):
+    """The card and results are written beside and renamed (a kill leaves the old file or the new one); what a
+    SIGKILL can leave is a hidden `.tmp-` file, or an older version's `.card-` folder, and the next rewrite
+    removes both."""
+    folder = tmp_path / "model"
+    shutil.copytree(PRETRAINED_10X10, folder, symlinks=True)
+    (tmp_path / "eval.json").write_text(json.dumps(EVALUATION))
+    (folder / ".card-abc").mkdir()
+    (folder / ".card-abc" / "README.md").write_text("half")
+    (folder / ".tmp-README.md-999").write_text("half a card")
+    (folder / f".tmp-{RESULTS_FILE}-999").write_text("{")
+    before = sorted(path.name for path in folder.iterdir() if not path.name.startswith("."))
+    write_model_card(folder, tmp_path / "eval.json", "org/snake-eqm", "org/snake-world")
+    assert not [path.name for path in folder.iterdir() if path.name.startswith((".card-", ".tmp-"))]
+    assert sorted(path.name for path in folder.iterdir()) == sorted({*before, RESULTS_FILE})
+    assert ModelCard.load(folder / "README.md").data.eval_results  # a whole card, model-index included
