@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    args.argv = argv  # the command recorded in dagger.json (sys.argv also holds "dagger" under -m dataset_builder)
     try:
-        table = run(args)
+        # the command recorded in dagger.json (sys.argv also holds "dagger" under -m dataset_builder)
+        table = run(args, command=_command(argv))
     except ValueError as error:
         print(f"dagger: error: {error}", file=sys.stderr)
         return 2
@@ -89,13 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+def run(args: argparse.Namespace, command: str | None = None) -> list[dict[str, Any]]:
     """Every round (finished ones are read back, not redone); returns the round-by-round table."""
     from snake_world_eqm.data.loading import dataset_expert
     from snake_world_eqm.pretrained import load_config
 
     config = load_config(args.model)  # a bad model id fails before anything is written
-    args.expert = args.expert or dataset_expert(args.dataset)
+    expert = args.expert or dataset_expert(args.dataset)  # the rounds' labels: the dataset's own teacher
     height, width = config.board_height, config.board_width
     _check_datasets(args.dataset, config)  # before a round is scored or collected
     # One guard for every output: never the current folder, the model or a dataset, nor a folder of another
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     output = guard_output_folder(args.output_dir, "DAgger run", True, "--output-dir", (args.model, *args.dataset))
     output.mkdir(parents=True, exist_ok=True)
     with OutputLock(output, "--output-dir"):
-        return _rounds(args, output, height, width)
+        return _rounds(args, output, height, width, expert, command)
 
 
 def _check_datasets(datasets: list[str], config: Any) -> None:
@@ -118,7 +118,8 @@ def _check_datasets(datasets: list[str], config: Any) -> None:
             raise ValueError(f"--dataset {dataset}: {error}") from None
 
 
-def _rounds(args: argparse.Namespace, output: Path, height: int, width: int) -> list[dict[str, Any]]:
+def _rounds(args: argparse.Namespace, output: Path, height: int, width: int, expert: str,
+            command: str | None) -> list[dict[str, Any]]:
     table = [_round_zero(args, output, height, width)]
     model, datasets = args.model, list(args.dataset)
     for round_index in range(1, args.rounds + 1):
@@ -127,13 +128,13 @@ def _rounds(args: argparse.Namespace, output: Path, height: int, width: int) -> 
         if record_file.is_file():
             record = json.loads(record_file.read_text())
         else:
-            record = _run_round(args, folder, round_index, model, datasets, height, width)
+            record = _run_round(args, folder, round_index, model, datasets, height, width, expert)
             atomic_write_text(record_file, json.dumps(record, indent=2))
         table.append(record)
         model = str(folder / "model")
         datasets.append(str(folder / "data"))
         print(format_row(record), flush=True)
-    atomic_write_text(output / "dagger.json", json.dumps({"command": _command(args), "rounds": table}, indent=2))
+    atomic_write_text(output / "dagger.json", json.dumps({"command": command or _command(sys.argv[1:]), "rounds": table}, indent=2))
     return table
 
 
@@ -150,13 +151,13 @@ def _round_zero(args: argparse.Namespace, output: Path, height: int, width: int)
 
 
 def _run_round(args: argparse.Namespace, folder: Path, round_index: int, model: str, datasets: list[str],
-               height: int, width: int) -> dict[str, Any]:
+               height: int, width: int, expert: str) -> dict[str, Any]:
     beta = args.beta * args.beta_decay ** (round_index - 1)
     data = folder / "data"
     if not (data / "README.md").is_file():  # published atomically: present means complete
         folder.mkdir(parents=True, exist_ok=True)
         collect(model, data, args.samples_per_round, beta, height, width, seed=args.seed + 1000 * round_index,
-                agent=args.policy_agent, one_cell_fraction=args.one_cell_fraction, expert=args.expert,
+                agent=args.policy_agent, one_cell_fraction=args.one_cell_fraction, expert=expert,
                 progress=not args.no_progress, dtype=args.policy_dtype)
     train_on = [*datasets, str(data)]
     if args.fatal_repeat:
@@ -295,8 +296,8 @@ def _rows(folder: Path) -> int:
     return sum(pq.ParquetFile(file).metadata.num_rows for file in (folder / "data").glob("*.parquet"))
 
 
-def _command(args: argparse.Namespace) -> str:
-    return "python -m dataset_builder dagger " + " ".join(shlex.quote(str(a)) for a in getattr(args, "argv", sys.argv[1:]))
+def _command(argv: list[str]) -> str:
+    return "python -m dataset_builder dagger " + " ".join(shlex.quote(str(a)) for a in argv)
 
 
 def format_row(record: dict[str, Any]) -> str:

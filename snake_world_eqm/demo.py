@@ -34,7 +34,7 @@ PIPED_PROGRESS_SECONDS = "5"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from snake_world_eqm.argtypes import positive_float, positive_int
+    from snake_world_eqm.argtypes import positive_float, positive_int, seed
 
     parser = argparse.ArgumentParser(prog="snake-eqm demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-rows", type=positive_int, default=500, help="held-out rows measured")
     parser.add_argument("--quality-floor", type=positive_float, default=0.8,
                         help="least action accuracy against the expert for the demo to count as a success")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     return parser
 
 
