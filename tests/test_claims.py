@@ -11,6 +11,7 @@ to the quoted digits fails. How to add a claim: docs/results/README.md.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -78,7 +79,15 @@ def _quoted_numbers(literal: str) -> list[tuple[float, int, bool]]:
 
 
 def _json(root: Path, file: str) -> Any:
-    return json.loads((root / "docs" / "results" / file).read_text())
+    path = root / "docs" / "results" / file
+    return _parsed(path, path.stat().st_mtime_ns, path.stat().st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(path: Path, mtime_ns: int, size: int) -> Any:
+    # Keyed by the file's mtime and size, so an edited JSON is read again; the same file is parsed once per
+    # check, not once per number (the edit-every-claim test checks the whole README once per claim).
+    return json.loads(path.read_text())
 
 
 def claimed_value(root: Path, source: str | dict[str, Any]) -> float:
