@@ -14,7 +14,7 @@ from gymnasium import spaces
 
 from snake_world_eqm.game.encoding import NUM_CELL_CLASSES, encode_observation
 from snake_world_eqm.game.registration import ENV_ID, register_env  # noqa: F401  (re-exported)
-from snake_world_eqm.game.render import render_ansi, render_rgb
+from snake_world_eqm.game.render import render_for_mode
 from snake_world_eqm.game.rules import new_game, step
 from snake_world_eqm.game.state import EVENT_NAMES, NUM_ACTIONS, SnakeState, check_board_size
 
@@ -75,8 +75,4 @@ class SnakeEnv(gym.Env):
         return {"event": event, "length": length, "steps": self._steps}
 
     def render(self):
-        if self.render_mode == "ansi":
-            return render_ansi(self._board, color=False)
-        if self.render_mode == "rgb_array":
-            return render_rgb(self._board, self.cell_size)
-        return None
+        return render_for_mode(self._board, self.render_mode, self.cell_size)

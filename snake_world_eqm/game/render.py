@@ -118,3 +118,13 @@ def render_ansi_any(board: np.ndarray, color: bool = True) -> str:
         return render_ansi(np.asarray(board).astype(np.int8), color=color)
     except ValueError:
         return "\n".join(" ".join(f"{int(c):2d}" for c in row) for row in np.asarray(board)) + "\n(illegal board)"
+
+
+def render_for_mode(board: np.ndarray, render_mode: str | None, cell_size: int = 16):
+    """What a Gymnasium env's `render()` returns for `render_mode`: framed text for "ansi", an RGB array for
+    "rgb_array" (illegal predicted boards painted by code), None otherwise."""
+    if render_mode == "ansi":
+        return render_ansi_any(board, color=False)
+    if render_mode == "rgb_array":
+        return render_rgb_any(board, cell_size)
+    return None

@@ -11,8 +11,8 @@ from snake_world_eqm.simulator.core import (
     END_REASONS,
     FOOD_MODES,
     DreamStep,
-    dream_step,
     draw_food_from_decoder,
+    dream_step,
     illegal_reasons,
     voted_sample,
 )

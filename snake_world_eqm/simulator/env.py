@@ -19,7 +19,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from snake_world_eqm.agents.base import model_device
 from snake_world_eqm.game.encoding import NUM_CELL_CLASSES, encode_observation
-from snake_world_eqm.game.render import render_ansi_any, render_rgb_any
+from snake_world_eqm.game.render import render_for_mode
 from snake_world_eqm.game.rules import new_game
 from snake_world_eqm.game.state import NUM_ACTIONS, check_board_size
 from snake_world_eqm.pretrained import load_model
@@ -126,11 +126,7 @@ class DreamSnakeEnv(gym.Env):
                 "legal": not reason.startswith("illegal")}
 
     def render(self):
-        if self.render_mode == "ansi":
-            return render_ansi_any(self._board, color=False)
-        if self.render_mode == "rgb_array":
-            return render_rgb_any(self._board, self.cell_size)
-        return None
+        return render_for_mode(self._board, self.render_mode, self.cell_size)
 
 
 class DreamVectorEnv(VectorEnv):
