@@ -12,8 +12,8 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from snake_world_eqm.shipped import PRETRAINED_10X10
 from snake_world_eqm.provenance import with_provenance, write_json
+from snake_world_eqm.shipped import PRETRAINED_10X10
 
 
 def measure(folder: Path) -> dict:

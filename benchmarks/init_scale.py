@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from snake_world_eqm.shipped import PRETRAINED_10X10
     from snake_world_eqm.pretrained import load_model
     from snake_world_eqm.provenance import write_json
+    from snake_world_eqm.shipped import PRETRAINED_10X10
 
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)

@@ -65,7 +65,12 @@ def main(argv=None) -> int:
     import torch
 
     from snake_world_eqm.agents import make_agent
-    from snake_world_eqm.evaluation.open_loop import full_curve, record_games, replay_open_loop, summarise_open_loop
+    from snake_world_eqm.evaluation.open_loop import (
+        full_curve,
+        record_games,
+        replay_open_loop,
+        summarise_open_loop,
+    )
     from snake_world_eqm.pretrained import load_model
     from snake_world_eqm.provenance import write_json
 

@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from snake_world_eqm.shipped import PRETRAINED_10X10
     from snake_world_eqm.agents import PlannerAgent
     from snake_world_eqm.evaluation.closed_loop import play_games
     from snake_world_eqm.pretrained import load_model
     from snake_world_eqm.provenance import write_json
+    from snake_world_eqm.shipped import PRETRAINED_10X10
 
     torch.set_flush_denormal(True)
     torch.set_num_threads(args.threads)

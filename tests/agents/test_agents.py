@@ -6,7 +6,6 @@ import pytest
 
 from snake_world_eqm.agents import EqMAgent, ExpertAgent, PlannerAgent, RandomAgent
 from snake_world_eqm.evaluation.closed_loop import initial_boards
-from snake_world_eqm.game.geometry import bfs_from_head
 from snake_world_eqm.evaluation.oracle import OracleWorldModel
 from snake_world_eqm.game import (
     BODY_RIGHT,
@@ -18,6 +17,7 @@ from snake_world_eqm.game import (
     batched_step,
     new_game,
 )
+from snake_world_eqm.game.geometry import bfs_from_head
 
 
 def _random_boards(count: int, size: int = 6, seed: int = 0, warmup: int = 12) -> np.ndarray:

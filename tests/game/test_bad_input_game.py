@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.game_helpers import random_state
 
 from snake_world_eqm.game import (
     BODY_UP,
@@ -22,6 +21,7 @@ from snake_world_eqm.game import (
     terminal_observation,
     validate_observation,
 )
+from tests.game_helpers import random_state
 
 
 @pytest.mark.parametrize("action", [2.5, 1.0, True, "1", None, np.float64(1.0)])

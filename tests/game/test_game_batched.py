@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.game_helpers import random_state
 
 from snake_world_eqm.game import (
     NUM_SYMMETRIES,
@@ -24,6 +23,7 @@ from snake_world_eqm.game import (
     transform_board,
 )
 from snake_world_eqm.game.batched import as_batch
+from tests.game_helpers import random_state
 
 
 def test_games_reset_when_done_and_keep_terminal_boards_in_the_returned_step():

@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 import pytest
-from tests.game_helpers import random_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +27,7 @@ from snake_world_eqm.game import (
     terminal_observation,
     validate_observation,
 )
+from tests.game_helpers import random_state
 
 
 @settings(max_examples=300, deadline=None)

@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 import pytest
-from tests.game_helpers import random_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +28,7 @@ from snake_world_eqm.game.expert import (
     food_distances,
     heuristic_action,
 )
+from tests.game_helpers import random_state
 
 
 def random_boards(seed: int, count: int, height: int, width: int) -> tuple[list, np.ndarray]:

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from tests.game_helpers import random_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_game_expert import naive_food_distance
@@ -37,6 +36,7 @@ from snake_world_eqm.game.expert import (
     tail_reachable_after,
 )
 from snake_world_eqm.game.hamilton import cycle_positions, route_variants
+from tests.game_helpers import random_state
 
 
 def states_with_food(rng, height: int, width: int, count: int) -> list:

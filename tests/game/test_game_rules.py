@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.game_helpers import random_state, state_next_to_food
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +24,7 @@ from snake_world_eqm.game import (
     transform_action,
     transform_board,
 )
+from tests.game_helpers import random_state, state_next_to_food
 
 SIZES = st.integers(4, 9)
 SEEDS = st.integers(0, 2**32 - 1)

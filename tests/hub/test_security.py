@@ -13,7 +13,6 @@ from safetensors.torch import save_file
 
 from snake_world_eqm.hub import REMOTE_CODE_FILES, build_space_folder, main, push_folder, space_app_source
 from snake_world_eqm.hub.push import PACKAGE_DIR
-
 from tests.hub.test_bad_input_hub import hub  # noqa: F401  (fixture)
 
 AUTO_MAP = {"AutoConfig": "configuration_snake_world_eqm.SnakeWorldEqMConfig",

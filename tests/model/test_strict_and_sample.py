@@ -12,7 +12,6 @@ from snake_world_eqm.game.encoding import encode_observation, terminal_observati
 from snake_world_eqm.game.rules import new_game
 from snake_world_eqm.modeling_snake_world_eqm import SnakeWorldEqM
 from snake_world_eqm.pretrained import PretrainedLoadError, load_model
-
 from tests.model.test_bad_input_model import TINY
 
 
