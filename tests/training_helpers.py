@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -40,3 +41,21 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 def train_command(*args: str) -> list[str]:
     """`snake-eqm train ...` (the console script is `snake_world_eqm.cli:main`)."""
     return [sys.executable, "-m", "snake_world_eqm.cli", "train", *args]
+
+
+def poison_forward(monkeypatch, model_class: type, after_calls: int, effect) -> None:
+    """Wrap `model_class.forward`: from its `after_calls`-th training call on, apply `effect(output)` (a NaN
+    loss, a signal to this process) to test how the training engine reacts."""
+    original = model_class.forward
+    calls = {"n": 0}
+
+    @functools.wraps(original)  # the loop reads forward's signature to pick the dataset columns
+    def forward(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] >= after_calls:
+                effect(out)
+        return out
+
+    monkeypatch.setattr(model_class, "forward", forward)

@@ -3,7 +3,6 @@ checkpoints, resumes exactly, and stops on a NaN loss."""
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
@@ -25,6 +24,7 @@ from snake_world_eqm.lm_bridge.training import (
 )
 from snake_world_eqm.training import checkpoints
 from snake_world_eqm.training.engine import EngineSettings
+from tests.training_helpers import poison_forward
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -144,21 +144,8 @@ def _argv(dataset, out, *extra):
     ]  # fmt: skip
 
 
-def _poison_forward(monkeypatch, after_calls, effect):
-    """Run `effect(output)` on the N-th training forward of the bridge and every one after it."""
-    original = SnakeLMBridge.forward
-    calls = {"n": 0}
-
-    @functools.wraps(original)
-    def forward(self, *args, **kwargs):
-        out = original(self, *args, **kwargs)
-        if self.training:
-            calls["n"] += 1
-            if calls["n"] >= after_calls:
-                effect(out)
-        return out
-
-    monkeypatch.setattr(SnakeLMBridge, "forward", forward)
+def _poison_forward(monkeypatch, after_calls: int, effect):
+    poison_forward(monkeypatch, SnakeLMBridge, after_calls, effect)
 
 
 def test_a_run_writes_complete_checkpoints_and_its_log(tiny_dataset, tmp_path):

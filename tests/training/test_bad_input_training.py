@@ -4,7 +4,6 @@ checkpoints are pruned by default. Tiny model, tiny boards, in-process runs."""
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
@@ -17,7 +16,7 @@ from snake_world_eqm.modeling_snake_world_eqm import SnakeWorldEqM
 from snake_world_eqm.processes import capped_workers
 from snake_world_eqm.training import build_parser, main
 from snake_world_eqm.training.checkpoints import latest_checkpoint
-from tests.training_helpers import QUIET, TINY_EQM, build_tiny_dataset
+from tests.training_helpers import QUIET, TINY_EQM, build_tiny_dataset, poison_forward
 
 
 @pytest.fixture(scope="module")
@@ -93,20 +92,7 @@ def test_config_set_nan_is_refused(dataset, tmp_path, capsys):
 
 
 def _poison_forward(monkeypatch, after_calls: int, effect):
-    """Wrap SnakeWorldEqM.forward: from training call `after_calls` on, apply `effect` (the smoke test is call 1)."""
-    original = SnakeWorldEqM.forward
-    calls = {"n": 0}
-
-    @functools.wraps(original)  # the loop reads forward's signature to pick the dataset columns
-    def forward(self, *args, **kwargs):
-        out = original(self, *args, **kwargs)
-        if self.training:
-            calls["n"] += 1
-            if calls["n"] >= after_calls:
-                effect(out)
-        return out
-
-    monkeypatch.setattr(SnakeWorldEqM, "forward", forward)
+    poison_forward(monkeypatch, SnakeWorldEqM, after_calls, effect)
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(dataset, tmp_path, capsys, monkeypatch):
