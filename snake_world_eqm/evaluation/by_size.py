@@ -79,7 +79,8 @@ def evaluate_size(model, height: int, width: int, cfg: SizeEvalConfig, progress:
     check_model_takes(model, height, width)
     started = time.perf_counter()
     rows = evaluation_rows(height, width, cfg.rows, cfg.data_seed)
-    one_step, _ = held_out_metrics(model, rows, EvalConfig(batch_size=cfg.batch_size, sample_seed=cfg.sample_seed))
+    one_step, _ = held_out_metrics(model, rows, EvalConfig(batch_size=cfg.batch_size, sample_seed=cfg.sample_seed),
+                                   progress=progress)
     cap = play_cap(height, width, cfg.min_cap)
     name = size_name(height, width)
     return {

@@ -128,12 +128,13 @@ def _board_metrics(predicted: np.ndarray, target: np.ndarray, events: np.ndarray
     return float(exact.mean()), float(cells.mean())
 
 
-def held_out_metrics(model, rows: dict[str, np.ndarray], cfg: EvalConfig) -> tuple[dict, dict]:
+def held_out_metrics(model, rows: dict[str, np.ndarray], cfg: EvalConfig,
+                     progress: bool = True) -> tuple[dict, dict]:
     """Action accuracy, next-board and what-if match, validity, coherence; also returns the raw runs."""
     states, expert = rows["state"], rows["action"]
     free = run_sampler(model, states, cfg.batch_size, cfg.sample_seed)
     whatif_exact, whatif_cells, held_boards = {}, {}, []
-    for action, name in enumerate(tqdm(ACTION_NAMES, desc="what-if", leave=False)):
+    for action, name in enumerate(tqdm(ACTION_NAMES, desc="what-if", disable=not progress, leave=False)):
         held = run_sampler(model, states, cfg.batch_size, cfg.sample_seed + 1 + action,
                            action=np.full(states.shape[0], action))
         held_boards.append(held)
@@ -166,10 +167,10 @@ def held_out_metrics(model, rows: dict[str, np.ndarray], cfg: EvalConfig) -> tup
     return result, runs
 
 
-def fixed_step_curve(model, rows: dict[str, np.ndarray], cfg: EvalConfig) -> list[dict]:
+def fixed_step_curve(model, rows: dict[str, np.ndarray], cfg: EvalConfig, progress: bool = True) -> list[dict]:
     """Accuracy and final gradient norm at each fixed number of sampling steps (adaptive off)."""
     curve = []
-    for steps in tqdm(cfg.fixed_steps, desc="fixed steps", leave=False):
+    for steps in tqdm(cfg.fixed_steps, desc="fixed steps", disable=not progress, leave=False):
         run = run_sampler(model, rows["state"], cfg.batch_size, cfg.sample_seed, num_steps=steps,
                           adaptive_threshold=None)
         curve.append({
@@ -204,9 +205,10 @@ def choose_thresholds(curve: list[dict], configured: float | None, max_points: i
     return kept
 
 
-def adaptive_curve(model, rows: dict[str, np.ndarray], thresholds: list[float], cfg: EvalConfig) -> list[dict]:
+def adaptive_curve(model, rows: dict[str, np.ndarray], thresholds: list[float], cfg: EvalConfig,
+                   progress: bool = True) -> list[dict]:
     points = []
-    for threshold in tqdm(thresholds, desc="adaptive", leave=False):
+    for threshold in tqdm(thresholds, desc="adaptive", disable=not progress, leave=False):
         run = run_sampler(model, rows["state"], cfg.batch_size, cfg.sample_seed,
                           num_steps=cfg.adaptive_max_steps, adaptive_threshold=threshold)
         points.append({
@@ -476,13 +478,13 @@ def evaluate(model, dataset, baseline=None, cfg: EvalConfig | None = None, progr
     rows = load_rows(dataset, cfg.max_rows)
     height, width = rows["state"].shape[1:]
     with timer("held_out"):
-        result, runs = held_out_metrics(model, rows, cfg)
+        result, runs = held_out_metrics(model, rows, cfg, progress=progress)
     with timer("fixed_steps"):
-        result["fixed_steps"] = fixed_step_curve(model, rows, cfg)
+        result["fixed_steps"] = fixed_step_curve(model, rows, cfg, progress=progress)
     thresholds = list(cfg.thresholds) if cfg.thresholds else choose_thresholds(
         result["fixed_steps"], getattr(model.config, "eqm_adaptive_threshold", None))
     with timer("adaptive"):
-        result["adaptive"] = adaptive_curve(model, rows, thresholds, cfg)
+        result["adaptive"] = adaptive_curve(model, rows, thresholds, cfg, progress=progress)
         result["adaptive_summary"] = summarise_adaptive(result["fixed_steps"], result["adaptive"])
     with timer("uncertainty"):
         result["uncertainty"] = uncertainty_metrics(model, rows, runs, cfg)

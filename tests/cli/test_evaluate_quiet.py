@@ -58,6 +58,10 @@ def test_default_output_is_a_short_table_and_the_teacher_mismatch_warning(folder
     assert lines[-1] == f"full result: {out_json}"
     assert json.loads(out_json.read_text())["config"]["expert"] == "astar"
     assert "Loading weights" not in captured.err and "Generating" not in captured.err
+    # --no-progress silences every bar of the evaluation, not only the play ones (issue #35).
+    for bar in ("what-if", "fixed steps", "adaptive", "play "):
+        assert f"{bar}:" not in captured.err, bar
+    assert "\r" not in captured.err and "it/s" not in captured.err
     # One line names both experts and the flag that chooses.
     warning = [line for line in captured.err.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "'route'" in warning[0] and "'astar'" in warning[0]
