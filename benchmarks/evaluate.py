@@ -58,9 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         model, baseline, split = random_model_and_dataset(known.board_size, known.random_rows, args.seed)
     else:
         from snake_world_eqm.data import load_snake_dataset
-        from snake_world_eqm.evaluation.cli import load_models
+        from snake_world_eqm.pretrained import load_model
 
-        model, baseline = load_models(args.model, args.baseline, args.device)
+        # The one checkpoint loader, called as `snake-eqm evaluate` calls it.
+        model = load_model(args.model, kind="eqm", device=args.device)
+        baseline = None if args.baseline is None else load_model(args.baseline, kind="baseline", device=args.device)
         split = load_snake_dataset(args.dataset, split=args.split)
     if cfg.expert == "auto":  # the teacher named in the dataset's card, as `snake-eqm evaluate` resolves it
         from snake_world_eqm.data.loading import dataset_expert
