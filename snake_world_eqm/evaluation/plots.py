@@ -74,11 +74,19 @@ def plot_grad_norm_histograms(result: dict, path: Path) -> Path:
     if wrong.size:
         axis.hist(wrong, bins=bins, alpha=0.6, density=True, label=f"wrong action (n={wrong.size})")
     auroc = result["uncertainty"]["grad_norm"]["action_error_auroc"]
-    axis.set_title(f"Final gradient norm, AUROC for errors = {auroc:.3f}")
+    axis.set_title(f"Final gradient norm of right and wrong actions\n{error_detection_text(auroc)}", fontsize=10)
     axis.set_xlabel("gradient norm at the end of sampling")
     axis.set_ylabel("density")
     axis.legend()
     return _save(figure, path)
+
+
+def error_detection_text(auroc: float | None) -> str:
+    """What the histogram's AUROC measures: how well a high final gradient norm flags the model's own wrong
+    actions (vs the expert). 0.5 is chance; below it, wrong actions tend to end with the *lower* norm."""
+    if auroc is None or not np.isfinite(auroc):
+        return "error-detection AUROC undefined (no right or no wrong actions)"
+    return f"error-detection AUROC {auroc:.3f} (0.5 = chance, lower = worse)"
 
 
 def plot_apples_per_agent(result: dict, path: Path) -> Path:

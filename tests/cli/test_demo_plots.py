@@ -60,3 +60,17 @@ def test_one_validation_point_shares_the_training_step_axis(tmp_path, figures):
     low, high = eval_axis.get_ylim()
     assert 5 <= high - low <= 11 and low <= 31.3 <= high  # a readable band around the lone value
     assert "31.3" in _texts(eval_axis)
+
+
+@pytest.mark.parametrize(("auroc", "expected"), [
+    (0.403, "error-detection AUROC 0.403 (0.5 = chance, lower = worse)"),
+    (0.81, "error-detection AUROC 0.810 (0.5 = chance, lower = worse)"),
+    (float("nan"), "error-detection AUROC undefined (no right or no wrong actions)"),
+])
+def test_the_histogram_title_says_which_auroc_and_where_chance_is(figures, auroc, expected):
+    # The AUROC of the final gradient norm for the model's own wrong actions; a bare "AUROC 0.403" read as a score.
+    result = {"uncertainty": {"grad_norm": {"action_error_auroc": auroc},
+                              "grad_norm_values": {"right": [0.1, 0.2, 0.3], "wrong": [0.15]}}}
+    plots.plot_grad_norm_histograms(result, "unused.png")
+    title = figures[0].axes[0].get_title()
+    assert title.splitlines() == ["Final gradient norm of right and wrong actions", expected]
