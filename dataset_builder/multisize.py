@@ -27,7 +27,7 @@ from snake_world_eqm.data.generate import GenerationConfig, chunk_rows, map_chun
 from snake_world_eqm.game.state import size_name, sort_sizes
 
 from .builder import PARQUET_OPTIONS, ROW_GROUP_SIZE, chunk_file_name, staged_output
-from .card import DatasetStats, dataset_info, markdown_table, percent_of, size_category
+from .card import EXPERT_DESCRIPTIONS, DatasetStats, dataset_info, markdown_table, percent_of, size_category
 
 
 @dataclass
@@ -162,7 +162,7 @@ def build_multisize_card(
           percent_of(stats[name].perturbed, stats[name].total_rows), percent_of(_death_rows(stats[name]), stats[name].total_rows))
          for name in names],
     )
-    expert = "A* planner" if base.expert == "astar" else "heuristic (greedy with safety check)"
+    expert = EXPERT_DESCRIPTIONS.get(base.expert, base.expert)  # named as the single-size card names it
     body = f"""
 # Snake world-model transitions ({len(names)} board sizes)
 

@@ -129,3 +129,19 @@ def test_size_names_parse_and_sort():
     assert sort_sizes(["10x10", "8x12", "6x6", "8x8"]) == ["6x6", "8x8", "8x12", "10x10"]
     with pytest.raises(ValueError, match="width 3 is outside"):
         parse_board_size("6x3")
+
+
+@pytest.mark.parametrize("kind", ["fill", "route", "cycle", "astar", "heuristic"])
+def test_the_card_names_the_expert_that_played(kind):
+    # It said "heuristic" for every expert but astar, fill (the default) and route included.
+    from dataset_builder.card import EXPERT_DESCRIPTIONS, DatasetStats
+    from dataset_builder.multisize import build_multisize_card
+    from snake_world_eqm.data import GenerationConfig
+
+    configs = {name: GenerationConfig(num_samples=10, height=size, width=size, expert=kind)
+               for name, size in (("4x4", 4), ("6x6", 6))}
+    card = build_multisize_card(configs, {name: DatasetStats() for name in configs}, "cmd", "0" * 64)
+    assert f"played by the {EXPERT_DESCRIPTIONS[kind]} expert on" in card.text
+    assert f"`{kind}`" in card.text
+    if kind != "heuristic":
+        assert "heuristic" not in card.text
