@@ -3,6 +3,7 @@
     python -m dataset_builder dagger --model PATH_OR_REPO_ID --dataset EXPERT_DATA --output-dir runs/dagger \
         --rounds 3 --samples-per-round 100000 --finetune-steps 800
     python hub_scripts/dagger.py ...                                  # the same
+    python -m dataset_builder dagger ... --board-sizes 6x6 8x8 10x10 12x9    # one model, every size (see below)
 
 Round r (1-based) plays `--samples-per-round` steps with the round r-1 model mixed with the expert at rate
 beta_r = beta * beta_decay^(r-1) (probability that the expert plays a step), labels every visited state with
@@ -11,6 +12,11 @@ round's data so far (`OUTPUT/round-r/model`), and plays seeded closed-loop games
 finished round writes `round-r/round.json`; a rerun skips finished rounds, so the loop resumes between
 rounds (a round interrupted during fine-tuning resumes from its latest checkpoint). `OUTPUT/dagger.json`
 holds the round-by-round table.
+
+With `--board-sizes` (a model with `fixed_board_size=False`) each round collects `--samples-per-round` rows on
+every size, one dataset folder per size (`round-r/data-HxW`, batched over 256 games of that size), fine-tunes on
+all of them at once and scores every size; the table then has one row per round and size. Each size's folder is
+published when complete, so an interrupted round resumes at the first size it had not finished.
 
 Ross, Gordon & Bagnell (2011): training on the learner's own state distribution bounds the compounding
 error linearly in the horizon instead of quadratically.
@@ -26,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from snake_world_eqm.agents.flags import POLICY_AGENTS, POLICY_DTYPES
-from snake_world_eqm.argtypes import non_negative_int, positive_float, positive_int, probability, seed
-from snake_world_eqm.game.state import EXPERT_KINDS
+from snake_world_eqm.argtypes import board_size, non_negative_int, positive_float, positive_int, probability, seed
+from snake_world_eqm.game.state import EXPERT_KINDS, size_name
 from snake_world_eqm.output_guard import OutputLock, atomic_write_text, guard_output_folder
 
 # The parser stays light (`python -m dataset_builder dagger --help`, hub_scripts/dagger.py): the builder,
@@ -48,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the expert dataset(s) every round also trains on")
     parser.add_argument("--output-dir", required=True, help="rounds go to OUTPUT_DIR/round-N/{data,model}")
     parser.add_argument("--rounds", type=positive_int, default=3)
+    parser.add_argument("--board-sizes", nargs="+", type=board_size, default=None, metavar="HxW",
+                        help="collect and score on each of these sizes (default: the model's own size); more than the "
+                             "model's own size needs a model with fixed_board_size=False")
     parser.add_argument("--samples-per-round", type=positive_int, default=100_000, help="on-policy rows per round")
     parser.add_argument("--beta", type=probability, default=0.5, help="round 1's probability that the expert plays a step")
     parser.add_argument("--beta-decay", type=probability, default=0.5, help="beta of round r = beta * decay^(r-1)")
@@ -96,21 +105,32 @@ def run(args: argparse.Namespace, command: str | None = None) -> list[dict[str, 
 
     config = load_config(args.model)  # a bad model id fails before anything is written
     expert = args.expert or dataset_expert(args.dataset)  # the rounds' labels: the dataset's own teacher
-    height, width = config.board_height, config.board_width
+    sizes = round_sizes(args.board_sizes, config)
     _check_datasets(args.dataset, config)  # before a round is scored or collected
     # One guard for every output: never the current folder, the model or a dataset, nor a folder of another
     # kind; an earlier DAgger run there is continued (finished rounds are read back).
     output = guard_output_folder(args.output_dir, "DAgger run", True, "--output-dir", (args.model, *args.dataset))
     output.mkdir(parents=True, exist_ok=True)
     with OutputLock(output, "--output-dir"):
-        return _rounds(args, output, height, width, expert, command)
+        return _rounds(args, output, sizes, expert, command)
+
+
+def round_sizes(requested: list[tuple[int, int]] | None, config: Any) -> list[tuple[int, int]]:
+    """The board sizes every round collects and scores: `requested`, or the model's own size."""
+    own = (config.board_height, config.board_width)
+    sizes = list(dict.fromkeys(requested or [own]))
+    if getattr(config, "fixed_board_size", True) and sizes != [own]:
+        raise ValueError(f"--board-sizes {' '.join(size_name(*s) for s in sizes)}: the model plays only "
+                         f"{size_name(*own)} boards (fixed_board_size=True); fine-tune it with "
+                         "--config-set fixed_board_size=false first")
+    return sizes
 
 
 def _check_datasets(datasets: list[str], config: Any) -> None:
     """Every --dataset loads (columns, types, a sample of rows) and, for a fixed-size model, has its board size."""
     from snake_world_eqm.data import load_snake_dataset
 
-    size = f"{config.board_height}x{config.board_width}" if getattr(config, "fixed_board_size", True) else None
+    size = f"{config.board_height}x{config.board_width}" if getattr(config, "fixed_board_size", True) else "all"
     for dataset in datasets:
         try:
             load_snake_dataset(dataset, board_size=size)
@@ -118,9 +138,9 @@ def _check_datasets(datasets: list[str], config: Any) -> None:
             raise ValueError(f"--dataset {dataset}: {error}") from None
 
 
-def _rounds(args: argparse.Namespace, output: Path, height: int, width: int, expert: str,
+def _rounds(args: argparse.Namespace, output: Path, sizes: list[tuple[int, int]], expert: str,
             command: str | None) -> list[dict[str, Any]]:
-    table = [_round_zero(args, output, height, width)]
+    table = [_round_zero(args, output, sizes)]
     model, datasets = args.model, list(args.dataset)
     for round_index in range(1, args.rounds + 1):
         folder = output / f"round-{round_index}"
@@ -128,42 +148,65 @@ def _rounds(args: argparse.Namespace, output: Path, height: int, width: int, exp
         if record_file.is_file():
             record = json.loads(record_file.read_text())
         else:
-            record = _run_round(args, folder, round_index, model, datasets, height, width, expert)
+            record = _run_round(args, folder, round_index, model, datasets, sizes, expert)
             atomic_write_text(record_file, json.dumps(record, indent=2))
         table.append(record)
         model = str(folder / "model")
-        datasets.append(str(folder / "data"))
+        datasets.extend(str(data) for data in _size_folders(folder, sizes))
         print(format_row(record), flush=True)
     atomic_write_text(output / "dagger.json", json.dumps({"command": command or _command(sys.argv[1:]), "rounds": table}, indent=2))
     return table
 
 
-def _round_zero(args: argparse.Namespace, output: Path, height: int, width: int) -> dict[str, Any]:
+def _size_folders(folder: Path, sizes: list[tuple[int, int]]) -> list[Path]:
+    """A round's on-policy dataset folders: `data` for a one-size run (as before), `data-HxW` per size otherwise."""
+    if len(sizes) == 1:
+        return [folder / "data"]
+    return [folder / f"data-{size_name(*size)}" for size in sizes]
+
+
+def score_sizes(model: str, sizes: list[tuple[int, int]], args: argparse.Namespace) -> dict[str, Any]:
+    """`score_model` on every size; with several, the per-size scores under `by_size` and their mean on top."""
+    scores = {size_name(*size): score_model(model, *size, args.eval_games, args.eval_max_steps, args.no_progress)
+              for size in sizes}
+    if len(scores) == 1:
+        return next(iter(scores.values()))
+    total_games = sum(s["games"] for s in scores.values())
+    return {"mean_apples": sum(s["mean_apples"] * s["games"] for s in scores.values()) / total_games,
+            "mean_apples_ci95": None, "deaths": sum(s["deaths"] for s in scores.values()),
+            "wins": sum(s["wins"] for s in scores.values()), "games": total_games, "by_size": scores}
+
+
+def _round_zero(args: argparse.Namespace, output: Path, sizes: list[tuple[int, int]]) -> dict[str, Any]:
     """The starting model's score, measured once (same seeds as every round)."""
     record_file = output / "round-0.json"
     if record_file.is_file():
         return json.loads(record_file.read_text())
     record = {"round": 0, "model": args.model, "rows_added": 0, "beta": None, "held_out_action_accuracy": None,
-              **score_model(args.model, height, width, args.eval_games, args.eval_max_steps, args.no_progress)}
+              **score_sizes(args.model, sizes, args)}
     atomic_write_text(record_file, json.dumps(record, indent=2))
     print(format_row(record), flush=True)
     return record
 
 
 def _run_round(args: argparse.Namespace, folder: Path, round_index: int, model: str, datasets: list[str],
-               height: int, width: int, expert: str) -> dict[str, Any]:
+               sizes: list[tuple[int, int]], expert: str) -> dict[str, Any]:
     beta = args.beta * args.beta_decay ** (round_index - 1)
-    data = folder / "data"
-    if not (data / "README.md").is_file():  # published atomically: present means complete
+    folders = _size_folders(folder, sizes)
+    for offset, (data, (height, width)) in enumerate(zip(folders, sizes)):
+        if (data / "README.md").is_file():  # published atomically: present means complete
+            continue
         folder.mkdir(parents=True, exist_ok=True)
-        collect(model, data, args.samples_per_round, beta, height, width, seed=args.seed + 1000 * round_index,
-                agent=args.policy_agent, one_cell_fraction=args.one_cell_fraction, expert=expert,
-                progress=not args.no_progress, dtype=args.policy_dtype)
-    train_on = [*datasets, str(data)]
+        # One seed per round and size, so that sizes never share games and a one-size run keeps its old seeds.
+        collect(model, data, args.samples_per_round, beta, height, width,
+                seed=args.seed + 1000 * round_index + 100_000 * offset, agent=args.policy_agent,
+                one_cell_fraction=args.one_cell_fraction, expert=expert, progress=not args.no_progress,
+                dtype=args.policy_dtype)
+    train_on = [*datasets, *map(str, folders)]
     if args.fatal_repeat:
         hard = folder / "fatal"
         if not hard.is_dir():
-            fatal = [*_round_data(datasets), data]
+            fatal = [*_round_data(datasets), *folders]
             save_fatal_deviations(fatal, hard, args.fatal_window, args.fatal_repeat)
         train_on.append(str(hard))
     summary = finetune(model, train_on, folder / "model", args)
@@ -171,13 +214,13 @@ def _run_round(args: argparse.Namespace, folder: Path, round_index: int, model: 
     return {
         "round": round_index,
         "model": str(folder / "model"),
-        "rows_added": _rows(data),
+        "rows_added": sum(_rows(data) for data in folders),
         "beta": beta,
         "held_out_action_accuracy": validation.get("action_accuracy"),
         "held_out_rows": validation.get("num_rows"),
         "finetune_steps": summary.get("global_step"),
         "fatal_repeat": args.fatal_repeat,
-        **score_model(str(folder / "model"), height, width, args.eval_games, args.eval_max_steps, args.no_progress),
+        **score_sizes(str(folder / "model"), sizes, args),
     }
 
 
@@ -300,21 +343,39 @@ def _command(argv: list[str]) -> str:
     return "python -m dataset_builder dagger " + " ".join(shlex.quote(str(a)) for a in argv)
 
 
+def _score_text(score: dict[str, Any]) -> str:
+    low_high = score.get("mean_apples_ci95")
+    interval = f" (95% CI {low_high[0]:.1f}-{low_high[1]:.1f})" if low_high else ""
+    return f"mean apples {score['mean_apples']:.2f}{interval}, deaths {score['deaths']}/{score['games']}, wins {score['wins']}"
+
+
 def format_row(record: dict[str, Any]) -> str:
     accuracy = record.get("held_out_action_accuracy")
-    return (f"round {record['round']}: rows added {record['rows_added']:,}, held-out action accuracy "
-            f"{'-' if accuracy is None else f'{accuracy:.4f}'}, mean apples {record['mean_apples']:.2f} "
-            f"(95% CI {record['mean_apples_ci95'][0]:.1f}-{record['mean_apples_ci95'][1]:.1f}), "
-            f"deaths {record['deaths']}/{record['games']}, wins {record['wins']}")
+    head = (f"round {record['round']}: rows added {record['rows_added']:,}, held-out action accuracy "
+            f"{'-' if accuracy is None else f'{accuracy:.4f}'}, ")
+    sizes = record.get("by_size")
+    if not sizes:
+        return head + _score_text(record)
+    return head + "; ".join(f"{name}: {_score_text(score)}" for name, score in sizes.items())
+
+
+def _table_cells(score: dict[str, Any]) -> str:
+    low_high = score.get("mean_apples_ci95")
+    interval = f" ({low_high[0]:.1f}-{low_high[1]:.1f})" if low_high else ""
+    return f"{score['mean_apples']:.2f}{interval} | {score['deaths']}/{score['games']} | {score['wins']}"
 
 
 def format_table(table: list[dict[str, Any]]) -> str:
-    lines = ["| round | rows added | beta | held-out action accuracy | mean apples (95% CI) | deaths | wins |",
-             "|---|---|---|---|---|---|---|"]
+    """The round table; a multi-size run has one row per round and size."""
+    multi = any(r.get("by_size") for r in table)
+    size_header = " size |" if multi else ""
+    lines = [f"| round |{size_header} rows added | beta | held-out action accuracy | mean apples (95% CI) | deaths | wins |",
+             "|---|" + ("---|" if multi else "") + "---|---|---|---|---|---|"]
     for r in table:
         accuracy = r.get("held_out_action_accuracy")
-        lines.append(f"| {r['round']} | {r['rows_added']:,} | {'-' if r.get('beta') is None else r['beta']} | "
-                     f"{'-' if accuracy is None else f'{accuracy:.4f}'} | {r['mean_apples']:.2f} "
-                     f"({r['mean_apples_ci95'][0]:.1f}-{r['mean_apples_ci95'][1]:.1f}) | {r['deaths']}/{r['games']} | "
-                     f"{r['wins']} |")
+        common = (f"{r['rows_added']:,} | {'-' if r.get('beta') is None else r['beta']} | "
+                  f"{'-' if accuracy is None else f'{accuracy:.4f}'}")
+        for name, score in (r.get("by_size") or {"": r}).items():
+            size_cell = f" {name} |" if multi else ""
+            lines.append(f"| {r['round']} |{size_cell} {common} | {_table_cells(score)} |")
     return "\n".join(lines)

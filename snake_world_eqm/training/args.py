@@ -27,7 +27,7 @@ from .flags import (
     resolve_trackers,
 )
 
-__all__ = ["FINETUNE_OVERRIDABLE", "KNOWN_TRACKERS", "MODEL_FLAGS", "NonFiniteLossError", "TrainingSetupError",
+__all__ = ["FINETUNE_GROWABLE", "FINETUNE_OVERRIDABLE", "KNOWN_TRACKERS", "MODEL_FLAGS", "NonFiniteLossError", "TrainingSetupError",
            "build_parser", "resolve_trackers", "validate_args"]
 
 
@@ -43,6 +43,9 @@ MODEL_FLAGS = ("d_model", "num_layers", "num_heads", "dropout", "use_cnn", "cnn_
 FINETUNE_OVERRIDABLE = ("dropout", *SAMPLER_FIELDS, *LOSS_WEIGHT_FIELDS, "recon_changed_weight", "decoder_noise_std",
                         "whatif_recon_fraction",
                         "fixed_board_size")  # the same weights run on any size: a 10x10 checkpoint may learn several
+# Fields a fine-tuning run may raise: the new residual blocks start as the identity (model_setup.grow_cnn), so the
+# grown model computes exactly what the checkpoint did, and then learns with a wider receptive field.
+FINETUNE_GROWABLE = ("cnn_layers",)
 
 def _optional_threshold(text: str) -> float | None:
     if text.lower() in ("none", "off", ""):

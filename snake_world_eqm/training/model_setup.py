@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import torch
 from huggingface_hub.errors import StrictDataclassError
 
 from snake_world_eqm import configuration_snake_world_eqm as conf
@@ -13,7 +14,7 @@ from snake_world_eqm.configuration_snake_world_eqm import SnakeWorldEqMConfig
 from snake_world_eqm.game.state import MAX_BOARD_SIZE, MIN_BOARD_SIZE
 from snake_world_eqm.pretrained import PretrainedLoadError, load_config, load_model, model_kind
 
-from .args import FINETUNE_OVERRIDABLE, MODEL_FLAGS
+from .args import FINETUNE_GROWABLE, FINETUNE_OVERRIDABLE, MODEL_FLAGS
 from .errors import TrainingSetupError
 
 # Classmethods of SnakeWorldEqMConfig that build a named preset and accept field overrides.
@@ -99,6 +100,8 @@ def finetune_config(args: argparse.Namespace, kind: str, config_set: list[tuple[
         value = _coerce(key, value, current)
         if key in FINETUNE_OVERRIDABLE:
             overrides[key] = value
+        elif key in FINETUNE_GROWABLE and isinstance(value, int) and value > current and getattr(saved, "use_cnn", False):
+            overrides[key] = value
         elif value != current:
             raise TrainingSetupError(f"{key}={value!r} would change the architecture of {args.model_name_or_path} "
                                      f"(it has {key}={current!r}); only sampler and loss-weight settings may change "
@@ -147,10 +150,36 @@ def build_model(kind: str, config: Any, model_name_or_path: str | None = None) -
     _, model_cls = model_classes(kind)
     if model_name_or_path is not None:
         try:
-            return load_model(model_name_or_path, kind=kind, config=config)
+            saved = load_config(model_name_or_path)
+            grown = {key: getattr(config, key) for key in FINETUNE_GROWABLE if getattr(config, key) != getattr(saved, key)}
+            if not grown:
+                return load_model(model_name_or_path, kind=kind, config=config)
+            smaller = config.__class__.from_dict({**config.to_dict(), **{key: getattr(saved, key) for key in grown}})
+            return grow_cnn(load_model(model_name_or_path, kind=kind, config=smaller), config)
         except PretrainedLoadError as error:
             raise TrainingSetupError(f"--model-name-or-path {error}") from error
     try:
         return model_cls(config)
     except (ValueError, TypeError, KeyError) as error:
         raise TrainingSetupError(f"cannot build {model_cls.__name__} from this config: {error}") from error
+
+
+def grow_cnn(model: Any, config: Any) -> Any:
+    """`model` with `config.cnn_layers` residual CNN blocks: its own blocks first, the new ones as the identity.
+
+    A block adds `conv2(gelu(conv1(gelu(x))))` to its input, so a zero `conv2` makes it pass its input through:
+    the grown model computes exactly what `model` did (same actions, same boards) and training then uses the
+    wider receptive field (dilations repeat 1, 2, 4: five blocks see 15 cells in every direction)."""
+    _, model_cls = model_classes(model_kind(config))
+    grown = model_cls(config)
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    old_blocks = len(model.encoder.cnn.blocks)
+    new_prefixes = tuple(f"encoder.cnn.blocks.{i}." for i in range(old_blocks, config.cnn_layers))
+    if unexpected or any(not name.startswith(new_prefixes) for name in missing):
+        raise TrainingSetupError(f"cannot grow the CNN to {config.cnn_layers} blocks: missing {missing}, "
+                                 f"unexpected {unexpected}")
+    for block in grown.encoder.cnn.blocks[old_blocks:]:
+        torch.nn.init.zeros_(block.conv2.weight)
+        torch.nn.init.zeros_(block.conv2.bias)
+    return grown.train(model.training)
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -149,3 +150,86 @@ def test_two_process_data_parallel_on_several_sizes(multi, tmp_path):
     assert summary["num_processes"] == 2 and summary["global_step"] == 4
     assert summary["validation"]["num_rows"] == 30  # 3 sizes x 10 rows, duplicates of the padding dropped
     assert summary["board_sizes"] == ["4x4", "5x7", "6x6"]
+
+
+def _tiny_cnn_model(tmp_path, multi, layers: int) -> Path:
+    out = tmp_path / f"cnn{layers}"
+    assert train_main(["--dataset", str(multi), "--output-dir", str(out), "--max-steps", "1", "--batch-size", "16",
+                       "--max-eval-samples", "16", *TINY_EQM, "--use-cnn", "--cnn-mode", "replace",
+                       "--cnn-channels", "8", "--cnn-layers", str(layers), *QUIET]) == 0
+    return out
+
+
+def test_growing_the_cnn_starts_from_exactly_what_the_checkpoint_computes(multi, tmp_path):
+    """A 16x16 board needs a wider view than a 10x10 checkpoint's CNN: its new blocks start as the identity."""
+    import torch
+
+    from snake_world_eqm.training.model_setup import build_model
+
+    base = _tiny_cnn_model(tmp_path, multi, 2)
+    saved = SnakeWorldEqM.from_pretrained(base).eval()
+    grown_config = saved.config.__class__.from_dict({**saved.config.to_dict(), "cnn_layers": 4})
+    grown = build_model("eqm", grown_config, str(base)).eval()
+    assert len(grown.encoder.cnn.blocks) == 4
+    boards = torch.zeros((3, 9, 11), dtype=torch.long)
+    boards[:, 4, 5], boards[:, 2, 2] = 2, 1  # a one-cell snake and an apple
+    with torch.no_grad():
+        assert torch.equal(saved.encode(boards), grown.encode(boards))
+        for name, tensor in saved.state_dict().items():
+            assert torch.equal(grown.state_dict()[name], tensor), name
+        assert any(block.conv1.weight.abs().sum() > 0 for block in grown.encoder.cnn.blocks[2:])  # not dead weights
+
+    out = tmp_path / "grown"  # through the command line, a grown run trains and saves the wider model
+    assert train_main(["--dataset", str(multi), "--model-name-or-path", str(base), "--output-dir", str(out),
+                       "--config-set", "cnn_layers=3", "--max-steps", "1", "--batch-size", "16",
+                       "--max-eval-samples", "16", *QUIET]) == 0
+    assert SnakeWorldEqM.from_pretrained(out).config.cnn_layers == 3
+
+
+def test_a_cnn_cannot_shrink_when_fine_tuning(multi, tmp_path, capsys):
+    base = _tiny_cnn_model(tmp_path, multi, 2)
+    assert train_main(["--dataset", str(multi), "--model-name-or-path", str(base), "--output-dir", str(tmp_path / "x"),
+                       "--config-set", "cnn_layers=1", "--max-steps", "1", *QUIET]) == 2
+    assert "cnn_layers=1 would change the architecture" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_multi_size_dagger_collects_scores_and_resumes_per_size(multi, tmp_path, capsys):
+    from dataset_builder.dagger import main as dagger_main
+
+    base = _tiny_cnn_model(tmp_path, multi, 1)
+    out = tmp_path / "dagger"
+    argv = ["--model", str(base), "--dataset", str(multi), "--output-dir", str(out), "--rounds", "1",
+            "--board-sizes", "6x6", "5x7", "--samples-per-round", "60", "--finetune-steps", "1", "--batch-size", "8",
+            "--eval-games", "1", "--eval-max-steps", "10", "--train-args", "--max-eval-samples 8", "--no-progress"]
+    assert dagger_main(argv) == 0
+    rounds = json.loads((out / "dagger.json").read_text())["rounds"]
+    assert [sorted(r["by_size"]) for r in rounds] == [["5x7", "6x6"]] * 2
+    assert rounds[1]["rows_added"] == 120 and rounds[1]["games"] == 4  # 60 rows and 1 game per start kind, per size
+    from snake_world_eqm.data import load_snake_dataset
+
+    for name, shape in (("6x6", (6, 6)), ("5x7", (5, 7))):  # each size's rows are boards of that size
+        rows = load_snake_dataset(out / "round-1" / f"data-{name}", split="train").with_format("numpy")
+        assert rows[:]["state"].shape[1:] == shape
+    table = capsys.readouterr().out
+    assert "| 1 | 6x6 | 120 | 0.5 |" in table and "| 1 | 5x7 | 120 | 0.5 |" in table
+    # A round interrupted after one size's collection resumes at the next size; the finished folder is kept.
+    (out / "round-1" / "round.json").unlink()
+    shutil.rmtree(out / "round-1" / "data-5x7")
+    kept = (out / "round-1" / "data-6x6" / "README.md").stat().st_mtime_ns
+    assert dagger_main(argv) == 0
+    assert (out / "round-1" / "data-6x6" / "README.md").stat().st_mtime_ns == kept
+    assert (out / "round-1" / "data-5x7" / "README.md").is_file()
+
+
+def test_multi_size_dagger_refuses_a_fixed_size_model(tmp_path, capsys):
+    from dataset_builder.dagger import main as dagger_main
+
+    base = tmp_path / "six"
+    data = build_tiny_dataset(tmp_path / "d", 200)
+    assert train_main(["--dataset", str(data), "--output-dir", str(base), "--max-steps", "1", "--batch-size", "16",
+                       *TINY_EQM, *QUIET]) == 0
+    assert dagger_main(["--model", str(base), "--dataset", str(data), "--output-dir", str(tmp_path / "out"),
+                        "--board-sizes", "6x6", "8x8", "--no-progress"]) == 2
+    assert "the model plays only 6x6 boards (fixed_board_size=True)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
