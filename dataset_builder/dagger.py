@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from snake_world_eqm.agents.flags import POLICY_AGENTS, POLICY_DTYPES
-from snake_world_eqm.argtypes import board_size, non_negative_int, positive_float, positive_int, probability, seed
+from snake_world_eqm.argtypes import (
+    board_size,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    probability,
+    seed,
+)
 from snake_world_eqm.game.state import EXPERT_KINDS, size_name
 from snake_world_eqm.output_guard import OutputLock, atomic_write_text, guard_output_folder
 
