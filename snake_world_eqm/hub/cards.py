@@ -287,9 +287,11 @@ def build_model_card(
     extra_datasets: list[str] | None = None,
     size_note: str | None = None,
     play_summary: Mapping[str, Any] | None = None,
+    teacher: str | None = None,
 ) -> ModelCard:
     """A model card whose metadata carries the evaluation metrics as model-index results, with one entry per
-    board size and agent for closed-loop play (`play_summary`, default `play_results(metrics, board_size)`)."""
+    board size and agent for closed-loop play (`play_summary`, default `play_results(metrics, board_size)`).
+    `teacher` is the expert kind the model imitates (default: the evaluation's config.expert, else astar)."""
     flat = flatten_metrics(metrics or {})
     eval_results = [
         EvalResult(
@@ -328,7 +330,7 @@ def build_model_card(
         board_size=board_size,
         size_note=size_note or f"- Trained for one board size ({board_size}); other sizes need another model.",
         commands="\n".join(commands or ["# (commands not recorded)"]),
-        teacher=TEACHERS.get((metrics or {}).get("config", {}).get("expert", "astar"), ""),
+        teacher=TEACHERS.get(teacher or (metrics or {}).get("config", {}).get("expert", "astar"), ""),
     )
 
 
@@ -344,8 +346,11 @@ def render_model_card(model_dir: str | Path, metrics_json: str | Path | None, re
     board = f"{config.get('board_height', '?')}x{config.get('board_width', '?')}"
     commands, extra = list(extra_commands or []), ""
     training = path / "metrics.json"
+    # The expert the evaluation names, else the one training recorded: an evaluate-sizes result names none.
+    teacher = ((metrics or {}).get("config") or {}).get("expert")
     if training.is_file() and inside_folder(path, training):
         train_metrics = _read_json(training, "the folder's metrics.json")
+        teacher = teacher or train_metrics.get("expert")
         commands.append(train_metrics.get("command", "# training command not recorded"))
         extra += (f"### Training\n\n{train_metrics.get('global_step')} optimizer steps, "
                   f"{train_metrics.get('samples_seen')} samples, {train_metrics.get('train_seconds')} s at "
@@ -368,7 +373,7 @@ def render_model_card(model_dir: str | Path, metrics_json: str | Path | None, re
         extra += "### Claims, measured\n\n" + claims_table(metrics) + "\n\n### Closed-loop play\n\n" + play_table(metrics)
     return build_model_card(metrics, repo_id=repo_id, dataset_id=dataset_id, board_size=board,
                             commands=commands or None, extra_markdown=extra, size_note=size_note,
-                            play_summary=play_summary)
+                            play_summary=play_summary, teacher=teacher)
 
 
 def _read_json(path: str | Path, what: str) -> dict:

@@ -8,8 +8,14 @@ import shutil
 
 from huggingface_hub import ModelCard
 
-from snake_world_eqm.hub.cards import RESULTS_FILE, play_results, render_model_card, write_model_card
-from snake_world_eqm.shipped import PRETRAINED_10X10
+from snake_world_eqm.hub.cards import (
+    RESULTS_FILE,
+    TEACHERS,
+    play_results,
+    render_model_card,
+    write_model_card,
+)
+from snake_world_eqm.shipped import PRETRAINED_10X10, PRETRAINED_MULTISIZE
 
 EVALUATION = {
     "action_accuracy": 0.9,
@@ -69,3 +75,22 @@ def test_a_card_rewrite_killed_midway_leaves_nothing_the_next_one_does_not_clear
     assert not [path.name for path in folder.iterdir() if path.name.startswith((".card-", ".tmp-"))]
     assert sorted(path.name for path in folder.iterdir()) == sorted({*before, RESULTS_FILE})
     assert ModelCard.load(folder / "README.md").data.eval_results  # a whole card, model-index included
+
+
+def test_a_multi_size_card_names_the_teacher_its_training_recorded(tmp_path):
+    # An evaluate-sizes result names no expert, so the card said "A* planner" whatever the model imitated.
+    from tests.training_helpers import REPO_ROOT
+
+    folder = tmp_path / "model"
+    shutil.copytree(PRETRAINED_MULTISIZE, folder, symlinks=True)
+    by_size = REPO_ROOT / "docs" / "results" / "eval_multisize.json"
+    assert "expert" not in json.loads(by_size.read_text())["config"]
+    for kind in ("astar", "route", "fill", "cycle", "heuristic"):
+        training = json.loads((PRETRAINED_MULTISIZE / "metrics.json").read_text())
+        (folder / "metrics.json").write_text(json.dumps({**training, "expert": kind}))
+        card = str(render_model_card(folder, by_size, "org/snake-eqm-multisize", "org/snake-world"))
+        assert [name for name, sentence in TEACHERS.items() if sentence in card] == [kind]
+    # An evaluation that names its expert still wins over the training record.
+    (tmp_path / "eval.json").write_text(json.dumps(EVALUATION))  # config.expert: route
+    card = str(render_model_card(folder, tmp_path / "eval.json", "org/snake-eqm", "org/snake-world"))
+    assert [name for name, sentence in TEACHERS.items() if sentence in card] == ["route"]
