@@ -1,5 +1,5 @@
 """`python -m dataset_builder [build] ...`, `python -m dataset_builder validate PATH_OR_REPO`,
-`python -m dataset_builder push PATH --repo-id ID`.
+`python -m dataset_builder push PATH --repo-id ID`, `python -m dataset_builder merge SHARD ... --output OUT`.
 
 The seed's command works as written::
 
@@ -21,7 +21,7 @@ from snake_world_eqm.game.state import DEFAULT_EXPERT, EXPERT_KINDS
 
 # The builder, `datasets`, torch and the Hub client load after parsing, so every `--help` answers at once.
 
-COMMANDS = ("build", "validate", "push")
+COMMANDS = ("build", "validate", "push", "merge")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,6 +235,28 @@ def push_main(argv: list[str]) -> int:
     return 0
 
 
+def merge_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m dataset_builder merge",
+        description="Merge the folders of a sharded build (--shard-index/--num-shards) into one dataset folder "
+                    "whose card describes the whole dataset (dataset_builder/merge.py).")
+    parser.add_argument("shards", nargs="+", metavar="SHARD_FOLDER", help="every shard folder of one build, any order")
+    parser.add_argument("--output", required=True, help="the merged dataset folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    from .merge import merge_shards
+
+    try:
+        result = merge_shards(args.shards, args.output, overwrite=args.overwrite, progress=not args.no_progress,
+                              command="python -m dataset_builder merge " + shlex.join(argv))
+    except (ValueError, OSError) as error:
+        return _fail(parser, error)
+    sizes = ", ".join(f"{split} {rows}" for split, rows in result.stats.rows.items())
+    print(f"merged {len(args.shards)} shards: {result.stats.total_rows} rows ({sizes}) in {result.path}")
+    return 0
+
+
 def _fail(parser: argparse.ArgumentParser, error: Exception) -> int:
     """A bad input found after parsing: one line naming it (no usage block), SystemExit(2) as argparse's own."""
     parser.exit(2, f"{parser.prog}: error: {error}\n")
@@ -246,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         return validate_main(argv[1:])
     if argv and argv[0] == "push":
         return push_main(argv[1:])
+    if argv and argv[0] == "merge":
+        return merge_main(argv[1:])
     if argv and argv[0] == "dagger":
         from .dagger import main as dagger_main
 
