@@ -40,7 +40,8 @@ def test_evaluate_sizes_writes_table_json_and_plot_with_seen_and_unseen_sizes(fo
         assert 0.0 <= entry["next_board_exact"] <= 1.0 and entry["rows"] == 12
         assert entry["play"]["eqm"]["games"] == 2 and entry["play"]["expert"]["games"] == 2  # both start kinds
         assert entry["max_steps"] == 20 * entry["cells"]  # max(min_cap, 20 x cells)
-        assert set(entry["targets_met"]) == set(by_size.SEEN_TARGETS if entry["seen"] else by_size.UNSEEN_TARGETS)
+        assert set(entry["targets_met"]) == {*by_size.ONE_STEP_TARGETS, "eqm_apples_ratio"}
+        assert entry["ratio"]["eqm"] == entry["apples_ratio"]
     table = (out / "r.md").read_text()
     assert "| 4x5 | **no** |" in table and "| 4x4 | yes |" in table
     assert (out / "p.png").stat().st_size > 1000
@@ -58,6 +59,41 @@ def test_evaluation_rows_are_fresh_expert_steps_of_that_size():
     assert rows["state"].shape == (40, 4, 5) and rows["next_state_per_action"].shape == (40, 4, 4, 5)
     assert (rows["next_state"] == rows["next_state_per_action"][np.arange(40), rows["action"]]).all()
     assert by_size.play_cap(10, 10) == 2000 and by_size.play_cap(14, 14) == 3920
+    assert by_size.play_cap(10, 10, 1, 50) == 5000
+    route = by_size.evaluation_rows(6, 6, 40, seed=1, expert="route")  # labelled by the teacher asked for
+    from snake_world_eqm.game.expert import expert_actions
+
+    assert (route["action"] == expert_actions(route["state"].astype(np.int8), kind="route")).all()
+
+
+def test_every_agent_and_expert_plays_the_same_games_and_targets_follow_the_cap(folder, tmp_path):
+    out = tmp_path / "res"
+    argv = ["--model", str(folder), "--sizes", "5x5", "--rows", "8", "--games", "2", "--agents", "eqm", "planner",
+            "--experts", "route", "fill", "--teacher", "route", "--min-cap", "1", "--json", str(out / "r.json"),
+            "--markdown", str(out / "r.md"), "--plot", str(out / "p.png"), "--no-progress"]
+    assert by_size.main([*argv, "--cap-multiple", "2"]) == 0
+    entry = json.loads((out / "r.json").read_text())["sizes"][0]
+    assert sorted(entry["play"]) == ["eqm", "expert", "expert-fill", "expert-route", "planner"]
+    assert all(play["games"] == 4 for play in entry["play"].values()) and entry["max_steps"] == 50
+    assert set(entry["targets_met"]) == {*by_size.ONE_STEP_TARGETS, "eqm_apples_ratio", "planner_apples_ratio"}
+    expert = entry["play"]["expert"]["mean_apples"]
+    assert entry["ratio"]["planner"] == pytest.approx(entry["play"]["planner"]["mean_apples"] / expert)
+    header = (out / "r.md").read_text().splitlines()[0]
+    assert all(name in header for name in ("eqm", "planner", "expert-route", "expert-fill"))
+    assert by_size.main([*argv, "--cap-multiple", "50"]) == 0  # a cap that lets games fill the board: wins count
+    entry = json.loads((out / "r.json").read_text())["sizes"][0]
+    assert entry["max_steps"] == 1250 and set(entry["targets_met"]) == {*by_size.ONE_STEP_TARGETS, "planner_win_rate"}
+    # The route and fill experts never die on a board they can fill; 1250 steps fill a 5x5 board.
+    for kind in ("route", "fill"):
+        assert entry["play"][f"expert-{kind}"]["deaths"] == 0
+    assert entry["play"]["expert-route"]["wins"] == 4
+
+
+def test_the_baseline_agent_needs_a_baseline_model(folder, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        by_size.main(["--model", str(folder), "--sizes", "5x5", "--agents", "baseline", "--no-progress"])
+    assert exit_info.value.code == 2
+    assert "--agents baseline needs --baseline" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
