@@ -73,6 +73,8 @@ def read_shard(folder: str | os.PathLike) -> Shard:
         raise ValueError(f"{folder} is not a folder")
     if not (path / "README.md").is_file():
         raise ValueError(f"{folder} is not a dataset built by dataset_builder (no README.md card)")
+    if not (path / "README.md").read_text(encoding="utf-8", errors="replace").startswith("---"):
+        raise ValueError(f"{folder} is not a dataset built by dataset_builder (its README.md has no YAML metadata)")
     try:
         meta = DatasetCard.load(path / "README.md").data.to_dict().get("snake_world_eqm")
     except Exception as error:  # a README.md that is no card: huggingface_hub's errors vary by version
@@ -101,14 +103,20 @@ def _differing_fields(shards: list[Shard]) -> list[str]:
     return [name for name in names if len({repr(shard.generation.get(name)) for shard in shards}) > 1]
 
 
+def _values_by_folder(shards: list[Shard], name: str) -> str:
+    """"seed 5 (a, c) vs 6 (b)": each value of one generation field and the folders that hold it."""
+    folders: dict[str, list[str]] = {}
+    for shard in shards:
+        folders.setdefault(repr(shard.generation.get(name)), []).append(str(shard.folder))
+    return f"{name} " + " vs ".join(f"{value} ({', '.join(names)})" for value, names in folders.items())
+
+
 def check_shards(shards: list[Shard]) -> GenerationConfig:
     """The generation config of a complete, consistent set of shards, sorted by index in place; else ValueError."""
     differing = _differing_fields(shards)
     if differing:
-        values = "; ".join(
-            f"{name}: " + ", ".join(f"{shard.generation.get(name)!r} in {shard.folder}" for shard in shards)
-            for name in differing)
-        raise ValueError(f"the shards were built with different generation settings ({values})")
+        raise ValueError("the shards were built with different generation settings: "
+                         + "; ".join(_values_by_folder(shards, name) for name in differing))
     counts = sorted({shard.num_shards for shard in shards})
     if len(counts) > 1:
         raise ValueError("the shards come from builds with different --num-shards ("
@@ -124,8 +132,8 @@ def check_shards(shards: list[Shard]) -> GenerationConfig:
         seen[shard.shard_index] = shard.folder
     missing = [index for index in range(num_shards) if index not in seen]
     if missing:
-        raise ValueError(f"shard(s) {', '.join(map(str, missing))} of {num_shards} missing; "
-                         f"got {', '.join(map(str, sorted(seen)))}")
+        raise ValueError(f"{'shards' if len(missing) > 1 else 'shard'} {', '.join(map(str, missing))} of {num_shards} "
+                         f"{'are' if len(missing) > 1 else 'is'} missing (given: {', '.join(map(str, sorted(seen)))})")
     shards.sort(key=lambda shard: shard.shard_index)
     try:
         config = config_from_generation(shards[0].generation)
