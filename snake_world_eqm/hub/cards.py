@@ -346,8 +346,9 @@ def render_model_card(model_dir: str | Path, metrics_json: str | Path | None, re
     board = f"{config.get('board_height', '?')}x{config.get('board_width', '?')}"
     commands, extra = list(extra_commands or []), ""
     training = path / "metrics.json"
-    # The expert the evaluation names, else the one training recorded: an evaluate-sizes result names none.
-    teacher = ((metrics or {}).get("config") or {}).get("expert")
+    # The expert the evaluation names (`snake-eqm evaluate`: expert; evaluate-sizes: teacher), else training's.
+    evaluation_config = (metrics or {}).get("config") or {}
+    teacher = evaluation_config.get("expert") or evaluation_config.get("teacher")
     if training.is_file() and inside_folder(path, training):
         train_metrics = _read_json(training, "the folder's metrics.json")
         teacher = teacher or train_metrics.get("expert")

@@ -94,3 +94,15 @@ def test_a_multi_size_card_names_the_teacher_its_training_recorded(tmp_path):
     (tmp_path / "eval.json").write_text(json.dumps(EVALUATION))  # config.expert: route
     card = str(render_model_card(folder, tmp_path / "eval.json", "org/snake-eqm", "org/snake-world"))
     assert [name for name, sentence in TEACHERS.items() if sentence in card] == ["route"]
+
+
+def test_an_evaluate_sizes_result_that_names_its_teacher_sets_the_cards_teacher(tmp_path):
+    from tests.training_helpers import REPO_ROOT
+
+    folder = tmp_path / "model"
+    shutil.copytree(PRETRAINED_MULTISIZE, folder, symlinks=True)
+    result = json.loads((REPO_ROOT / "docs" / "results" / "eval_multisize.json").read_text())
+    result["config"]["teacher"] = "route"  # evaluate-sizes --teacher route: rows labelled by the route expert
+    (tmp_path / "sizes.json").write_text(json.dumps(result))
+    card = str(render_model_card(folder, tmp_path / "sizes.json", "org/snake-eqm-multisize", "org/snake-world"))
+    assert [name for name, sentence in TEACHERS.items() if sentence in card] == ["route"]
