@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 _MODULE_OF = {"BuildResult": "builder", "build_dataset": "builder", "check_output_path": "builder",
-              "files_fingerprint": "builder", "DatasetStats": "card", "build_card": "card"}
+              "files_fingerprint": "builder", "DatasetStats": "card", "build_card": "card", "merge_shards": "merge"}
 
 __all__ = sorted(_MODULE_OF)
 
