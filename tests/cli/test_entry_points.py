@@ -231,7 +231,7 @@ HELP_COMMANDS = [
     ["-m", "snake_world_eqm.cli"],
     *(["-m", "snake_world_eqm.cli", name] for name in ("train", "evaluate", "evaluate-sizes", "play", "push", "demo",
                                                          "lm-train", "app")),
-    ["-m", "dataset_builder"], *(["-m", "dataset_builder", sub] for sub in ("dagger", "validate", "push")),
+    ["-m", "dataset_builder"], *(["-m", "dataset_builder", sub] for sub in ("dagger", "validate", "push", "merge")),
     *([str(path)] for path in sorted((REPO_ROOT / "hub_scripts").glob("*.py"))),
 ]
 
