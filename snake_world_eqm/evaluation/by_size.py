@@ -238,14 +238,15 @@ def plot_by_size(result: dict, path: str | Path) -> Path:
     entries = sorted(result["sizes"], key=lambda e: e["cells"])
     players = list(dict.fromkeys(name for entry in entries for name in entry["play"]))
     one_step = (("next_board_exact", "next board"), ("whatif_exact", "what-if"), ("action_accuracy", "action"))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    color_of = {name: colors[i % len(colors)] for i, name in enumerate([*(label for _, label in one_step), *players])}
     series = [(0, label, lambda e, k=key: 100 * e[k]) for key, label in one_step]
     series += [(1, name, lambda e, n=name: e["play"][n]["mean_apples"] if n in e["play"] else None) for name in players]
     series += [(2, name, lambda e, n=name: (100 * e["play"][n]["wins"] / e["play"][n]["games"]
                                            if n in e["play"] else None)) for name in players]
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for index, (panel, label, value) in enumerate(series):
-        color = colors[index % len(colors)]
+    for panel, label, value in series:
+        color = color_of[label]  # one colour per player in both play panels
         points = [(e["cells"], value(e), e["seen"]) for e in entries if value(e) is not None]
         axes[panel].plot([p[0] for p in points], [p[1] for p in points], color=color, alpha=0.5, label=label)
         for seen in (True, False):
