@@ -26,9 +26,10 @@ from snake_world_eqm.provenance import with_provenance
 CONFIGS = {"cpu_small": SnakeWorldEqMConfig.cpu_small, "default": SnakeWorldEqMConfig}
 
 
-def make_batch(batch: int, size: int, seed: int = 0) -> dict[str, torch.Tensor]:
+def make_batch(batch: int, size: int, seed: int = 0, max_length: int = 7) -> dict[str, torch.Tensor]:
+    """Boards with snakes of length 1..max_length, their what-if successors and a random action each."""
     rng = np.random.default_rng(seed)
-    obs = np.stack([encode_observation(new_game(size, size, rng=rng, initial_length=int(rng.integers(1, 8))))
+    obs = np.stack([encode_observation(new_game(size, size, rng=rng, initial_length=int(rng.integers(1, max_length + 1))))
                     for _ in range(batch)])
     per_action = torch.from_numpy(batched_successors(obs, rng)[0]).long()
     action = torch.from_numpy(rng.integers(0, 4, batch))

@@ -21,29 +21,15 @@ import argparse
 import contextlib
 import json
 import os
-import statistics
-import time
 
-import numpy as np
 import torch
+from model_speed import make_batch, median_seconds  # benchmarks/ is on sys.path when this file runs
 from torch.utils.flop_counter import FlopCounterMode
 
 from snake_world_eqm import SnakeWorldEqM, SnakeWorldEqMConfig
-from snake_world_eqm.game import batched_successors, encode_observation, new_game
 from snake_world_eqm.provenance import with_provenance
 
 VARIANTS = ("fp32", "channels_last", "bf16", "compile", "bf16_compile")
-
-
-def make_batch(batch: int, size: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Boards of snakes of length 1-30 (the what-if targets from the engine), as the training loop feeds them."""
-    rng = np.random.default_rng(seed)
-    obs = np.stack([encode_observation(new_game(size, size, rng=rng, initial_length=int(rng.integers(1, 31))))
-                    for _ in range(batch)])
-    per_action = torch.from_numpy(batched_successors(obs, rng)[0]).long()
-    action = torch.from_numpy(rng.integers(0, 4, batch))
-    return dict(state=torch.from_numpy(obs).long(), action=action,
-                next_state=per_action[torch.arange(batch), action], next_state_per_action=per_action)
 
 
 def build_step(variant: str, config: SnakeWorldEqMConfig, inputs: dict):
@@ -68,15 +54,8 @@ def build_step(variant: str, config: SnakeWorldEqMConfig, inputs: dict):
 
 def cpu_seconds_per_step(step, repeats: int, warmup: int) -> tuple[float, float]:
     """Median process-CPU and wall seconds of a step (CPU time is the steadier measure on a shared machine)."""
-    for _ in range(warmup):
-        step()
-    cpu, wall = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        step()
-        cpu.append(time.process_time() - start_cpu)
-        wall.append(time.perf_counter() - start)
-    return statistics.median(cpu), statistics.median(wall)
+    wall, cpu = median_seconds(step, repeats, warmup)
+    return cpu, wall
 
 
 def flops_per_sample(config: SnakeWorldEqMConfig, inputs: dict) -> float:
@@ -128,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     config = SnakeWorldEqMConfig.cpu_small(board_height=args.size, board_width=args.size)
-    inputs = make_batch(args.batch_size, args.size)
+    inputs = make_batch(args.batch_size, args.size, max_length=30)  # long snakes too, as training sees them
     flops = flops_per_sample(config, inputs)
     peaks = measured_peaks(config.cnn_channels or config.d_model, args.size, args.batch_size, args.repeats)
     variants = {}

@@ -19,6 +19,11 @@ TINY_EQM = [
 QUIET = ["--disable-progress-bar", "--report-to", "none"]
 
 
+# `python -m dataset_builder` arguments for a small build: 900 rows of 6x6 in 3 seeded chunks of 300 (so 3 shards).
+SMALL_BUILD_ARGS = ["--num-samples", "900", "--height", "6", "--width", "6", "--seed", "5", "--max-episode-steps", "60",
+                    "--rows-per-chunk", "300", "--parallel-games", "6", "--no-progress"]
+
+
 def build_tiny_dataset(folder: Path, num_samples: int = 300) -> Path:
     """A Hub-shaped dataset folder (README.md + data/*.parquet) from the real builder."""
     from dataset_builder.builder import build_dataset

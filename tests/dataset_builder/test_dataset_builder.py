@@ -17,15 +17,7 @@ from dataset_builder.validate import validate_dataset
 from snake_world_eqm.data import content_fingerprint, load_snake_dataset
 from snake_world_eqm.data.features import COLUMNS, features
 from snake_world_eqm.data.generate import rows_to_table
-
-SMALL_ARGS = ["--num-samples", "900", "--height", "6", "--width", "6", "--seed", "5", "--max-episode-steps", "60",
-              "--rows-per-chunk", "300", "--parallel-games", "6", "--no-progress"]
-
-
-@pytest.fixture(autouse=True)
-def _private_datasets_cache(tmp_path_factory, monkeypatch):
-    """`load_dataset(folder)` writes a processed copy to the datasets cache: keep it out of the user's."""
-    monkeypatch.setattr("datasets.config.HF_DATASETS_CACHE", tmp_path_factory.mktemp("datasets_cache"))
+from tests.training_helpers import SMALL_BUILD_ARGS as SMALL_ARGS
 
 
 def _build(output: Path, *extra: str) -> int:

@@ -16,11 +16,6 @@ from tests.data.test_bad_input_data import _tiny
 from tests.model.test_bad_input_model import TINY
 
 
-@pytest.fixture(autouse=True)
-def _private_datasets_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setattr("datasets.config.HF_DATASETS_CACHE", tmp_path_factory.mktemp("datasets_cache"))
-
-
 def _parse_fails(parser, argv, flag, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parser.parse_args(argv)

@@ -12,16 +12,7 @@ from huggingface_hub import DatasetCard
 import dataset_builder.merge as merge_module
 from dataset_builder.__main__ import main
 from snake_world_eqm.data import content_fingerprint, load_snake_dataset
-
-# 900 rows in 3 seeded chunks of 300: 3 shards of one chunk each (as tests/dataset_builder/test_dataset_builder.py).
-SMALL_ARGS = ["--num-samples", "900", "--height", "6", "--width", "6", "--seed", "5", "--max-episode-steps", "60",
-              "--rows-per-chunk", "300", "--parallel-games", "6", "--no-progress"]
-
-
-@pytest.fixture(autouse=True)
-def _private_datasets_cache(tmp_path_factory, monkeypatch):
-    """`load_dataset(folder)` writes a processed copy to the datasets cache: keep it out of the user's."""
-    monkeypatch.setattr("datasets.config.HF_DATASETS_CACHE", tmp_path_factory.mktemp("datasets_cache"))
+from tests.training_helpers import SMALL_BUILD_ARGS as SMALL_ARGS
 
 
 def _build(output: Path, *extra: str) -> Path:
