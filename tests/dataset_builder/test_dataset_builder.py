@@ -19,6 +19,8 @@ from snake_world_eqm.data.features import COLUMNS, features
 from snake_world_eqm.data.generate import rows_to_table
 from tests.training_helpers import SMALL_BUILD_ARGS as SMALL_ARGS
 
+pytestmark = pytest.mark.usefixtures("private_datasets_cache")
+
 
 def _build(output: Path, *extra: str) -> int:
     return main([*SMALL_ARGS, "--output", str(output), *extra])
@@ -151,6 +153,7 @@ def test_existing_output_is_refused_unless_overwrite(built, tmp_path, capsys):
         (["--private"], "--private only makes sense with --push-to-hub"),
     ],
 )
+
 def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
         _build(tmp_path / "out", *args)

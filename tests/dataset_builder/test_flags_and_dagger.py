@@ -15,6 +15,8 @@ from snake_world_eqm.modeling_snake_world_eqm import SnakeWorldEqM
 from tests.data.test_bad_input_data import _tiny
 from tests.model.test_bad_input_model import TINY
 
+pytestmark = pytest.mark.usefixtures("private_datasets_cache")
+
 
 def _parse_fails(parser, argv, flag, capsys):
     with pytest.raises(SystemExit) as exit_info:

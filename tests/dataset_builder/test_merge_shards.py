@@ -14,6 +14,8 @@ from dataset_builder.__main__ import main
 from snake_world_eqm.data import content_fingerprint, load_snake_dataset
 from tests.training_helpers import SMALL_BUILD_ARGS as SMALL_ARGS
 
+pytestmark = pytest.mark.usefixtures("private_datasets_cache")
+
 
 def _build(output: Path, *extra: str) -> Path:
     assert main([*SMALL_ARGS, "--output", str(output), *extra]) == 0
@@ -210,6 +212,7 @@ def _multisize(builds, tmp_path):
     ],
     ids=lambda value: getattr(value, "__name__", "")[1:],
 )
+
 def test_refusals_are_one_line_and_write_nothing(builds, tmp_path, capsys, inputs, message):
     folders = inputs(builds, tmp_path)
     capsys.readouterr()  # the builds' own output
