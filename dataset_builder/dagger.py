@@ -173,9 +173,12 @@ def _size_folders(folder: Path, sizes: list[tuple[int, int]]) -> list[Path]:
 
 
 def score_sizes(model: str, sizes: list[tuple[int, int]], args: argparse.Namespace) -> dict[str, Any]:
-    """`score_model` on every size; with several, the per-size scores under `by_size` and their mean on top."""
-    scores = {size_name(*size): score_model(model, *size, args.eval_games, args.eval_max_steps, args.no_progress)
-              for size in sizes}
+    """`score_agent` of the model's own agent on every size; with several, the per-size scores under `by_size` and their mean on top."""
+    from snake_world_eqm.pretrained import load_model
+
+    loaded = load_model(model)  # once; a fresh agent (fresh sampler seed) per size
+    scores = {size_name(*size): score_agent(own_agent(loaded), *size, args.eval_games, args.eval_max_steps,
+                                            args.no_progress) for size in sizes}
     if len(scores) == 1:
         return next(iter(scores.values()))
     total_games = sum(s["games"] for s in scores.values())
@@ -324,15 +327,19 @@ def finetune(model: str, datasets: list[str], output: Path, args: argparse.Names
     return train(argv)
 
 
-def score_model(model: str, height: int, width: int, games: int, max_steps: int | None,
-                no_progress: bool = True) -> dict[str, Any]:
-    """Closed-loop score of the model's own agent (EqM agent or baseline), both start kinds, fixed seeds."""
+def own_agent(loaded: Any) -> Any:
+    """The model's own agent: the EqM agent for a world model, the baseline's argmax for a baseline."""
     from snake_world_eqm.agents.simple import BaselineAgent, EqMAgent
-    from snake_world_eqm.evaluation.closed_loop import play_both_starts
-    from snake_world_eqm.pretrained import load_model, model_kind
+    from snake_world_eqm.pretrained import model_kind
 
-    loaded = load_model(model)
-    agent = EqMAgent(loaded, seed=0) if model_kind(loaded.config) == "eqm" else BaselineAgent(loaded)
+    return EqMAgent(loaded, seed=0) if model_kind(loaded.config) == "eqm" else BaselineAgent(loaded)
+
+
+def score_agent(agent: Any, height: int, width: int, games: int, max_steps: int | None,
+                no_progress: bool = True) -> dict[str, Any]:
+    """Closed-loop score of `agent` on HxW, both start kinds, fixed seeds."""
+    from snake_world_eqm.evaluation.closed_loop import play_both_starts
+
     summary = play_both_starts(agent, height, width, games, EVAL_SEED, max_steps, progress=not no_progress)
     return {"mean_apples": summary["mean_apples"], "mean_apples_ci95": summary["mean_apples_ci95"],
             "deaths": summary["deaths"], "wins": summary["wins"], "games": summary["games"],
@@ -350,9 +357,14 @@ def _command(argv: list[str]) -> str:
     return "python -m dataset_builder dagger " + " ".join(shlex.quote(str(a)) for a in argv)
 
 
-def _score_text(score: dict[str, Any]) -> str:
+def _interval(score: dict[str, Any], label: str = "") -> str:
+    """" (LABELlow-high)" of the 95% interval; empty for a multi-size mean, which has none."""
     low_high = score.get("mean_apples_ci95")
-    interval = f" (95% CI {low_high[0]:.1f}-{low_high[1]:.1f})" if low_high else ""
+    return f" ({label}{low_high[0]:.1f}-{low_high[1]:.1f})" if low_high else ""
+
+
+def _score_text(score: dict[str, Any]) -> str:
+    interval = _interval(score, "95% CI ")
     return f"mean apples {score['mean_apples']:.2f}{interval}, deaths {score['deaths']}/{score['games']}, wins {score['wins']}"
 
 
@@ -367,9 +379,7 @@ def format_row(record: dict[str, Any]) -> str:
 
 
 def _table_cells(score: dict[str, Any]) -> str:
-    low_high = score.get("mean_apples_ci95")
-    interval = f" ({low_high[0]:.1f}-{low_high[1]:.1f})" if low_high else ""
-    return f"{score['mean_apples']:.2f}{interval} | {score['deaths']}/{score['games']} | {score['wins']}"
+    return f"{score['mean_apples']:.2f}{_interval(score)} | {score['deaths']}/{score['games']} | {score['wins']}"
 
 
 def format_table(table: list[dict[str, Any]]) -> str:
