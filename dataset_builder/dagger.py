@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples-per-round", type=positive_int, default=100_000, help="on-policy rows per round")
     parser.add_argument("--beta", type=probability, default=0.5, help="round 1's probability that the expert plays a step")
     parser.add_argument("--beta-decay", type=probability, default=0.5, help="beta of round r = beta * decay^(r-1)")
+    parser.add_argument("--parallel-games", type=positive_int, default=None,
+                        help="games stepped together while collecting (default: as many as let every game play one "
+                             "whole episode of up to 20 x cells steps, at most 256; more games batch the model better "
+                             "but cut episodes short, so long snakes are never seen)")
     parser.add_argument("--policy-agent", choices=POLICY_AGENTS, default="auto")
     parser.add_argument("--policy-dtype", choices=POLICY_DTYPES, default="float32",
                         help="run the collecting policy in bfloat16 autocast (faster on CPU; labels stay the expert's)")
@@ -211,7 +215,7 @@ def _run_round(args: argparse.Namespace, folder: Path, round_index: int, model: 
         collect(model, data, args.samples_per_round, beta, height, width,
                 seed=args.seed + 1000 * round_index + 100_000 * offset, agent=args.policy_agent,
                 one_cell_fraction=args.one_cell_fraction, expert=expert, progress=not args.no_progress,
-                dtype=args.policy_dtype)
+                dtype=args.policy_dtype, parallel_games=args.parallel_games)
     train_on = [*datasets, *map(str, folders)]
     if args.fatal_repeat:
         hard = folder / "fatal"
@@ -234,22 +238,33 @@ def _run_round(args: argparse.Namespace, folder: Path, round_index: int, model: 
     }
 
 
+def whole_episode_games(num_samples: int, height: int, width: int, cap: int = 256) -> int:
+    """Games to step together so that each can play one whole episode (20 x cells steps, the collection cap).
+
+    A game's rows stop at its share of `num_samples`: 256 games sharing 40,000 rows play 156 steps each, so
+    the policy never reaches a snake longer than ~20 cells, the states where its closed-loop games die.
+    """
+    return max(1, min(cap, num_samples // (20 * height * width)))
+
+
 def collect(model: str, output: Path, num_samples: int, beta: float, height: int, width: int, seed: int,
             agent: str = "auto", one_cell_fraction: float = 0.5, expert: str = "astar", progress: bool = True,
-            dtype: str = "float32") -> None:
+            dtype: str = "float32", parallel_games: int | None = None) -> None:
     """On-policy rows into the dataset folder `output` (episodes start from one-cell snakes at
-    `one_cell_fraction`, else three-cell ones; games stepped 256 at a time so the model batches)."""
+    `one_cell_fraction`, else three-cell ones; `parallel_games` games stepped together so the model batches,
+    by default `whole_episode_games`)."""
     from snake_world_eqm.agents.factory import load_policy
     from snake_world_eqm.data.generate import GenerationConfig
 
     from .builder import build_dataset
 
+    games = parallel_games or whole_episode_games(num_samples, height, width)
     policy = load_policy(model, agent, height, width, seed=seed, dtype=dtype)
     config = GenerationConfig(num_samples=num_samples, height=height, width=width, seed=seed, perturb_prob=0.0, expert=expert,
-                              parallel_games=256, one_cell_fraction=one_cell_fraction, beta=beta,
+                              parallel_games=games, one_cell_fraction=one_cell_fraction, beta=beta,
                               policy_name=model, policy=policy)
     command = (f"python -m dataset_builder --policy {model} --beta {beta} --num-samples {num_samples} --seed {seed} "
-               f"--perturb-prob 0 --parallel-games 256 --one-cell-fraction {one_cell_fraction} --expert {expert} "
+               f"--perturb-prob 0 --parallel-games {games} --one-cell-fraction {one_cell_fraction} --expert {expert} "
                f"--policy-dtype {dtype}")
     build_dataset(config, output, progress=progress, command=command, overwrite=True)
 

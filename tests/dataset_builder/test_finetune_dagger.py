@@ -342,3 +342,22 @@ def test_fatal_deviations_are_policy_mistakes_shortly_before_the_policy_died(tmp
     assert rows.tolist() == expected
     count = save_fatal_deviations([folder], tmp_path / "hard", window=5, repeat=3)
     assert count == rows.size and len(load_snake_dataset(tmp_path / "hard", split="train")) == 3 * rows.size
+
+
+def test_dagger_collection_plays_whole_episodes_so_long_snakes_are_seen(tiny_models, tmp_path):
+    """256 games sharing a round's rows would each stop after a few steps (short snakes only); by default a
+    round steps as few games as let each play a whole episode of up to 20 x cells steps."""
+    from dataset_builder.dagger import collect, whole_episode_games
+
+    assert whole_episode_games(40_000, 10, 10) == 20 and whole_episode_games(40_000, 16, 16) == 7
+    assert whole_episode_games(100, 16, 16) == 1 and whole_episode_games(10**8, 6, 6) == 256
+    eqm, _ = tiny_models
+    longest = {}
+    for games in (None, 256):  # beta 1: the route expert plays every step, so episodes last until the board is full
+        out = tmp_path / f"games-{games}"
+        collect(str(eqm), out, 1_500, 1.0, 6, 6, seed=3, expert="route", progress=False, parallel_games=games)
+        rows = load_snake_dataset(out)["train"].with_format("numpy")[:]
+        longest[games] = (int(rows["step"].max()), int(rows["snake_length"].max()))
+        assert f"--parallel-games {games or 2}" in (out / "README.md").read_text()
+    assert longest[256][0] < 6 and longest[256][1] < 10
+    assert longest[None][0] > 100 and longest[None][1] > 20, longest
