@@ -1,11 +1,12 @@
-"""`snake-eqm demo`: the whole job on a laptop CPU, no network. Its time is not measured on an idle machine
-yet; it prints each step as it goes, and `/usr/bin/time snake-eqm demo` reports the CPU it took.
+"""`snake-eqm demo`: the whole job on a laptop CPU, no network, in about two minutes; `--full` for a longer run.
 
-Builds a small expert dataset, fine-tunes the world model shipped in the package on it (or, with
-`--init scratch`, trains one from zero), trains the behaviour-cloning baseline from zero, evaluates both
-against the A* expert, and writes a report folder: `report.json`, plots, a GIF of the EqM agent playing,
-and `commands.txt` with the exact commands that reproduce every step. Each step calls the same
-`main(argv)` as the corresponding `snake-eqm` subcommand, so the demo exercises the real code paths.
+Builds a small dataset from the `route` expert (the teacher the shipped world model learned from), fine-tunes
+the world model shipped in the package on it (or, with `--init scratch`, trains one from zero), trains the
+behaviour-cloning baseline from zero, evaluates both against that expert, and writes a report folder:
+`report.json`, plots, a GIF of the EqM agent playing, and `commands.txt` with the exact commands that
+reproduce every step. Each step calls the same `main(argv)` as the corresponding `snake-eqm` subcommand, so
+the demo exercises the real code paths. It uses as many torch threads as the machine has cores free (cores
+minus the 1-minute load average, at least one): threads that share a busy core only contend for it.
 
 Training is budgeted in optimizer steps, never in minutes: a slow or busy machine takes longer but gets
 the same model. If the world model still ends below `--quality-floor` action accuracy, the demo says so
@@ -24,9 +25,21 @@ import sys
 import time
 from pathlib import Path
 
-# Optimizer steps of batch 256: the training time is steps x 256 / samples per second (the shipped
-# checkpoint's metrics.json records the rate it trained at, and on what load).
-DEFAULT_STEPS = {"shipped": 200, "scratch": 500}
+# Two sizes of the same job. The world model's optimizer steps are of batch 256 (the time is steps x 256 / samples
+# per second); the quick baseline takes more, smaller steps: at equal samples it ends far more accurate. The quick profile fine-tunes a model that already plays, so a few steps keep it at its teacher's level;
+# --full is the earlier default, for a longer look. Measured times: docs/results/demo_cpu*.json.
+PROFILES = {
+    "quick": {"num_samples": 20_000, "train_steps": {"shipped": 40, "scratch": 500}, "baseline_steps": 480,
+              "baseline_batch_size": 64,
+              "games": 10, "max_steps": 200, "fatal_games": 0, "validations": 2},
+    "full": {"num_samples": 40_000, "train_steps": {"shipped": 200, "scratch": 500}, "baseline_steps": 400,
+             "baseline_batch_size": 256,
+             "games": 20, "max_steps": 300, "fatal_games": 8, "validations": 4},
+}
+# Wall minutes of the quick profile on this project's 2-core machine, idle and beside one CPU-bound process
+# (docs/results/demo_cpu.json and demo_cpu_loaded.json; a test keeps them equal).
+EXPECTED_MINUTES = {"idle": 1.7, "loaded": 2.5}
+EXPERT = "route"
 # The shipped checkpoint's recipe trains from zero at 2e-3; fine-tuning a trained model wants a gentler step.
 LEARNING_RATE = {"shipped": 3e-4, "scratch": 2e-3}
 # With no terminal to redraw, progress bars print a status line this often (seconds) instead of every tick.
@@ -42,13 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
     parser.add_argument("--init", choices=("shipped", "scratch"), default="shipped",
                         help="fine-tune the checkpoint shipped in the package, or train the world model from zero")
+    parser.add_argument("--full", action="store_true",
+                        help="the longer run: 40,000 rows, 200 fine-tuning and 400 baseline steps, 20 games per start "
+                             "kind of 300 steps, fatal-decision AUROCs from 8 games (default: 20,000 rows, 40 and 480 "
+                             "steps, 10 games of 200 steps, no fatal-decision AUROCs)")
     parser.add_argument("--train-steps", type=positive_int, default=None,
-                        help="world-model optimizer steps of batch 256 (default: 200 fine-tuning, 500 from zero)")
-    parser.add_argument("--baseline-steps", type=positive_int, default=400, help="baseline optimizer steps")
-    parser.add_argument("--num-samples", type=positive_int, default=40_000, help="dataset rows (expert games)")
+                        help="world-model optimizer steps of batch 256 (default: 40 fine-tuning, 200 with --full, "
+                             "500 from zero)")
+    parser.add_argument("--baseline-steps", type=positive_int, default=None,
+                        help="baseline optimizer steps (default: 480 of batch 64; 400 of batch 256 with --full)")
+    parser.add_argument("--num-samples", type=positive_int, default=None,
+                        help="dataset rows (expert games; default: 20,000, 40,000 with --full)")
     parser.add_argument("--augment", action="store_true", help="add the 8 board symmetries (8x the rows)")
-    parser.add_argument("--games", type=positive_int, default=20, help="seeded games per agent in the evaluation")
-    parser.add_argument("--max-steps", type=positive_int, default=300, help="step cap per evaluation game")
+    parser.add_argument("--games", type=positive_int, default=None,
+                        help="seeded games per agent and start kind in the evaluation (default: 10, 20 with --full)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="torch threads (default: the cores free now, at least 1)")
+    parser.add_argument("--max-steps", type=positive_int, default=None,
+                        help="step cap per evaluation game and the recorded GIF (default: 200, 300 with --full)")
     parser.add_argument("--eval-rows", type=positive_int, default=500, help="held-out rows measured")
     parser.add_argument("--quality-floor", type=positive_float, default=0.8,
                         help="least action accuracy against the expert for the demo to count as a success")
@@ -97,9 +121,9 @@ def _build_dataset(out: Path, args: argparse.Namespace, log: list[str]) -> Path:
     from snake_world_eqm.data import GenerationConfig, generate_dataset_dict
 
     path = out / "dataset"
-    config = GenerationConfig(num_samples=args.num_samples, seed=args.seed, augment=args.augment)
+    config = GenerationConfig(num_samples=args.num_samples, seed=args.seed, augment=args.augment, expert=EXPERT)
     # The library call behind `python -m dataset_builder` (which also writes a card and validates).
-    log.append(f"python -m dataset_builder --num-samples {args.num_samples} --seed {args.seed} --use-astar"
+    log.append(f"python -m dataset_builder --num-samples {args.num_samples} --seed {args.seed} --expert {EXPERT}"
                f"{' --augment' if args.augment else ''} --output {path}")
     print(f"=== dataset ({args.num_samples} rows{' x 8 symmetries' if args.augment else ''})\n$ {log[-1]}",
           flush=True)
@@ -113,7 +137,7 @@ def _train_world_model(out: Path, dataset: Path, args: argparse.Namespace, log: 
     from snake_world_eqm.shipped import PRETRAINED_10X10
     from snake_world_eqm.training import main as train_main
 
-    steps = args.train_steps or DEFAULT_STEPS[args.init]
+    steps = args.train_steps
     start = (["--model-name-or-path", str(PRETRAINED_10X10)] if args.init == "shipped"
              else ["--config-preset", "cpu-small"])
     title = ("fine-tune the shipped EqM world model" if args.init == "shipped" else "train the EqM world model from zero")
@@ -125,7 +149,7 @@ def _train_world_model(out: Path, dataset: Path, args: argparse.Namespace, log: 
 def _train_flags(dataset: Path, args: argparse.Namespace, steps: int, learning_rate: float) -> list[str]:
     return ["--dataset", str(dataset), "--seed", str(args.seed), "--max-steps", str(steps),
             "--learning-rate", str(learning_rate), "--warmup-steps", str(min(100, steps // 10)),
-            "--eval-every", str(max(1, steps // 4)), "--save-every", str(steps), "--checkpoints-total-limit", "1"]
+            "--eval-every", str(max(1, steps // args.validations)), "--save-every", str(steps), "--checkpoints-total-limit", "1"]
 
 
 REPORT_ENTRIES = ("dataset", "eqm", "baseline", "plots", "report.json", "commands.txt", "eqm_game.gif")
@@ -165,6 +189,48 @@ def _quality_verdict(accuracy: float, args: argparse.Namespace, steps: int) -> s
             f"{args.quality_floor:.2f} floor, after {steps} steps ({args.init}): its play numbers mean little; {fix}.")
 
 
+def resolve_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the flags left unset from the profile (quick, or --full), and the thread count from the free cores."""
+    profile = PROFILES["full" if args.full else "quick"]
+    args.num_samples = args.num_samples or profile["num_samples"]
+    args.train_steps = args.train_steps or profile["train_steps"][args.init]
+    args.baseline_steps = args.baseline_steps or profile["baseline_steps"]
+    args.games = args.games or profile["games"]
+    args.max_steps = args.max_steps or profile["max_steps"]
+    args.fatal_games, args.validations = profile["fatal_games"], profile["validations"]
+    args.baseline_batch_size = profile["baseline_batch_size"]
+    args.threads = args.threads or free_cores()
+    return args
+
+
+def free_cores(window: float = 0.5) -> int:
+    """Cores idle now, at least one: the idle share of CPU time over `window` seconds (Linux /proc/stat), else
+    the core count less the 1-minute load average (which lags a neighbour that just started or stopped)."""
+    cores = os.cpu_count() or 1
+    try:
+        first = _cpu_times()
+        time.sleep(window)
+        second = _cpu_times()
+        busy = cores * (1 - (second[1] - first[1]) / max(second[0] - first[0], 1))
+    except (OSError, ValueError, IndexError):
+        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(cores, round(cores - busy)))
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(total, idle + iowait) jiffies of all cores since boot."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    return sum(fields), fields[3] + fields[4]
+
+
+def _expected_time(args: argparse.Namespace) -> str:
+    if args.full or None in EXPECTED_MINUTES.values():
+        return "its time was not measured with these settings; each step prints its progress"
+    return (f"expect about {EXPECTED_MINUTES['idle']:.1f} min on 2 idle cores, {EXPECTED_MINUTES['loaded']:.1f} "
+            "beside one busy process")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from snake_world_eqm.evaluation import cli as evaluate_cli
     from snake_world_eqm.evaluation import play
@@ -175,27 +241,36 @@ def run_demo(args: argparse.Namespace) -> int:
         raise SystemExit(f"snake-eqm demo: {out} exists; pass --overwrite or another --output-dir")
     _remove_previous_report(out)
     out.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    print(f"snake-eqm demo: {args.threads} torch thread(s) ({free_cores()} of {os.cpu_count()} cores free); "
+          f"{_expected_time(args)}", flush=True)
     started, log = time.perf_counter(), []
-    steps = args.train_steps or DEFAULT_STEPS[args.init]
+    steps = args.train_steps
     dataset = _build_dataset(out, args, log)
     _train_world_model(out, dataset, args, log)
-    _run_step(f"train the behaviour-cloning baseline from zero ({args.baseline_steps} steps)", train_main,
+    _run_step(f"train the behaviour-cloning baseline from zero ({args.baseline_steps} steps of {args.baseline_batch_size})", train_main,
               [*_train_flags(dataset, args, args.baseline_steps, LEARNING_RATE["scratch"]), "--config-preset",
-               "cpu-small", "--model", "baseline", "--output-dir", str(out / "baseline")],
+               "cpu-small", "--model", "baseline", "--batch-size", str(args.baseline_batch_size),
+               "--output-dir", str(out / "baseline")],
               "snake-eqm train", log)
     _run_step("evaluate against the expert and the baseline", evaluate_cli.main,
               ["--model", str(out / "eqm"), "--baseline", str(out / "baseline"), "--dataset", str(dataset),
                "--games", str(args.games), "--max-steps", str(args.max_steps), "--max-rows", str(args.eval_rows),
+               "--expert", EXPERT, "--fatal-games", str(args.fatal_games), "--threads", str(args.threads),
                "--json", str(out / "report.json"), "--plots", str(out / "plots")],
               "snake-eqm evaluate", log, quiet=True)  # its JSON goes to report.json; the summary follows
     _run_step("record a game", play.main,
-              ["--model", str(out / "eqm"), "--agent", "eqm", "--seed", str(args.seed), "--max-steps", "300",
+              ["--model", str(out / "eqm"), "--agent", "eqm", "--seed", str(args.seed), "--max-steps", str(args.max_steps),
                "--gif", str(out / "eqm_game.gif"), "--show-prediction"],
               "snake-eqm play", log)
     (out / "commands.txt").write_text("\n".join(log) + "\n")
     report = json.loads((out / "report.json").read_text())
     verdict = _quality_verdict(report["action_accuracy"], args, steps)
-    demo = {"init": args.init, "train_steps": steps, "baseline_steps": args.baseline_steps,
+    demo = {"init": args.init, "profile": "full" if args.full else "quick", "train_steps": steps,
+            "baseline_steps": args.baseline_steps, "num_samples": args.num_samples, "games": args.games,
+            "threads": args.threads,
             "init_description": (f"the shipped checkpoint fine-tuned for {steps} steps" if args.init == "shipped"
                                  else f"trained from zero for {steps} steps"),
             "quality_floor": args.quality_floor, "below_quality_floor": verdict is not None,
@@ -212,7 +287,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = resolve_defaults(build_parser().parse_args(argv))
     with _progress_every_few_seconds():
         return run_demo(args)
 

@@ -61,3 +61,42 @@ def test_overwrite_removes_only_what_the_demo_wrote(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     _remove_previous_report(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_the_time_the_demo_announces_is_the_recorded_run():
+    """`snake-eqm demo` prints how long it should take; that must be what docs/results recorded, not a guess."""
+    from snake_world_eqm.demo import EXPECTED_MINUTES, PROFILES
+    from tests.training_helpers import REPO_ROOT
+
+    for condition, name in (("idle", "demo_cpu.json"), ("loaded", "demo_cpu_loaded.json")):
+        run = json.loads((REPO_ROOT / "docs" / "results" / name).read_text())
+        assert round(run["wall_minutes"], 1) == EXPECTED_MINUTES[condition], name
+        quick = PROFILES["quick"]
+        assert run["demo_args"]["full"] is False and run["demo_args"]["num_samples"] == quick["num_samples"]
+        assert run["demo_args"]["train_steps"] == quick["train_steps"]["shipped"]
+    assert EXPECTED_MINUTES["idle"] <= 2.0 and EXPECTED_MINUTES["loaded"] <= 3.0  # the issue's bar (#35)
+
+
+def test_profiles_fill_only_the_flags_left_unset_and_threads_follow_the_free_cores(monkeypatch):
+    from snake_world_eqm import demo
+
+    monkeypatch.setattr(demo, "free_cores", lambda window=0.5: 1)
+    quick = demo.resolve_defaults(demo.build_parser().parse_args([]))
+    assert (quick.num_samples, quick.train_steps, quick.baseline_steps, quick.games, quick.max_steps, quick.threads) == (
+        20_000, 40, 480, 10, 200, 1)
+    full = demo.resolve_defaults(demo.build_parser().parse_args(["--full", "--games", "3", "--threads", "2"]))
+    assert (full.num_samples, full.train_steps, full.baseline_steps, full.games, full.max_steps, full.threads) == (
+        40_000, 200, 400, 3, 300, 2)
+    assert full.fatal_games == 8 and quick.fatal_games == 0
+
+
+def test_free_cores_reads_the_idle_share_of_the_cpu(monkeypatch):
+    from snake_world_eqm import demo
+
+    samples = iter([(1000, 500), (1400, 700)])  # half the CPU time idle over the window
+    monkeypatch.setattr(demo, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: 4)
+    assert demo.free_cores(window=0) == 2
+    monkeypatch.setattr(demo, "_cpu_times", lambda: (_ for _ in ()).throw(OSError("no /proc")))
+    monkeypatch.setattr(demo.os, "getloadavg", lambda: (3.6, 0.0, 0.0))
+    assert demo.free_cores(window=0) == 1  # 4 cores less a load of 3.6, rounded, at least one
