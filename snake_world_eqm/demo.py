@@ -5,8 +5,8 @@ the world model shipped in the package on it (or, with `--init scratch`, trains 
 behaviour-cloning baseline from zero, evaluates both against that expert, and writes a report folder:
 `report.json`, plots, a GIF of the EqM agent playing, and `commands.txt` with the exact commands that
 reproduce every step. Each step calls the same `main(argv)` as the corresponding `snake-eqm` subcommand, so
-the demo exercises the real code paths. It uses as many torch threads as the machine has cores free (cores
-minus the 1-minute load average, at least one): threads that share a busy core only contend for it.
+the demo exercises the real code paths. It uses as many torch threads as the machine has cores idle (read
+from /proc/stat over half a second, at least one): threads that share a busy core only contend for it.
 
 Training is budgeted in optimizer steps, never in minutes: a slow or busy machine takes longer but gets
 the same model. If the world model still ends below `--quality-floor` action accuracy, the demo says so
@@ -25,9 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-# Two sizes of the same job. The world model's optimizer steps are of batch 256 (the time is steps x 256 / samples
-# per second); the quick baseline takes more, smaller steps: at equal samples it ends far more accurate. The quick profile fine-tunes a model that already plays, so a few steps keep it at its teacher's level;
-# --full is the earlier default, for a longer look. Measured times: docs/results/demo_cpu*.json.
+# Two sizes of the same job; --full is the earlier default, for a longer look. The quick profile fine-tunes a model
+# that already plays, so a few steps keep it at its teacher's level; its baseline takes more, smaller steps than
+# --full's (64 rows, not 256): at equal samples it ends far more accurate. The world model's steps are of 256 rows.
 PROFILES = {
     "quick": {"num_samples": 20_000, "train_steps": {"shipped": 40, "scratch": 500}, "baseline_steps": 480,
               "baseline_batch_size": 64,
