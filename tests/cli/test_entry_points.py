@@ -200,13 +200,14 @@ def test_demo_benchmark_summarises_the_report():
         import demo as demo_benchmark
     finally:
         sys.path.remove(str(BENCHMARKS))
-    from snake_world_eqm.demo import build_parser
+    from snake_world_eqm.demo import build_parser, resolve_defaults
 
-    args = build_parser().parse_args(["--games", "3", "--max-steps", "30"])
+    args = resolve_defaults(build_parser().parse_args(["--games", "3", "--max-steps", "30", "--threads", "2"]))
     report = {"action_accuracy": 0.5, "next_board_exact": 0.25,
               "play": {"eqm": {"mean_apples": 2.0, "games": 3}, "expert": {"mean_apples": 9.0, "games": 3}}}
-    summary = demo_benchmark.summarize(report, 1.234, args)
+    summary = demo_benchmark.summarize(report, 1.234, 2.468, {"before": 0.5, "after": 1.0}, args)
     assert summary["wall_minutes"] == 1.23 and summary["games"] == 3 and summary["max_steps"] == 30
+    assert summary["cpu_minutes"] == 2.47 and summary["threads"] == 2 and summary["load_average_1min"]["after"] == 1.0
     assert summary["play"] == {"eqm": {"mean_apples": 2.0}, "expert": {"mean_apples": 9.0}}
 
 
