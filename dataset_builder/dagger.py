@@ -14,7 +14,7 @@ rounds (a round interrupted during fine-tuning resumes from its latest checkpoin
 holds the round-by-round table.
 
 With `--board-sizes` (a model with `fixed_board_size=False`) each round collects `--samples-per-round` rows on
-every size, one dataset folder per size (`round-r/data-HxW`, batched over 256 games of that size), fine-tunes on
+every size, one dataset folder per size (`round-r/data-HxW`, batched over as many games of that size as play whole episodes), fine-tunes on
 all of them at once and scores every size; the table then has one row per round and size. Each size's folder is
 published when complete, so an interrupted round resumes at the first size it had not finished.
 
