@@ -199,7 +199,8 @@ def resolve_defaults(args: argparse.Namespace) -> argparse.Namespace:
     args.max_steps = args.max_steps or profile["max_steps"]
     args.fatal_games, args.validations = profile["fatal_games"], profile["validations"]
     args.baseline_batch_size = profile["baseline_batch_size"]
-    args.threads = args.threads or free_cores()
+    args.cores_free = free_cores()  # sampled once: the printed count and the thread count agree
+    args.threads = args.threads or args.cores_free
     return args
 
 
@@ -244,7 +245,7 @@ def run_demo(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    print(f"snake-eqm demo: {args.threads} torch thread(s) ({free_cores()} of {os.cpu_count()} cores free); "
+    print(f"snake-eqm demo: {args.threads} torch thread(s) ({args.cores_free} of {os.cpu_count()} cores free); "
           f"{_expected_time(args)}", flush=True)
     started, log = time.perf_counter(), []
     steps = args.train_steps
