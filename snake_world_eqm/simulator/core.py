@@ -11,7 +11,9 @@ sampling-side option for the one stochastic part of a transition: where the pred
 food cell is drawn from the decoder's own per-cell FOOD probabilities over the cells it leaves empty
 (every other food cell is cleared), so each eating draw holds exactly one food on an empty cell;
 ``food_temperature`` > 1 flattens those probabilities (``inf``: uniform over the cells the model leaves empty,
-the rules' prior rather than the model's belief).
+the rules' prior rather than the model's belief). ``food_from`` gives the new food instead where it can: the
+real game's next boards, whose food cell is copied onto each prediction whose snake grew (*food-corrected*, as in
+the open-loop measurements: where new food appears is random, and no model can guess it).
 """
 
 from __future__ import annotations
@@ -91,6 +93,31 @@ def draw_food_from_decoder(logits: torch.Tensor, boards: np.ndarray, rows: np.nd
     return boards
 
 
+def copy_food(boards: np.ndarray, rows: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Put the food of `sources[rows]` onto `boards[rows]` (a copy of `boards` is returned).
+
+    A row takes the source's food only where the source holds exactly one food cell and that cell is empty (or
+    food) on the board; then every other food cell of the row is cleared. Other rows are left as they are.
+    """
+    boards = np.array(boards, copy=True)
+    sources = np.asarray(sources)
+    for row in np.asarray(rows, dtype=np.int64).reshape(-1):
+        cells = np.argwhere(sources[row] == FOOD)
+        if len(cells) != 1 or boards[row][tuple(cells[0])] not in (EMPTY, FOOD):
+            continue
+        boards[row][boards[row] == FOOD] = EMPTY
+        boards[row][tuple(cells[0])] = FOOD
+    return boards
+
+
+def check_model_size(model, height: int, width: int) -> None:
+    """ValueError when `model` is fixed to another board size than `height` x `width`."""
+    config = getattr(model, "config", None)
+    if getattr(config, "fixed_board_size", False) and (config.board_height, config.board_width) != (height, width):
+        raise ValueError(f"the model is fixed to {config.board_height}x{config.board_width} boards; "
+                         f"got height={height}, width={width}")
+
+
 def voted_sample(model, boards: np.ndarray, actions: np.ndarray, generator: torch.Generator | None = None,
                  init_scale: float = 1.0, num_steps: int | None = None, votes: int = 1):
     """`votes` held-action draws per board; keep, per board, the first draw whose food-masked board is the most
@@ -124,12 +151,15 @@ def voted_sample(model, boards: np.ndarray, actions: np.ndarray, generator: torc
 
 def dream_step(model, boards: np.ndarray, actions: np.ndarray, generator: torch.Generator | None = None,
                init_scale: float = 1.0, food: str = "model", num_steps: int | None = None,
-               food_temperature: float = 1.0, votes: int = 1) -> DreamStep:
+               food_temperature: float = 1.0, votes: int = 1, food_from: np.ndarray | None = None) -> DreamStep:
     """Step every board inside the model with its held action: `model.sample(boards, action=actions)`.
 
     `boards` (B, H, W) must be legal non-terminal boards (the caller ends a game at a terminal or illegal
     one); the result's boards are the decoded predictions as they are, except for `food="decoder"`.
     `votes` > 1 draws that many successors per board and keeps the majority snake (:func:`voted_sample`).
+    `food_from` (B, H, W), optional: where the predicted snake grew, the new food is copied from these boards
+    (:func:`copy_food`; the real game's next boards make the dream food-corrected); a row whose source food
+    cell is taken on the prediction keeps the drawn food.
     """
     if food not in FOOD_MODES:
         raise ValueError(f"food must be one of {FOOD_MODES}, got {food!r}")
@@ -145,6 +175,11 @@ def dream_step(model, boards: np.ndarray, actions: np.ndarray, generator: torch.
                 logits = model.from_latent(latent, torch.as_tensor(boards, dtype=torch.long,
                                                                              device=model_device(model)))
             predicted = draw_food_from_decoder(logits, predicted, grew, generator, food_temperature)
+    if food_from is not None:
+        food_from = np.asarray(food_from)
+        if food_from.shape != boards.shape:
+            raise ValueError(f"food_from must have the boards' shape {boards.shape}, got {food_from.shape}")
+        predicted = copy_food(predicted, np.flatnonzero(after > before), food_from)
     cells = boards.shape[1] * boards.shape[2]
     reasons = illegal_reasons(predicted)
     illegal = reasons != ""

@@ -23,7 +23,7 @@ from snake_world_eqm.game.render import render_for_mode
 from snake_world_eqm.game.rules import new_game
 from snake_world_eqm.game.state import NUM_ACTIONS, check_board_size
 from snake_world_eqm.pretrained import load_model
-from snake_world_eqm.simulator.core import FOOD_MODES, dream_step
+from snake_world_eqm.simulator.core import FOOD_MODES, check_model_size, dream_step
 
 
 def _resolve_model(model):
@@ -45,13 +45,6 @@ def _check_options(init_scale: float, food: str, max_steps: int | None, food_tem
         raise ValueError(f"init_scale must be >= 0, got {init_scale}")
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be positive or None, got {max_steps}")
-
-
-def _check_model_size(model, height: int, width: int) -> None:
-    config = getattr(model, "config", None)
-    if getattr(config, "fixed_board_size", False) and (config.board_height, config.board_width) != (height, width):
-        raise ValueError(f"the model is fixed to {config.board_height}x{config.board_width} boards; "
-                         f"got height={height}, width={width}")
 
 
 def _torch_generator(model, np_random: np.random.Generator) -> torch.Generator:
@@ -82,7 +75,7 @@ class DreamSnakeEnv(gym.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.model = _resolve_model(model)
-        _check_model_size(self.model, height, width)
+        check_model_size(self.model, height, width)
         self.height, self.width, self.initial_length = height, width, initial_length
         self.max_steps, self.init_scale, self.food, self.num_steps = max_steps, float(init_scale), food, num_steps
         self.food_temperature, self.votes = float(food_temperature), int(votes)
@@ -146,7 +139,7 @@ class DreamVectorEnv(VectorEnv):
         if num_envs < 1:
             raise ValueError(f"num_envs must be positive, got {num_envs}")
         self.model = _resolve_model(model)
-        _check_model_size(self.model, height, width)
+        check_model_size(self.model, height, width)
         self.num_envs, self.height, self.width, self.initial_length = num_envs, height, width, initial_length
         self.max_steps, self.init_scale, self.food, self.num_steps = max_steps, float(init_scale), food, num_steps
         self.food_temperature, self.votes = float(food_temperature), int(votes)
