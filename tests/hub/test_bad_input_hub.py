@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, constants
 from safetensors.torch import save_file
 
 from snake_world_eqm.hub import main, push_folder, upload_folder_allowlisted
@@ -40,6 +40,8 @@ def hub(monkeypatch):
     monkeypatch.setattr(HfApi, "whoami", fake_whoami)
     monkeypatch.setenv("HF_TOKEN", "hf_intercepted")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    # huggingface_hub reads the variable once, at import: a suite run with HF_HUB_OFFLINE=1 needs this too.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     return calls
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 import yaml
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, constants
 from safetensors.torch import save_file
 
 from snake_world_eqm.hub import build_model_card, flatten_metrics, push_folder, write_model_card
@@ -36,6 +36,8 @@ def intercepted_hub(monkeypatch):
     monkeypatch.setattr(HfApi, "whoami", lambda self, token=None: {"name": "tester"})
     monkeypatch.setenv("HF_TOKEN", "hf_intercepted")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    # huggingface_hub reads the variable once, at import: a suite run with HF_HUB_OFFLINE=1 needs this too.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     return calls
 
 

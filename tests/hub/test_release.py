@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, constants
 
 from snake_world_eqm import PRETRAINED_10X10, SnakeWorldEqM
 from snake_world_eqm.evaluation.agents import EqMAgent, ExpertAgent
@@ -85,6 +85,8 @@ def _populate_cache_from_push(tmp_path, monkeypatch, folder, repo_id):
     monkeypatch.setattr(HfApi, "create_commit", fake_create_commit)
     monkeypatch.setattr(HfApi, "whoami", lambda self, token=None: {"name": "tester"})
     monkeypatch.setenv("HF_TOKEN", "hf_intercepted")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # the push is intercepted; the load below is offline
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # read once at import by huggingface_hub
     push_folder(folder, repo_id)
     commit = "0" * 40
     repo_dir = tmp_path / "hub" / f"models--{repo_id.replace('/', '--')}"
