@@ -3,11 +3,13 @@
     apt-get install -y chromium        # Debian's package; nothing is downloaded at run time
     python benchmarks/app_screenshot.py [--output docs/results/app_screenshot.png] [--agent eqm --steps 25]
     python benchmarks/app_screenshot.py --agent you --keys right,right,up --output /tmp/keys.png
+    python benchmarks/app_screenshot.py --mode dream --agent eqm --steps 40 --output docs/results/app_dream_screenshot.png
 
 Starts the app on a free 127.0.0.1 port, opens it at `?seed=..&agent=..&steps=..` (the page plays that
 many moves on load, so the shot shows a prediction and its what-ifs), optionally presses arrow keys
 (each must add one step: this checks the keyboard controls), saves the PNG, stops the server and the
-browser, and prints JSON. Chromium is driven over the DevTools protocol on a pipe (no extra packages).
+browser, and prints JSON. `--mode dream` opens the dream tab instead (play inside the model; `--food`, `--on`).
+Chromium is driven over the DevTools protocol on a pipe (no extra packages).
 """
 
 from __future__ import annotations
@@ -84,9 +86,11 @@ class DevTools:
         os.close(self._read)
 
 
-# The page is ready when the on-load game has been drawn: its status line is there and every picture loaded.
-PICTURES_LOADED = ("document.images.length >= 6 && "
-                   "[...document.images].every(image => image.complete && image.naturalWidth > 0)")
+# The page is ready when the on-load game has been drawn: its status line is there and every picture on show loaded
+# (the other tab's pictures are hidden and never load).
+SHOWN_IMAGES = "[...document.images].filter(image => image.offsetParent !== null)"
+PICTURES_LOADED = (f"{SHOWN_IMAGES}.length >= 6 && "
+                   f"{SHOWN_IMAGES}.every(image => image.complete && image.naturalWidth > 0)")
 KEY_CODES = {"up": ("ArrowUp", 38), "right": ("ArrowRight", 39), "down": ("ArrowDown", 40), "left": ("ArrowLeft", 37)}
 
 
@@ -98,6 +102,17 @@ def wait_for(browser: DevTools, session: str, expression: str, deadline: float, 
         if time.perf_counter() > deadline:
             raise SystemExit(f"app_screenshot: timed out waiting for {what}")
         time.sleep(0.25)
+
+
+# How each tab says how many moves it has played: the real game's "steps N · last event", the dream's "dream step N ·".
+STEP_TEXT = {"real": ("steps ", " · last event"), "dream": ("dream step ", " · ")}
+MIN_IMAGES = {"real": 6, "dream": 2}  # the real tab: board, prediction, 4 what-ifs; the dream tab: real and dream
+
+
+def shows_step(mode: str, count: int) -> str:
+    before, after = STEP_TEXT[mode]
+    ready = PICTURES_LOADED.replace(">= 6", f">= {MIN_IMAGES[mode]}")
+    return f"document.body.innerText.includes('{before}{count}{after}') && {ready}"
 
 
 STEP_COUNT = "Number((document.body.innerText.match(/steps (\\d+) · last event/) || [0, -1])[1])"
@@ -124,7 +139,7 @@ def autoplay(browser: DevTools, session: str, seconds: float) -> dict:
 
 
 def screenshot(chromium: str, url: str, output: Path, width: int, height: int, timeout_s: float,
-               steps: int = 0, keys: tuple[str, ...] = (), autoplay_seconds: float = 0.0) -> dict:
+               steps: int = 0, keys: tuple[str, ...] = (), autoplay_seconds: float = 0.0, mode: str = "real") -> dict:
     """Open `url`, wait (bounded) until the game is drawn, press `keys` (arrow keys, each awaited: the page
     must show one more step), save a PNG. Returns the seconds each phase took."""
     browser = DevTools(chromium, width, height)
@@ -136,8 +151,7 @@ def screenshot(chromium: str, url: str, output: Path, width: int, height: int, t
         started = time.perf_counter()
         deadline = started + timeout_s
         browser.call("Page.navigate", session, url=url)
-        wait_for(browser, session, f"document.body.innerText.includes('steps {steps} · last event') && {PICTURES_LOADED}",
-                 deadline, "the game drawn on load")
+        wait_for(browser, session, shows_step(mode, steps), deadline, "the game drawn on load")
         timings = {"page_ready_seconds": round(time.perf_counter() - started, 2), "key_seconds": []}
         for count, key in enumerate(keys, start=steps + 1):
             name, code = KEY_CODES[key]
@@ -145,8 +159,8 @@ def screenshot(chromium: str, url: str, output: Path, width: int, height: int, t
             for kind in ("keyDown", "keyUp"):
                 browser.call("Input.dispatchKeyEvent", session, type=kind, key=name, code=name,
                              windowsVirtualKeyCode=code)
-            wait_for(browser, session, f"document.body.innerText.includes('steps {count} · last event') && {PICTURES_LOADED}",
-                     deadline, f"the page to show step {count} after the {name} key")
+            wait_for(browser, session, shows_step(mode, count), deadline,
+                     f"the page to show step {count} after the {name} key")
             timings["key_seconds"].append(round(time.perf_counter() - pressed, 2))
         if autoplay_seconds > 0:  # the Play button's clock: how many steps it made, then Pause
             timings.update(autoplay(browser, session, autoplay_seconds))
@@ -171,10 +185,17 @@ def main(argv: list[str] | None = None) -> int:
                         "(checks the keyboard controls: each must add one step)")
     parser.add_argument("--autoplay-seconds", type=float, default=0.0,
                         help="press Play for this long (default speed 2 steps/s), then Pause, and count the steps")
+    parser.add_argument("--mode", default="real", choices=("real", "dream"),
+                        help="the tab to show: the real game, or play inside the model (dream)")
+    parser.add_argument("--food", default="decoder", choices=("decoder", "real"),
+                        help="dream mode: the dream's new food, drawn by the model or copied from the real game")
+    parser.add_argument("--on", default="real", choices=("real", "dream"), help="dream mode: the board the agent reads")
     parser.add_argument("--chromium", default=None)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     chromium = find_chromium(args.chromium)
     keys = tuple(key for key in args.keys.split(",") if key)
+    if args.autoplay_seconds > 0 and args.mode == "dream":
+        raise SystemExit("app_screenshot: --autoplay-seconds counts the real tab's steps; use it without --mode dream")
     if any(key not in KEY_CODES for key in keys):
         raise SystemExit(f"app_screenshot: --keys takes {', '.join(KEY_CODES)}, got {args.keys!r}")
     width, height = (int(part) for part in args.size.split("x"))
@@ -192,11 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     url = f"{demo.local_url}?seed={args.seed}&agent={args.agent}&steps={args.steps}"
+    if args.mode == "dream":
+        url += f"&mode=dream&food={args.food}&on={args.on}"
     started = time.perf_counter()
     try:
         timings = screenshot(chromium, url, output, width, height, args.timeout,
                              steps=0 if args.agent == "you" else args.steps, keys=keys,
-                             autoplay_seconds=args.autoplay_seconds)
+                             autoplay_seconds=args.autoplay_seconds, mode=args.mode)
     finally:
         with contextlib.redirect_stdout(sys.stderr):  # stdout is for the JSON only
             demo.close()

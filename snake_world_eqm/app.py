@@ -5,6 +5,9 @@ Three layers, so the game logic is testable without a browser or gradio:
 - `GameSession` holds one game and what the model says about its current board: its move, the four
   what-if successors, NAG steps, gradient norms and the disagreement between
   noise seeds. `step(action)` plays one move and compares the model's prediction with the real board.
+- `DreamSession` is the page's dream mode ("play inside the model"): a real game and the model's dream of it,
+  started from the same board and moved by the same actions (a person's or an agent's, the agent reading
+  either board), with where they part: `simulator.DreamBesideReal` with agents, pictures and JSON.
 - `build_app(model)` wires sessions to a Gradio Blocks page (gradio is imported there only: it is the
   optional `app` extra).
 
@@ -32,6 +35,7 @@ import numpy as np
 import torch
 
 from snake_world_eqm.agents.base import sample_model
+from snake_world_eqm.agents.factory import make_agent
 from snake_world_eqm.agents.planner import PlannerAgent
 from snake_world_eqm.agents.simple import ExpertAgent
 from snake_world_eqm.app_args import build_parser
@@ -49,6 +53,7 @@ from snake_world_eqm.game import (
 )
 from snake_world_eqm.pretrained import load_model as load_pretrained
 from snake_world_eqm.shipped import PRETRAINED_10X10
+from snake_world_eqm.simulator import DREAM_FOODS, WORLDS, DreamBesideReal
 
 MISSING_GRADIO = 'snake-eqm app needs gradio: install the app extra with pip install "snake-world-eqm[app]"'
 # Who picks the moves; the keys are what the API and the UI radio take.
@@ -233,6 +238,70 @@ class GameSession:
         return data
 
 
+# What the dream mode compares, in the page's words.
+DREAM_COMPARISON = ("**divergence** is counted on the whole board, food included (no correction), and again with the "
+                    "food masked (\"the snake\"). With the dream's food drawn by the model, the boards part at the "
+                    "first apple (both place new food at random); the snake count says whether the model still "
+                    "follows the game. With the food copied from the real game (food-corrected), any difference is "
+                    "the model's.")
+DREAM_WORLD_LABELS = {"real": "the real board", "dream": "the dream board"}
+
+
+class DreamSession:
+    """Play inside the model beside the real game (`simulator.DreamBesideReal`): each move, a person's or an
+    agent's, steps the real game with the rules and the dream with the model. An agent reads its move from the
+    board `acts_on` names (the other world gets the same move); when that world has ended it reads the other."""
+
+    def __init__(self, model, height: int | None = None, width: int | None = None, seed: int = 0,
+                 food: str = "decoder", initial_length: int = 3) -> None:
+        config = model.config
+        height = int(config.board_height if height is None else height)
+        width = int(config.board_width if width is None else width)
+        if (height, width) not in supported_sizes(config):
+            raise ValueError(f"board size {height}x{width} is not one this model supports: "
+                             f"{', '.join(f'{h}x{w}' for h, w in supported_sizes(config)[:6])}")
+        self.model, self.height, self.width, self.seed = model, height, width, int(seed)
+        self.twin = DreamBesideReal(model, height, width, seed=self.seed, initial_length=initial_length, food=food)
+        self.controller: str | None = None  # who made the last move ("you" or an agent's key)
+        self.acted_on: str | None = None  # the board the last agent move was read from
+        self._agents: dict = {}
+
+    @property
+    def done(self) -> bool:
+        return self.twin.done
+
+    def agent_action(self, controller: str, acts_on: str = "real") -> tuple[int, str]:
+        """(the named agent's move, the world whose board it read)."""
+        if self.done:
+            raise ValueError("both games are over: start a new game")
+        if controller not in CONTROLLERS or controller == "you":
+            raise ValueError(f"controller must be one of {sorted(set(CONTROLLERS) - {'you'})}, got {controller!r}")
+        world = self.twin.acting_world(acts_on)
+        if controller not in self._agents:
+            self._agents[controller] = make_agent(controller, self.model, seed=self.seed)
+        return int(self._agents[controller].act_batch(self.twin.board(world)[None])[0]), world
+
+    def step(self, action: int, controller: str = "you", acted_on: str | None = None):
+        """Move both worlds with `action`; returns the divergence after it."""
+        divergence = self.twin.step(action)
+        self.controller, self.acted_on = controller, acted_on
+        return divergence
+
+    def play(self, controller: str, acts_on: str = "real"):
+        action, world = self.agent_action(controller, acts_on)
+        return self.step(action, controller, world)
+
+    def resync(self) -> None:
+        self.twin.resync()
+
+    def as_dict(self) -> dict:
+        """Both boards, how each world stands and the divergence, JSON-ready (the last output of the dream
+        endpoints)."""
+        return {**self.twin.as_dict(), "controller": self.controller, "acted_on": self.acted_on,
+                "comparison": "whole board, food included; also with the food masked",
+                "dream_food_label": DREAM_FOODS[self.twin.food]}
+
+
 MAX_LINK_STEPS = 1000
 
 
@@ -249,6 +318,19 @@ def link_settings(query: dict, seed: int = 0, controller: str = "eqm") -> tuple[
     if seed < 0 or not 0 <= steps <= MAX_LINK_STEPS:
         raise ValueError(f"the link needs seed >= 0 and steps in 0..{MAX_LINK_STEPS}, got {seed} and {steps}")
     return seed, controller, 0 if controller == "you" else steps
+
+
+def dream_link_settings(query: dict) -> tuple[bool, str, str]:
+    """(open the dream tab, dream food, board the agent acts on) from a link's query
+    (`?mode=dream&food=real&on=dream`, with `seed`, `agent` and `steps` as for `link_settings`)."""
+    mode, food, acts_on = query.get("mode", "real"), query.get("food", "decoder"), query.get("on", "real")
+    if mode not in ("real", "dream"):
+        raise ValueError(f"mode in the link must be real or dream, got {mode!r}")
+    if food not in DREAM_FOODS:
+        raise ValueError(f"food in the link must be one of {', '.join(DREAM_FOODS)}, got {food!r}")
+    if acts_on not in WORLDS:
+        raise ValueError(f"on in the link must be one of {', '.join(WORLDS)}, got {acts_on!r}")
+    return mode == "dream", food, acts_on
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -322,6 +404,46 @@ def session_pictures(session: GameSession) -> tuple[np.ndarray, np.ndarray | Non
     return real, predicted, whatifs
 
 
+def dream_pictures(session: DreamSession) -> tuple[np.ndarray, np.ndarray]:
+    """(real board, dream board with the cells that differ from the real one framed); a world that ended in a
+    death is tinted red. An illegal dream board is painted by cell code."""
+    twin, cell = session.twin, cell_size_for(session.height, session.width)
+    real = board_picture(twin.real, cell)
+    if twin.real_done and twin.real_end != "win":
+        real = death_picture(real)
+    dream = board_picture(twin.dream, cell)
+    if twin.dream_end == "death":
+        dream = death_picture(dream)
+    return real, frame_cells(dream, twin.divergence().mask, cell)
+
+
+def dream_markdown(session: DreamSession) -> str:
+    twin = session.twin
+    d = twin.divergence()
+    move = "" if twin.last_action is None else f" · last move **{ACTION_NAMES[twin.last_action]}**"
+    if session.acted_on is not None:
+        move += f" (the {CONTROLLERS[session.controller]} read {DREAM_WORLD_LABELS[session.acted_on]})"
+    lines = [f"**dream step** {twin.steps} · **apples** real {twin.real_apples}, dream {twin.dream_apples}{move}"
+             + (" · **both games over**" if twin.done else "")]
+    verdict = ("**dream = real**" if d.equal else
+               f"**dream ≠ real**: {d.cells} cell(s) differ, {d.snake_cells} with the food masked (framed in yellow)")
+    first = "never" if d.first_step is None else f"step {d.first_step}"
+    first_snake = "never" if d.first_snake_step is None else f"step {d.first_snake_step}"
+    since = f" since the resync at step {twin.synced_at}" if twin.resyncs else ""
+    lines.append(f"{verdict} · first differed{since}: {first} (the snake: {first_snake})")
+    lines.append(f"dream food: {DREAM_FOODS[twin.food]} · comparison: whole board, food included")
+    real_state = f"ended: **{twin.real_end}**" if twin.real_done else f"last event {twin.real_event}"
+    if not twin.dream_done:
+        dream_state = f"last event {twin.dream_event}"
+    elif twin.dream_end.startswith("illegal"):
+        dream_state = (f"ended: **{twin.dream_end}** (the model predicted a board that is not a legal one; "
+                       "resync to go on from the real board)")
+    else:
+        dream_state = f"ended: **{twin.dream_end}**"
+    lines.append(f"real game: {real_state} · dream: {dream_state}")
+    return "\n\n".join(lines)
+
+
 def session_markdown(session: GameSession) -> str:
     lines = [f"**score** {session.score} · **steps** {session.steps} · **last event** {session.event}"
              + (" · **game over**" if session.done else "")]
@@ -343,14 +465,16 @@ def session_markdown(session: GameSession) -> str:
 # The Gradio page
 # ----------------------------------------------------------------------------------------------------------
 
-# Arrow keys press the move buttons (ignored while typing in a field).
+# Arrow keys press the move buttons of the tab on show (ignored while typing in a field).
 KEYBOARD_JS = """
 <script>
 document.addEventListener("keydown", (event) => {
   const ids = {ArrowUp: "move-up", ArrowRight: "move-right", ArrowDown: "move-down", ArrowLeft: "move-left"};
   const target = document.activeElement;
   if (!(event.key in ids) || (target && ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName))) return;
-  const button = document.getElementById(ids[event.key]);
+  // The arrows of the tab on show: the real game's, or the dream's ("dream-move-...").
+  const button = [ids[event.key], "dream-" + ids[event.key]].map(id => document.getElementById(id))
+    .find(candidate => candidate && candidate.offsetParent !== null);
   if (button) { event.preventDefault(); button.click(); }
 });
 </script>
@@ -371,7 +495,8 @@ def _size_label(size: tuple[int, int]) -> str:
 
 def build_app(model, title: str = "Snake world model (EqM)"):
     """The Blocks page; its events are also API endpoints (`/new_game`, `/step`, `/move_up`, ...) whose last
-    output is the session as JSON (`GameSession.as_dict`)."""
+    output is the session as JSON (`GameSession.as_dict`). The second tab is the dream mode: `/dream_new_game`,
+    `/dream_step`, `/dream_move_up`, ..., `/dream_resync`, whose last output is `DreamSession.as_dict`."""
     gr = import_gradio()
     cache_folder = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
     sizes = [_size_label(size) for size in supported_sizes(model.config)]
@@ -387,10 +512,30 @@ def build_app(model, title: str = "Snake world model (EqM)"):
         return (session, real, gr.Image(value=predicted, label=f"predicted one step ago{verdict}"), *whatif_updates,
                 shown_probabilities(session), session_markdown(session), session.as_dict())
 
+    def dream_view(session: DreamSession) -> tuple:
+        real, dream = dream_pictures(session)
+        twin = session.twin
+        cap_cache(cache_folder)
+        real_label = "real game (the rules)" + (f" · ended: {twin.real_end}" if twin.real_done else "")
+        differ = "" if twin.divergence().equal else f" · {twin.divergence().cells} cell(s) differ"
+        dream_label = ("dream (the model's own predictions)" + differ
+                       + (f" · ended: {twin.dream_end}" if twin.dream_done else ""))
+        return (session, gr.Image(value=real, label=real_label), gr.Image(value=dream, label=dream_label),
+                dream_markdown(session), session.as_dict())
+
+    def parse_size(size: str) -> tuple[int, int]:
+        height, width = (int(part) for part in str(size).lower().split("x"))
+        return height, width
+
     def start(size: str, seed, controller: str) -> GameSession:
         try:
-            height, width = (int(part) for part in str(size).lower().split("x"))
-            return GameSession(model, height, width, seed=int(seed))
+            return GameSession(model, *parse_size(size), seed=int(seed))
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+
+    def start_dream(size: str, seed, food: str) -> DreamSession:
+        try:
+            return DreamSession(model, *parse_size(size), seed=int(seed), food=food)
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
@@ -398,16 +543,24 @@ def build_app(model, title: str = "Snake world model (EqM)"):
         return view(start(size, seed, controller))
 
     def open_link(size: str, seed, controller: str, request: gr.Request):
-        # A link may open a game in progress: ?seed=3&agent=planner&steps=20.
+        # A link may open a game in progress: ?seed=3&agent=planner&steps=20; &mode=dream (with &food=real,
+        # &on=dream) plays those steps in the dream tab and opens it.
         try:
-            seed, controller, moves = link_settings(dict(request.query_params), int(seed), controller)
+            query = dict(request.query_params)
+            seed, controller, moves = link_settings(query, int(seed), controller)
+            dream, food, acts_on = dream_link_settings(query)
         except ValueError as error:
             raise gr.Error(str(error)) from None
         session = start(size, seed, controller)
-        while moves > 0 and not session.done:
-            session.play(controller)
+        dream_session = start_dream(size, seed, food)
+        while moves > 0 and not (dream_session.done if dream else session.done):
+            if dream:
+                dream_session.play(controller, acts_on)
+            else:
+                session.play(controller)
             moves -= 1
-        return (*view(session), seed, controller)
+        return (*view(session), seed, controller, gr.Tabs(selected="dream" if dream else "real"),
+                *dream_view(dream_session), seed, controller, food, acts_on)
 
     def agent_step(session: GameSession | None, controller: str):
         if session is None or session.done:
@@ -423,42 +576,109 @@ def build_app(model, title: str = "Snake world model (EqM)"):
         session.step(action)
         return view(session)
 
+    def dream_new_game(size: str, seed, food: str):
+        return dream_view(start_dream(size, seed, food))
+
+    def dream_agent_step(session: DreamSession | None, controller: str, acts_on: str):
+        if session is None or session.done:
+            raise gr.Error("no game in progress: press New game")
+        if controller == "you":
+            raise gr.Error("you are playing: use the arrow buttons (or pick an agent)")
+        try:
+            session.play(controller, acts_on)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        return dream_view(session)
+
+    def dream_move(session: DreamSession | None, action: int):
+        if session is None or session.done:
+            raise gr.Error("no game in progress: press New game")
+        session.step(action)
+        return dream_view(session)
+
+    def dream_resync(session: DreamSession | None):
+        if session is None:
+            raise gr.Error("no game in progress: press New game")
+        try:
+            session.resync()
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        return dream_view(session)
+
     with gr.Blocks(title=title, delete_cache=CACHE_SWEEP) as demo:
-        gr.Markdown(f"# {title}\nThe real board beside the board the model predicted for it one step earlier, "
-                    "the model's four what-if successors of the current board, and where it hesitates.\n\n"
-                    + LEGEND)
-        session_state = gr.State(None, time_to_live=3600)
-        with gr.Row():
-            size = gr.Dropdown(sizes, value=own, label="board size", interactive=len(sizes) > 1)
-            seed = gr.Number(0, label="seed", precision=0, minimum=0)
-            controller = gr.Radio(choices=[(label, key) for key, label in CONTROLLERS.items()], value="eqm",
-                                  label="who plays")
-            new_game_button = gr.Button("New game", variant="primary")
-        with gr.Row():
-            step_button = gr.Button("Step")
-            play_button = gr.Button("Play")
-            pause_button = gr.Button("Pause")
-            speed = gr.Slider(0.5, 10, value=2, step=0.5, label="speed (steps per second)")
-        with gr.Row():
-            arrows = {name: gr.Button(f"{glyph} {name}", elem_id=f"move-{name}")
-                      for name, glyph in zip(ACTION_NAMES, "↑→↓←")}
+        gr.Markdown(f"# {title}\n" + LEGEND)
         picture = {"type": "numpy", "interactive": False, "buttons": []}
-        with gr.Row():
-            real = gr.Image(label="real board", height=BOARD_PIXELS + 40, **picture)
-            predicted = gr.Image(label="predicted one step ago", height=BOARD_PIXELS + 40, **picture)
-            with gr.Column():
-                calibrated = takes_prob_draws(model)
-                probs = gr.Label(label=PROBABILITIES_LABEL, num_top_classes=4, visible=calibrated)
-                gr.Markdown(PROBABILITIES_HIDDEN, visible=not calibrated)
-                info = gr.Markdown()
-        with gr.Row():
-            whatifs = [gr.Image(label=f"what if {name}", height=BOARD_PIXELS // 2 + 40, **picture)
-                       for name in ACTION_NAMES]
-        with gr.Accordion("boards as data (JSON)", open=False):
-            data = gr.JSON(label="session")
-        timer = gr.Timer(0.5, active=False)
+        with gr.Tabs(selected="real") as tabs:
+            with gr.Tab("Real game and the model's view", id="real"):
+                gr.Markdown("The real board beside the board the model predicted for it one step earlier, the "
+                            "model's four what-if successors of the current board, and where it hesitates.")
+                session_state = gr.State(None, time_to_live=3600)
+                with gr.Row():
+                    size = gr.Dropdown(sizes, value=own, label="board size", interactive=len(sizes) > 1)
+                    seed = gr.Number(0, label="seed", precision=0, minimum=0)
+                    controller = gr.Radio(choices=[(label, key) for key, label in CONTROLLERS.items()],
+                                          value="eqm", label="who plays")
+                    new_game_button = gr.Button("New game", variant="primary")
+                with gr.Row():
+                    step_button = gr.Button("Step")
+                    play_button = gr.Button("Play")
+                    pause_button = gr.Button("Pause")
+                    speed = gr.Slider(0.5, 10, value=2, step=0.5, label="speed (steps per second)")
+                with gr.Row():
+                    arrows = {name: gr.Button(f"{glyph} {name}", elem_id=f"move-{name}")
+                              for name, glyph in zip(ACTION_NAMES, "↑→↓←")}
+                with gr.Row():
+                    real = gr.Image(label="real board", height=BOARD_PIXELS + 40, **picture)
+                    predicted = gr.Image(label="predicted one step ago", height=BOARD_PIXELS + 40, **picture)
+                    with gr.Column():
+                        calibrated = takes_prob_draws(model)
+                        probs = gr.Label(label=PROBABILITIES_LABEL, num_top_classes=4, visible=calibrated)
+                        gr.Markdown(PROBABILITIES_HIDDEN, visible=not calibrated)
+                        info = gr.Markdown()
+                with gr.Row():
+                    whatifs = [gr.Image(label=f"what if {name}", height=BOARD_PIXELS // 2 + 40, **picture)
+                               for name in ACTION_NAMES]
+                with gr.Accordion("boards as data (JSON)", open=False):
+                    data = gr.JSON(label="session")
+                timer = gr.Timer(0.5, active=False)
+            with gr.Tab("Play inside the model (dream)", id="dream"):
+                gr.Markdown("**Play inside the model.** The real game and the model's dream of it start from the "
+                            "same board; every move (yours, or an agent's) steps the real game with the rules and "
+                            "the dream with the model alone: the dream's next board is the model's prediction from "
+                            "its own previous one, never from the real board (until you resync it).\n\n"
+                            + DREAM_COMPARISON)
+                dream_state = gr.State(None, time_to_live=3600)
+                with gr.Row():
+                    dream_size = gr.Dropdown(sizes, value=own, label="board size", interactive=len(sizes) > 1)
+                    dream_seed = gr.Number(0, label="seed", precision=0, minimum=0)
+                    dream_food = gr.Radio(choices=[(label, key) for key, label in DREAM_FOODS.items()],
+                                          value="decoder", label="the dream's new food")
+                    dream_new_game_button = gr.Button("New game", variant="primary", elem_id="dream-new-game")
+                with gr.Row():
+                    dream_controller = gr.Radio(choices=[(label, key) for key, label in CONTROLLERS.items()],
+                                                value="eqm", label="who plays")
+                    acts_on = gr.Radio(choices=[(label, key) for key, label in DREAM_WORLD_LABELS.items()],
+                                       value="real", label="the agent reads")
+                    resync_button = gr.Button("Resync dream to real", elem_id="dream-resync")
+                with gr.Row():
+                    dream_step_button = gr.Button("Step", elem_id="dream-step")
+                    dream_play_button = gr.Button("Play", elem_id="dream-play")
+                    dream_pause_button = gr.Button("Pause", elem_id="dream-pause")
+                    dream_speed = gr.Slider(0.5, 10, value=2, step=0.5, label="speed (steps per second)")
+                with gr.Row():
+                    dream_arrows = {name: gr.Button(f"{glyph} {name}", elem_id=f"dream-move-{name}")
+                                    for name, glyph in zip(ACTION_NAMES, "↑→↓←")}
+                with gr.Row():
+                    dream_real = gr.Image(label="real game (the rules)", height=BOARD_PIXELS + 40, **picture)
+                    dream_board = gr.Image(label="dream (the model's own predictions)", height=BOARD_PIXELS + 40,
+                                           **picture)
+                    dream_info = gr.Markdown()
+                with gr.Accordion("boards as data (JSON)", open=False):
+                    dream_data = gr.JSON(label="dream session")
+                dream_timer = gr.Timer(0.5, active=False)
 
         outputs = [session_state, real, predicted, *whatifs, probs, info, data]
+        dream_outputs = [dream_state, dream_real, dream_board, dream_info, dream_data]
 
         def tick(session: GameSession | None, controller: str):
             # The auto-play clock: steps the agent and stops itself when the game ends or a person plays.
@@ -468,8 +688,16 @@ def build_app(model, title: str = "Snake world model (EqM)"):
             # Only ever switch the clock off here: switching it on would undo a Pause pressed meanwhile.
             return (gr.Timer(active=False) if session.done else gr.skip(), *view(session))
 
+        def dream_tick(session: DreamSession | None, controller: str, acts_on: str):
+            if session is None or session.done or controller == "you":
+                return (gr.Timer(active=False), *(gr.skip() for _ in dream_outputs))
+            session.play(controller, acts_on)
+            return (gr.Timer(active=False) if session.done else gr.skip(), *dream_view(session))
+
         new_game_button.click(new_game, [size, seed, controller], outputs, api_name="new_game")
-        demo.load(open_link, [size, seed, controller], [*outputs, seed, controller], api_visibility="private")
+        demo.load(open_link, [size, seed, controller],
+                  [*outputs, seed, controller, tabs, *dream_outputs, dream_seed, dream_controller, dream_food,
+                   acts_on], api_visibility="private")
         step_button.click(agent_step, [session_state, controller], outputs, api_name="step")
         for index, name in enumerate(ACTION_NAMES):
             # "multiple": a key pressed while the last move is still drawing is queued, not dropped.
@@ -479,6 +707,20 @@ def build_app(model, title: str = "Snake world model (EqM)"):
         pause_button.click(lambda: gr.Timer(active=False), None, timer, api_visibility="private")
         speed.change(lambda s: gr.Timer(value=1.0 / s), speed, timer, api_visibility="private")
         timer.tick(tick, [session_state, controller], [timer, *outputs], api_visibility="private")
+
+        dream_new_game_button.click(dream_new_game, [dream_size, dream_seed, dream_food], dream_outputs,
+                                    api_name="dream_new_game")
+        dream_step_button.click(dream_agent_step, [dream_state, dream_controller, acts_on], dream_outputs,
+                                api_name="dream_step")
+        for index, name in enumerate(ACTION_NAMES):
+            dream_arrows[name].click(lambda session, a=index: dream_move(session, a), [dream_state], dream_outputs,
+                                     api_name=f"dream_move_{name}", trigger_mode="multiple")
+        resync_button.click(dream_resync, [dream_state], dream_outputs, api_name="dream_resync")
+        dream_play_button.click(lambda: gr.Timer(active=True), None, dream_timer, api_visibility="private")
+        dream_pause_button.click(lambda: gr.Timer(active=False), None, dream_timer, api_visibility="private")
+        dream_speed.change(lambda s: gr.Timer(value=1.0 / s), dream_speed, dream_timer, api_visibility="private")
+        dream_timer.tick(dream_tick, [dream_state, dream_controller, acts_on], [dream_timer, *dream_outputs],
+                         api_visibility="private")
     return demo
 
 

@@ -268,3 +268,69 @@ def test_a_model_without_prob_draws_shows_no_probabilities(monkeypatch):
     assert session.as_dict()["model"]["action_probs_calibrated"] is False
     _, _, whatifs = session_pictures(session)
     assert not [caption for _, caption in whatifs if "%" in caption]
+
+
+# ---- the dream mode: play inside the model (issue 36, item 5) -------------------------------------------
+
+
+def test_dream_session_with_an_exact_model_never_diverges_and_shows_no_frame():
+    from snake_world_eqm.app import DreamSession, dream_markdown, dream_pictures
+    from tests.dream_helpers import ExactModel
+
+    session = DreamSession(ExactModel(6, 6, seed=2), seed=2)
+    while session.twin.steps < 30 and not session.done:
+        divergence = session.play("expert", "dream")
+        assert divergence.equal and divergence.cells == 0
+        assert session.acted_on == "dream" and session.controller == "expert"
+    data = json.loads(json.dumps(session.as_dict()))
+    assert data["steps"] == 30 and data["real"]["board"] == data["dream"]["board"]
+    assert data["real"]["apples"] == data["dream"]["apples"] >= 3
+    assert data["divergence"] == {"equal": True, "cells": 0, "snake_cells": 0, "first_step": None,
+                                  "first_snake_step": None, "resyncs": 0, "synced_at": 0}
+    real, dream = dream_pictures(session)
+    assert np.array_equal(real, dream)  # same board, no yellow frame
+    text = dream_markdown(session)
+    assert "**dream = real**" in text and "first differed: never" in text and "drawn by the model" in text
+
+
+def test_dream_session_shows_a_corrupted_prediction_its_cells_and_the_illegal_end():
+    from snake_world_eqm.app import MISMATCH_COLOUR, DreamSession, dream_markdown, dream_pictures
+    from tests.dream_helpers import CorruptingModel
+
+    session = DreamSession(CorruptingModel(6, 6, seed=2, corrupt=(3,)), seed=2, food="real")
+    for _ in range(3):
+        session.play("expert", "real")
+    twin = session.twin
+    assert twin.dream_end == "illegal:heads" and twin.divergence().cells == 1 and twin.first_diverged == 3
+    real, dream = dream_pictures(session)
+    cell = real.shape[0] // 6
+    framed = (dream.reshape(6, cell, 6, cell, 3)[:, 0, :, 0] == MISMATCH_COLOUR).all(axis=-1)
+    assert framed.tolist() == twin.divergence().mask.tolist()
+    text = dream_markdown(session)
+    assert "**dream ≠ real**: 1 cell(s) differ, 1 with the food masked" in text and "first differed: step 3" in text
+    assert "ended: **illegal:heads**" in text and "copied from the real game (food-corrected)" in text
+    # The dream ended: an agent told to read it reads the real board; a person's move steps the real game only.
+    session.play("expert", "dream")
+    assert session.acted_on == "real" and twin.steps == 4 and twin.dream_end == "illegal:heads"
+    frozen = twin.dream.copy()
+    session.step(int(session.agent_action("expert")[0]))
+    assert twin.steps == 5 and np.array_equal(twin.dream, frozen) and session.controller == "you"
+    session.resync()
+    assert session.as_dict()["divergence"]["cells"] == 0 and session.as_dict()["dream"]["end"] == ""
+    with pytest.raises(ValueError, match="controller must be one of"):
+        session.agent_action("you")
+
+
+def test_dream_links_and_bad_choices_are_refused():
+    from snake_world_eqm.app import DreamSession, dream_link_settings
+
+    assert dream_link_settings({}) == (False, "decoder", "real")
+    assert dream_link_settings({"mode": "dream", "food": "real", "on": "dream"}) == (True, "real", "dream")
+    for query, message in [({"mode": "nightmare"}, "mode in the link"), ({"food": "x"}, "food in the link"),
+                           ({"on": "both"}, "on in the link")]:
+        with pytest.raises(ValueError, match=message):
+            dream_link_settings(query)
+    with pytest.raises(ValueError, match="board size 8x8 is not one this model supports"):
+        DreamSession(Oracle(6, 6), 8, 8)
+    with pytest.raises(ValueError, match="dream food must be one of"):
+        DreamSession(Oracle(6, 6), food="uniform")

@@ -157,3 +157,78 @@ def test_the_page_has_a_legend_and_only_calibrated_probabilities(client):
     assert data["model"]["action_probs_calibrated"] is True and abs(sum(probs.values()) - 1) < 1e-5
     # Votes of K draws smoothed by a pseudo-count: every value is (votes + s) / (K + 4 s), never the 0.71 softmax.
     assert all(abs(value - 0.71) > 0.005 for value in probs.values()), probs
+
+
+def _dream(outputs) -> dict:
+    data = outputs[-1]
+    assert isinstance(data, dict) and "dream" in data and "divergence" in data
+    return data
+
+
+def _check_divergence(data) -> None:
+    """The reported divergence is what the two returned boards say."""
+    real, dream = np.array(data["real"]["board"]), np.array(data["dream"]["board"])
+    differ = real != dream
+    assert data["divergence"]["cells"] == int(differ.sum()) and data["divergence"]["equal"] == (not differ.any())
+    assert data["divergence"]["snake_cells"] == int((mask_food(real[None]) != mask_food(dream[None])).sum())
+
+
+def test_dream_mode_plays_inside_the_model_beside_the_real_game(client):
+    """Issue 36 item 5: the dream tab's endpoints. The real board follows the rules, the dream board is the
+    model's (legal while the dream goes on), the divergence matches the boards, the agent reads the board the
+    radio names, and a resync puts the real board into the dream."""
+    import torch
+
+    from snake_world_eqm.agents.simple import EqMAgent
+    from snake_world_eqm.app import load_model
+
+    assert {"/dream_new_game", "/dream_step", "/dream_resync", "/dream_move_up", "/dream_move_left"} <= set(
+        client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    data = _dream(client.predict("10x10", 3, "real", api_name="/dream_new_game"))
+    assert data["steps"] == 0 and data["dream_food"] == "real" and data["real"]["board"] == data["dream"]["board"]
+    assert data["divergence"]["equal"] and data["divergence"]["first_step"] is None
+    torch.set_flush_denormal(True)
+    agent = EqMAgent(load_model())  # the page's EqM agent: deterministic from the origin
+    for world in ("real", "dream", "real", "dream", "dream", "real"):
+        before = {name: np.array(data[name]["board"], dtype=np.int8) for name in ("real", "dream")}
+        data = _dream(client.predict("eqm", world, api_name="/dream_step"))
+        acted_on = data["acted_on"]
+        assert acted_on == world or data["dream"]["done"]
+        action = ["up", "right", "down", "left"].index(data["last_action"])
+        assert action == int(agent.act_batch(before[acted_on][None])[0])
+        truth = batched_step(before["real"][None], np.array([action]), np.random.default_rng(0))[0][0]
+        assert (mask_food(_legal(data["real"]["board"])[None]) == mask_food(truth[None])).all()
+        if not data["dream"]["done"]:
+            _legal(data["dream"]["board"])
+        _check_divergence(data)
+    # Six moves of the shipped model from a 3-cell start, food copied from the real game: the dream is exact.
+    assert data["steps"] == 6 and data["divergence"]["equal"] and data["divergence"]["first_step"] is None
+    data = _dream(client.predict(api_name="/dream_move_up"))  # a person's move: both worlds, one action
+    assert data["last_action"] == "up" and data["controller"] == "you" and data["steps"] == 7
+    _check_divergence(data)
+    data = _dream(client.predict(api_name="/dream_resync"))
+    assert data["real"]["board"] == data["dream"]["board"] and data["divergence"]["cells"] == 0
+    assert data["divergence"]["resyncs"] == 1 and data["divergence"]["synced_at"] == 7
+    with pytest.raises(Exception, match="you are playing"):
+        client.predict("you", "real", api_name="/dream_step")
+
+
+def test_dream_mode_with_the_models_own_food_parts_at_the_first_apple_and_says_so(client):
+    """With the dream's food drawn by the model, the whole boards part once an apple is eaten (the two worlds
+    place their new food at random); the page reports the first step, and the food-masked count is separate."""
+    data = _dream(client.predict("10x10", 0, "decoder", api_name="/dream_new_game"))
+    while data["real"]["apples"] == 0 and not data["real"]["done"] and data["steps"] < 40:
+        data = _dream(client.predict("expert", "real", api_name="/dream_step"))
+        _check_divergence(data)
+    assert data["real"]["apples"] == 1, "the expert ate no apple in 40 moves: nothing was compared"
+    divergence = data["divergence"]
+    if data["dream"]["apples"] == 1:  # the model grew the snake too: only the food can differ
+        assert divergence["snake_cells"] == 0 and divergence["cells"] in (0, 2)
+        assert (divergence["first_step"] == data["steps"]) == (divergence["cells"] == 2)
+    else:  # the model missed the growth, or its board was illegal
+        assert divergence["snake_cells"] > 0 and divergence["first_snake_step"] == data["steps"]
+    components = client.config["components"]
+    texts = [str(c.get("props", {}).get("value", "")) for c in components if c.get("type") == "markdown"]
+    from snake_world_eqm.app import DREAM_COMPARISON
+
+    assert any(DREAM_COMPARISON in text for text in texts)
