@@ -7,14 +7,23 @@ terminal and never when NO_COLOR is set. With `--show-prediction` each frame als
 prediction of the next board for the move the agent just chose (that move held fixed); the following frame
 shows the real one, so prediction errors are visible as they happen. `--show-what-if` shows the model's
 four predicted successors, one per move, beside each board.
+
+`--dream` plays inside the model beside the real game: both start from the same board, every move (the agent's,
+or yours with `--agent you`: arrow keys or w a s d, r resyncs the dream to the real game, q quits) steps the real
+game with the rules and the dream with the model alone, and each frame shows both boards and a divergence line
+(cells that differ, food included and masked, the step they first differed, the dream's end reason).
+`--dream-food real` copies the real game's new food into the dream (food-corrected); `--agent-reads dream` makes
+the agent read the dream's board instead of the real one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None, help="world model folder or repo id (default: the 10x10 "
                         "checkpoint shipped in the package); for --agent baseline, a baseline's folder (none is "
                         "shipped)")
-    parser.add_argument("--agent", default="planner", choices=("planner", "eqm", "baseline", "expert", "random"),
+    parser.add_argument("--agent", default="planner",
+                        choices=("planner", "eqm", "baseline", "expert", "random", "you"),
                         help="planner (default): searches the world model's predicted futures; eqm: the model's "
-                        "own move, no search; baseline: a behaviour-cloning policy; expert: the teacher; random")
+                        "own move, no search; baseline: a behaviour-cloning policy; expert: the teacher; random; "
+                        "you: the keyboard (with --dream)")
     parser.add_argument("--gif", type=path_with_suffix(".gif"), default=None,
                         help="write the game to this GIF instead of the terminal")
     parser.add_argument("--seed", type=seed, default=0)
@@ -70,9 +81,44 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--delay", type=non_negative_float, default=0.1,
                         help="seconds between frames on a terminal (no pause when the output is piped)")
     parser.add_argument("--frame-ms", type=positive_int, default=120, help="GIF frame duration")
+    dream = parser.add_argument_group("play inside the model (--dream)")
+    dream.add_argument("--dream", action="store_true",
+                       help="play inside the model beside the real game: each move steps the real game with the "
+                       "rules and the dream with the model; both boards and their divergence are shown")
+    dream.add_argument("--dream-food", choices=tuple(DREAM_FOOD_CHOICES), default=None,
+                       help="the dream's new food: " + "; ".join(f"{k}: {v}" for k, v in DREAM_FOOD_CHOICES.items())
+                       + " (default decoder)")
+    dream.add_argument("--agent-reads", choices=("real", "dream"), default=None,
+                       help="the board the agent reads its move from (default real; the other world gets the same "
+                       "move; when that world has ended, the agent reads the other)")
     add_planner_arguments(parser)
     add_thread_argument(parser)
     return parser
+
+
+# The dream's food choices (simulator.DREAM_FOODS, repeated here so that --help does not load torch).
+DREAM_FOOD_CHOICES = {"decoder": "drawn by the model", "real": "copied from the real game (food-corrected)"}
+
+
+def check_dream_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Flags that only make sense together: an argparse error (exit 2, one line after the usage) otherwise."""
+    if not args.dream:
+        for flag, value in (("--dream-food", args.dream_food), ("--agent-reads", args.agent_reads)):
+            if value is not None:
+                parser.error(f"{flag} needs --dream")
+        if args.agent == "you":
+            parser.error("--agent you (the keyboard) plays only with --dream")
+        return
+    if args.agent == "baseline":
+        parser.error("--dream needs the world model, and --agent baseline loads a baseline instead: choose "
+                     "--agent planner, eqm, expert, random or you")
+    if args.show_prediction or args.show_what_if:
+        parser.error("--dream shows the model's own board beside the real one: leave out --show-prediction and "
+                     "--show-what-if")
+    if args.agent == "you" and args.gif:
+        parser.error("--agent you plays at the keyboard in the terminal: leave out --gif")
+    if args.agent == "you" and args.agent_reads is not None:
+        parser.error("--agent-reads chooses the board an agent reads: with --agent you, you read both")
 
 
 board_size = int_in_range(MIN_BOARD_SIZE, MAX_BOARD_SIZE, "a board side")
@@ -107,10 +153,10 @@ def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _compose(panels: list[tuple[str, np.ndarray]], caption: str | None) -> np.ndarray:
-    """Panels side by side on white, each with its label above, and the caption in a strip below."""
+    """Panels side by side on white, each with its label above, and the caption (one strip a line) below."""
     height, width = panels[0][1].shape[:2]
     total_width = len(panels) * width + (len(panels) - 1) * _GAP
-    total_height = _LABEL_HEIGHT + height + (_LABEL_HEIGHT if caption else 0)
+    total_height = _LABEL_HEIGHT + height + (_LABEL_HEIGHT * len(caption.splitlines()) if caption else 0)
     canvas = Image.new("RGB", (total_width, total_height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for index, (label, image) in enumerate(panels):
@@ -118,7 +164,8 @@ def _compose(panels: list[tuple[str, np.ndarray]], caption: str | None) -> np.nd
         canvas.paste(Image.fromarray(image), (left, _LABEL_HEIGHT))
         draw.text((left + 1, 1), label, fill=(0, 0, 0))
     if caption:
-        draw.text((1, _LABEL_HEIGHT + height + 1), caption, fill=(0, 0, 0))
+        for index, line in enumerate(caption.splitlines()):
+            draw.text((1, _LABEL_HEIGHT * (1 + index) + height + 1), line, fill=(0, 0, 0))
     return np.asarray(canvas)
 
 
@@ -197,7 +244,7 @@ def model_path_for(args: argparse.Namespace) -> str | None:
         return args.model
     if args.agent == "baseline":
         raise SystemExit("--agent baseline needs --model (a trained baseline folder; none is shipped)")
-    if args.agent in WORLD_MODEL_AGENTS or args.show_prediction or args.show_what_if:
+    if args.agent in WORLD_MODEL_AGENTS or args.show_prediction or args.show_what_if or args.dream:
         return str(PRETRAINED_10X10)
     return None
 
@@ -242,8 +289,157 @@ def board_size_to_play(model, height: int | None, width: int | None) -> tuple[in
     return height, width
 
 
+# ----------------------------------------------------------------------------------------------------------
+# --dream: play inside the model beside the real game
+# ----------------------------------------------------------------------------------------------------------
+
+DREAM_LABELS = ("real game (the rules):", "dream (the model's own boards):")
+KEY_HELP = "keys: arrows or w a s d move, r resyncs the dream to the real game, q quits"
+KEY_COMMANDS = {"w": "up", "d": "right", "s": "down", "a": "left", "r": "resync", "q": "quit"}
+ARROW_CODES = {"A": "up", "C": "right", "B": "down", "D": "left"}  # ESC [ A..D
+
+
+def key_commands(read_char) -> Iterator[str]:
+    """Commands (a move's name, "resync" or "quit") from single characters: `read_char()` returns one, or ""
+    at the end of the input (which quits). Arrow keys arrive as ESC [ A..D; other characters are ignored."""
+    while True:
+        char = read_char()
+        if char == "":
+            yield "quit"
+            return
+        if char == "\x1b":
+            if read_char() == "[" and (code := read_char()) in ARROW_CODES:
+                yield ARROW_CODES[code]
+            continue
+        if char.lower() in KEY_COMMANDS:
+            yield KEY_COMMANDS[char.lower()]
+            if KEY_COMMANDS[char.lower()] == "quit":
+                return
+
+
+@contextlib.contextmanager
+def keyboard(stream=None):
+    """`read_char` for `key_commands`: on a terminal, keys as they are pressed (no Enter; the terminal's mode is
+    restored afterwards); otherwise the stream's characters (a pipe, a file, a test's StringIO)."""
+    stream = sys.stdin if stream is None else stream
+    fileno = getattr(stream, "fileno", None)
+    try:
+        fd = fileno() if fileno is not None and stream.isatty() else None
+    except (OSError, ValueError):
+        fd = None
+    if fd is None:
+        yield lambda: stream.read(1)
+        return
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        yield lambda: os.read(fd, 1).decode(errors="ignore")
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def dream_moves(twin, agent=None, reads: str = "real", commands: Iterator[str] | None = None,
+                max_steps: int = 500) -> Iterator[str]:
+    """Play `twin` (a `simulator.DreamBesideReal`): the agent's moves (read from the `reads` board, or the other
+    one once that world has ended), or the keyboard's `commands` when `agent` is None. Yields a status line
+    for the start and after every move or resync; ends when both games are over, at `max_steps` moves, or on
+    "quit"."""
+    yield "start: both boards are the same"
+    while not twin.done and twin.steps < max_steps:
+        read = None
+        if agent is None:
+            command = next(commands)
+            if command == "quit":
+                return
+            if command == "resync":
+                if twin.real_done:
+                    yield "resync refused: the real game is over"
+                else:
+                    twin.resync()
+                    yield f"resynced: the dream goes on from the real board of step {twin.steps}"
+                continue
+            action = ACTION_NAMES.index(command)
+        else:
+            read = twin.acting_world(reads)
+            action = int(agent.act_batch(twin.board(read)[None])[0])
+        twin.step(action)
+        who = "" if read is None else f" (the agent read the {read} board)"
+        yield (f"step {twin.steps}  move: {ACTION_NAMES[action]}{who}  "
+               f"apples: real {twin.real_apples}, dream {twin.dream_apples}")
+
+
+def dream_ending(twin, max_steps: int) -> str:
+    if twin.done:
+        return "both games are over"
+    return "step cap reached" if twin.steps >= max_steps else "quit"
+
+
+def render_dream_text(twin, colour: bool) -> str:
+    """Both boards side by side, labelled."""
+    texts = [render_ansi_any(board, colour) for board in (twin.real, twin.dream)]
+    return side_by_side(texts, list(DREAM_LABELS))
+
+
+def render_dream_frame(twin, caption: str) -> np.ndarray:
+    """One GIF frame: the real board and the dream board side by side, the caption (two lines) below."""
+    real, dream = render_rgb_any(twin.real), render_rgb_any(twin.dream)
+    if dream.shape[:2] != real.shape[:2]:  # an illegal dream board is painted at another cell size
+        dream = _resize(dream, real.shape[:2])
+    return _compose([("real game", real), ("dream (model)", dream)], caption)
+
+
+def gif_divergence(twin) -> str:
+    """The divergence in a few words, for a GIF's narrow caption."""
+    d = twin.divergence()
+    text = "dream = real" if d.equal else f"{d.cells} cells differ ({d.snake_cells} snake)"
+    if d.first_step is not None:
+        text += f", since step {d.first_step}"
+    return text + (f"; dream: {twin.dream_end}" if twin.dream_end else "")
+
+
+def play_dream(args: argparse.Namespace, model, height: int, width: int, planner_options: dict) -> int:
+    from snake_world_eqm.simulator import DreamBesideReal
+
+    twin = DreamBesideReal(model, height, width, seed=args.seed, food=args.dream_food or "decoder")
+    reads = args.agent_reads or "real"
+    person = args.agent == "you"
+    agent = None if person else make_agent(args.agent, model, args.seed, planner_options)
+    terminal, colour = sys.stdout.isatty(), use_colour()
+    header = LEGEND + "\n" + (KEY_HELP if person else f"agent: {args.agent}, reading the {reads} board")
+    header += f"\ndream food: {DREAM_FOOD_CHOICES[twin.food]}; divergence counts the whole board, food included"
+    frames = []
+    if not args.gif and not terminal:
+        print(header)
+    with keyboard() if person else contextlib.nullcontext() as read_char:
+        commands = key_commands(read_char) if person else None
+        for status in dream_moves(twin, agent, reads, commands, args.max_steps):
+            if args.gif:
+                frames.append(render_dream_frame(twin, f"{status.split('  apples')[0]}\n{gif_divergence(twin)}"))
+                continue
+            print(("\x1b[2J\x1b[H" + header + "\n" if terminal else "") + render_dream_text(twin, colour))
+            print(status)
+            print("divergence: " + twin.divergence_line(), flush=True)
+            if terminal and not person:
+                time.sleep(args.delay)
+    ending = dream_ending(twin, args.max_steps)
+    summary = (f"{ending} after {twin.steps} moves: apples real {twin.real_apples}, dream {twin.dream_apples}; "
+               f"divergence: {twin.divergence_line()}")
+    if args.gif:
+        frames.append(render_dream_frame(twin, f"{ending}\n{gif_divergence(twin)}"))
+        _write_gif(frames, args.gif, args.frame_ms)
+        print(f"wrote {args.gif}: {len(frames)} frames; {summary}")
+    else:
+        print(summary)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    check_dream_flags(parser, args)
     import torch
 
     from snake_world_eqm.agents.planner import planner_options_from_args
@@ -264,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     if model is not None and args.model is None:
         print(f"model: the shipped checkpoint {path} (--model to choose another)", flush=True)
     height, width = board_size_to_play(model, args.height, args.width)
+    if args.dream:
+        return play_dream(args, model, height, width, planner_options_from_args(args))
     agent = make_agent(args.agent, model, args.seed, planner_options_from_args(args))
     predictor = model if args.show_prediction else None
     terminal, colour = sys.stdout.isatty(), use_colour()

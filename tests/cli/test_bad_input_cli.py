@@ -103,3 +103,32 @@ def test_planner_search_size_has_a_ceiling(folders, knob, value):
     model = SnakeWorldEqM.from_pretrained(folders / "eqm")
     with pytest.raises(ValueError, match=knob):
         PlannerAgent(model, **{knob: value})
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--dream-food", "real"], "--dream-food needs --dream"),
+        (["--agent-reads", "dream"], "--agent-reads needs --dream"),
+        (["--agent", "you"], "--agent you (the keyboard) plays only with --dream"),
+        (["--dream", "--agent", "baseline"], "--dream needs the world model"),
+        (["--dream", "--agent", "eqm", "--show-prediction"], "--dream shows the model's own board beside the real one"),
+        (["--dream", "--agent", "you", "--gif", "d.gif"], "--agent you plays at the keyboard in the terminal"),
+        (["--dream", "--agent", "you", "--agent-reads", "real"], "--agent-reads chooses the board an agent reads"),
+        (["--dream", "--dream-food", "uniform"], "argument --dream-food: invalid choice"),
+        (["--dream", "--agent-reads", "both"], "argument --agent-reads: invalid choice"),
+    ],
+)
+def test_play_dream_flag_errors_exit_2_before_loading_or_playing(capsys, monkeypatch, no_work, extra, fragment):
+    """`play --dream` (issue 36, item 5): flags that do not go together are an argparse error naming them."""
+    import snake_world_eqm.pretrained as pretrained
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded or a dream played before the bad flags were found")
+
+    monkeypatch.setattr(pretrained, "load_model", refuse)
+    monkeypatch.setattr(play_cli, "play_dream", refuse)
+    with pytest.raises(SystemExit) as exit_:
+        play_cli.main(extra)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"snake-eqm play: error: {fragment}" in err and "Traceback" not in err

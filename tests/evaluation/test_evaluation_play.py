@@ -148,3 +148,85 @@ def test_a_stall_limit_ends_games_that_circle_without_eating():
     summary = play_games(Circle(), 8, 8, num_games=2, seed=5, start_length=1, stall_limit=9, progress=False)
     assert summary["stall_limit"] == 9
     assert summary["stalls"] + summary["wins"] + summary["deaths"] == 2 and summary["capped"] == 0
+
+
+# ---- play --dream: inside the model beside the real game (issue 36, item 5) ------------------------------
+
+
+def _dream_stand_in(monkeypatch, model):
+    """`snake-eqm play` loads `model` whatever --model says (the loader is imported inside main)."""
+    import snake_world_eqm.pretrained as pretrained
+
+    monkeypatch.setattr(pretrained, "load_model", lambda path, kind="eqm": model)
+
+
+def test_play_dream_with_an_exact_model_shows_no_divergence(monkeypatch, capsys):
+    from snake_world_eqm.evaluation.play import DREAM_FOOD_CHOICES, main
+    from snake_world_eqm.simulator import DREAM_FOODS
+    from tests.dream_helpers import ExactModel
+
+    assert list(DREAM_FOOD_CHOICES) == list(DREAM_FOODS)  # --help's copy of the simulator's choices
+
+    _dream_stand_in(monkeypatch, ExactModel(6, 6, seed=4))
+    assert main(["--dream", "--agent", "expert", "--height", "6", "--width", "6", "--seed", "4",
+                 "--max-steps", "25", "--delay", "0"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("divergence: ")]
+    assert len(lines) == 26 and set(lines) == {"divergence: dream = real"}  # the start and 25 moves
+    assert out.count("real game (the rules):") == out.count("dream (the model's own boards):") == 26
+    assert "agent: expert, reading the real board" in out and "drawn by the model" in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("step cap reached after 25 moves: apples real ") and last.endswith("divergence: dream = real")
+    apples = last.split("apples real ")[1].split(";")[0]
+    assert apples.split(", dream ")[0] == apples.split(", dream ")[1] and int(apples.split(",")[0]) >= 2
+
+
+def test_play_dream_shows_a_corrupted_prediction_and_the_illegal_end(monkeypatch, capsys, tmp_path):
+    import re
+
+    from PIL import Image
+
+    from snake_world_eqm.evaluation.play import main
+    from tests.dream_helpers import CorruptingModel
+
+    _dream_stand_in(monkeypatch, CorruptingModel(6, 6, seed=4, corrupt=(3,)))
+    assert main(["--dream", "--agent", "expert", "--agent-reads", "dream", "--dream-food", "real", "--height", "6",
+                 "--width", "6", "--seed", "4", "--max-steps", "6", "--delay", "0"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("divergence: ")]
+    assert lines[:3] == ["divergence: dream = real"] * 3
+    assert lines[3] == ("divergence: dream != real: 1 cell(s) differ (1 with food masked) | first differed at step 3, "
+                        "the snake at step 3 | dream ended: illegal:heads")
+    # The agent read the dream's board until the dream ended, then the real one.
+    assert re.search(r"step 3  move: \w+ \(the agent read the dream board\)", out)
+    assert re.search(r"step 4  move: \w+ \(the agent read the real board\)", out)
+    _dream_stand_in(monkeypatch, CorruptingModel(6, 6, seed=4, corrupt=(3,)))
+    assert main(["--dream", "--agent", "expert", "--height", "6", "--width", "6", "--seed", "4", "--max-steps", "6",
+                 "--gif", str(tmp_path / "dream.gif")]) == 0
+    with Image.open(tmp_path / "dream.gif") as gif:
+        assert gif.n_frames == 8 and gif.size[0] == 2 * 6 * 16 + 8  # start, 6 moves, the ending; two boards
+
+
+def test_play_dream_at_the_keyboard(monkeypatch, capsys):
+    """Arrow keys (ESC [ A..D) and w a s d move both worlds; r resyncs; q quits; other keys are ignored."""
+    import io
+
+    from snake_world_eqm.evaluation.play import key_commands, main
+    from tests.dream_helpers import CorruptingModel
+
+    keys = io.StringIO("\x1b[Cx\x1b[Zdsrqw")
+    assert list(key_commands(lambda: keys.read(1))) == ["right", "right", "down", "resync", "quit"]
+    assert list(key_commands(lambda: "")) == ["quit"]  # the end of the input quits
+    # Seed 4 on 6x6: the head at (4, 5) heading right; up, then left, are safe. The model breaks the second board.
+    _dream_stand_in(monkeypatch, CorruptingModel(6, 6, seed=4, corrupt=(2,)))
+    monkeypatch.setattr("sys.stdin", io.StringIO("\x1b[Aar"))
+    assert main(["--dream", "--agent", "you", "--height", "6", "--width", "6", "--seed", "4", "--max-steps", "9"]) == 0
+    out = capsys.readouterr().out
+    assert "keys: arrows or w a s d move" in out
+    assert "step 1  move: up  apples: real 0, dream 0" in out and "step 2  move: left  apples: real 0, dream 0" in out
+    divergences = [line for line in out.splitlines() if line.startswith("divergence: ")]
+    assert divergences[:2] == ["divergence: dream = real"] * 2
+    assert divergences[2].endswith("first differed at step 2, the snake at step 2 | dream ended: illegal:heads")
+    assert "resynced: the dream goes on from the real board of step 2" in out
+    assert out.strip().splitlines()[-1] == ("quit after 2 moves: apples real 0, dream 0; divergence: dream = real | "
+                                            "resynced 1x, last at step 2")
