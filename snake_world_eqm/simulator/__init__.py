@@ -20,7 +20,7 @@ from snake_world_eqm.simulator.core import (
     voted_sample,
 )
 from snake_world_eqm.simulator.env import DreamSnakeEnv, DreamVectorEnv
-from snake_world_eqm.simulator.side_by_side import DREAM_FOODS, WORLDS, DreamBesideReal, Divergence
+from snake_world_eqm.simulator.side_by_side import DREAM_FOODS, WORLDS, Divergence, DreamBesideReal
 
 __all__ = ["DREAM_FOODS", "END_REASONS", "FOOD_MODES", "WORLDS", "Divergence", "DreamBesideReal", "DreamSnakeEnv",
            "DreamStep", "DreamVectorEnv", "check_model_size", "copy_food", "draw_food_from_decoder", "dream_step",
