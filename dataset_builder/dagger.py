@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class RoundInterrupted(RuntimeError):
+    """A round's fine-tune was stopped by a signal: nothing of the round is recorded, a rerun resumes it."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -105,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"dagger: error: {error}", file=sys.stderr)
         return 2
+    except RoundInterrupted as stopped:
+        print(f"dagger: {stopped}", file=sys.stderr)
+        return 128 + stopped.signum  # as `snake-eqm train` exits on the same signal
     print(format_table(table))
     return 0
 
@@ -224,6 +236,13 @@ def _run_round(args: argparse.Namespace, folder: Path, round_index: int, model: 
             save_fatal_deviations(fatal, hard, args.fatal_window, args.fatal_repeat)
         train_on.append(str(hard))
     summary = finetune(model, train_on, folder / "model", args)
+    if summary.get("stopped_because") == "interrupted":
+        # The fine-tune saved a checkpoint and returned; scoring its half-trained model would record the round
+        # as finished (round.json), and a rerun would never complete it.
+        name = summary.get("stop_signal", "SIGTERM")
+        raise RoundInterrupted(f"round {round_index}'s fine-tune was stopped by {name} at step "
+                               f"{summary.get('global_step')}; rerun the same command to resume it",
+                               int(signal.Signals[name]))
     validation = summary.get("validation") or {}
     return {
         "round": round_index,

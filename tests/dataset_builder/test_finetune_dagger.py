@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -295,6 +297,29 @@ def test_dagger_loop_runs_rounds_and_resumes_without_redoing_them(tiny_models, d
     # The on-policy rows are labelled by the teacher of the data they are mixed with (data6: astar).
     card = (tmp_path / "dagger" / "round-2" / "data" / "README.md").read_text()
     assert "expert: astar" in card and "--expert astar" in card
+
+
+def test_a_fine_tune_stopped_by_a_signal_records_no_round_and_a_rerun_finishes_it(tiny_models, data6, tmp_path,
+                                                                                  capsys, monkeypatch):
+    from dataset_builder.dagger import main as dagger_main
+    from tests.training_helpers import poison_forward
+
+    eqm, _ = tiny_models
+    argv = ["--model", str(eqm), "--dataset", str(data6), "--output-dir", str(tmp_path / "dagger"), "--rounds", "1",
+            "--samples-per-round", "60", "--finetune-steps", "3", "--batch-size", "8", "--eval-games", "1",
+            "--eval-max-steps", "10", "--train-args", "--max-eval-samples 8", "--no-progress"]
+    with monkeypatch.context() as patch:  # SIGTERM during round 1's fine-tune, as a scheduler's kill sends it
+        poison_forward(patch, SnakeWorldEqM, after_calls=1, effect=lambda out: os.kill(os.getpid(), signal.SIGTERM))
+        assert dagger_main(argv) == 128 + signal.SIGTERM
+    assert "round 1's fine-tune was stopped by SIGTERM" in capsys.readouterr().err
+    round_folder = tmp_path / "dagger" / "round-1"
+    assert not (round_folder / "round.json").exists() and not (tmp_path / "dagger" / "dagger.json").exists()
+    stopped_at = json.loads((round_folder / "model" / "metrics.json").read_text())["global_step"]
+    assert stopped_at < 3
+    assert dagger_main(argv) == 0  # the rerun keeps the collected rows and resumes the fine-tune
+    record = json.loads((round_folder / "round.json").read_text())
+    assert record["finetune_steps"] == 3 and record["rows_added"] == 60
+    assert json.loads((round_folder / "model" / "metrics.json").read_text())["stopped_because"] == "max_steps"
 
 
 def test_dagger_labels_with_the_datasets_expert_and_refuses_a_mix_of_teachers(tiny_models, data6, tmp_path, capsys):
