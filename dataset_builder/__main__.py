@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     expert = size.add_mutually_exclusive_group()
     expert.add_argument(
         "--expert", choices=EXPERT_KINDS, default=DEFAULT_EXPERT,
-        help=f"the expert that labels the rows: {', '.join(EXPERT_KINDS)} (default {DEFAULT_EXPERT}: the best "
-             "measured, which fills the board; benchmarks/expert.py)",
+        help=f"the expert that labels the rows: {', '.join(EXPERT_KINDS)} (default {DEFAULT_EXPERT}: the teacher the "
+             "shipped models learned from, the one a learner imitates best; `fill` plays best itself)",
     )
     expert.add_argument("--use-astar", dest="expert", action="store_const", const="astar", help="the A* expert (same as --expert astar)")
     expert.add_argument("--no-astar", dest="expert", action="store_const", const="heuristic", help="heuristic expert")

@@ -46,7 +46,10 @@ DEATH_EVENTS = frozenset({Event.WALL, Event.SELF, Event.REVERSE})
 MIN_BOARD_SIZE, MAX_BOARD_SIZE = 4, 32
 # The rules-based players (`game.expert`): the teachers a dataset is labelled by.
 EXPERT_KINDS = ("fill", "astar", "heuristic", "cycle", "route")
-DEFAULT_EXPERT = "fill"  # the dataset builder's default: the best measured (benchmarks/expert.py)
+# The dataset builder's default: the teacher both shipped models learned from, and the one a learner imitates
+# best (docs/results/teachers_10x10.json: route students 49-74 apples, fill 27-32, A* 31); it also builds
+# 2.2x as many rows per CPU-second as `fill` (benchmarks/dataset.py). `fill` plays better itself.
+DEFAULT_EXPERT = "route"
 REWARD_EAT = 1.0  # also paid for the winning bite
 REWARD_DEATH = -1.0
 

@@ -12,6 +12,7 @@ from huggingface_hub import DatasetCard
 import dataset_builder.merge as merge_module
 from dataset_builder.__main__ import main
 from snake_world_eqm.data import content_fingerprint, load_snake_dataset
+from snake_world_eqm.game.state import DEFAULT_EXPERT
 from tests.training_helpers import SMALL_BUILD_ARGS as SMALL_ARGS
 
 pytestmark = pytest.mark.usefixtures("private_datasets_cache")
@@ -198,7 +199,7 @@ def _multisize(builds, tmp_path):
         (_other_card, "card is not a dataset built by dataset_builder (its card has no snake_world_eqm field)"),
         (_no_folder, "nowhere is not a folder"),
         (_other_seed, "different generation settings: seed 5 ("),
-        (_other_settings, "different generation settings: expert 'fill' ("),
+        (_other_settings, f"different generation settings: expert {DEFAULT_EXPERT!r} ("),
         (_other_settings, "/shard1); perturb_prob 0.1 ("),
         (_other_num_shards, "different --num-shards (2 in "),
         (_missing_shard, "shard 1 of 3 is missing (given: 0, 2)"),

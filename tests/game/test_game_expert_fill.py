@@ -637,7 +637,7 @@ def test_fill_is_deterministic_and_the_single_board_path_agrees():
     assert actions.dtype == np.int64 and set(actions.tolist()) <= {0, 1, 2, 3}
 
 
-def test_kinds_are_defined_once_and_the_builder_defaults_to_fill():
+def test_kinds_are_defined_once_and_the_builder_defaults_to_the_shipped_models_teacher():
     from dataset_builder.__main__ import build_parser
     from snake_world_eqm.data.generate import EXPERT_KINDS as DATA_KINDS
     from snake_world_eqm.evaluation.cli import EXPERT_KINDS as CLI_KINDS
@@ -645,7 +645,8 @@ def test_kinds_are_defined_once_and_the_builder_defaults_to_fill():
     from snake_world_eqm.game.state import EXPERT_KINDS as STATE_KINDS
 
     assert DATA_KINDS is STATE_KINDS and CLI_KINDS is STATE_KINDS and EXPERT_KINDS is STATE_KINDS
-    assert DEFAULT_EXPERT == "fill" and build_parser().parse_args(["--output", "x"]).expert == "fill"
+    # Both shipped checkpoints learned from `route` (their cards say so); a default build makes their kind of data.
+    assert DEFAULT_EXPERT == "route" and build_parser().parse_args(["--output", "x"]).expert == "route"
 
 
 def test_a_one_cell_snake_takes_a_legal_move_toward_the_food():
