@@ -93,7 +93,7 @@ def main() -> None:
                     "steps": args.steps, "batch_size": args.batch_size, "threads": args.threads, "runs": runs}
     if "no" in runs:
         base = runs["no"]
-        for precision, run in runs.items():
+        for run in runs.values():
             run["speedup_per_cpu_s_vs_fp32"] = round(run["samples_per_cpu_s"] / base["samples_per_cpu_s"], 3)
             run["speedup_train_loop_vs_fp32"] = round(run["train_samples_per_s"] / base["train_samples_per_s"], 3)
             points = {name: round(100 * (run["held_out"][name] - base["held_out"][name]), 2) for name in METRICS}
