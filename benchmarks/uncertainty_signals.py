@@ -29,7 +29,13 @@ import torch
 from snake_world_eqm import PRETRAINED_10X10, PRETRAINED_MULTISIZE
 from snake_world_eqm.agents.base import sample_model
 from snake_world_eqm.evaluation.by_size import evaluation_rows
-from snake_world_eqm.evaluation.evaluate import EvalConfig, corrupt_boards, fatal_labels, visited_states
+from snake_world_eqm.evaluation.evaluate import (
+    EvalConfig,
+    corrupt_boards,
+    fatal_labels,
+    run_sampler,
+    visited_states,
+)
 from snake_world_eqm.evaluation.metrics import auroc
 from snake_world_eqm.evaluation.signals import SIGNALS, descent_signals
 from snake_world_eqm.pretrained import load_model
@@ -65,7 +71,7 @@ def scored(signals: dict[str, np.ndarray], labels: np.ndarray) -> dict:
 def fatal_case(model, games: int, seed: int, max_states: int) -> dict:
     cfg = EvalConfig(fatal_games=games, play_seed=seed, sample_seed=0)
     boards = visited_states(model, 10, 10, cfg)
-    origin_actions = sample_model(model, boards, init_scale=0.0).action.cpu().numpy()
+    origin_actions = run_sampler(model, boards, 512, seed=0, init_scale=0.0)["action"].astype(np.int64)  # batched
     fatal = fatal_labels(boards, origin_actions, cfg.fatal_horizon, seed=0, expert="astar")
     rng = np.random.default_rng(0)  # every fatal state plus a uniform sample of the others: AUROC unbiased
     others = np.flatnonzero(~fatal)

@@ -562,17 +562,22 @@ def build_app(model, title: str = "Snake world model (EqM)"):
         return (*view(session), seed, controller, gr.Tabs(selected="dream" if dream else "real"),
                 *dream_view(dream_session), seed, controller, food, acts_on)
 
-    def agent_step(session: GameSession | None, controller: str):
+    def _check_in_progress(session) -> None:
         if session is None or session.done:
             raise gr.Error("no game in progress: press New game")
+
+    def _check_agent_turn(controller: str) -> None:
         if controller == "you":
             raise gr.Error("you are playing: use the arrow buttons (or pick an agent)")
+
+    def agent_step(session: GameSession | None, controller: str):
+        _check_in_progress(session)
+        _check_agent_turn(controller)
         session.play(controller)
         return view(session)
 
     def move(session: GameSession | None, action: int):
-        if session is None or session.done:
-            raise gr.Error("no game in progress: press New game")
+        _check_in_progress(session)
         session.step(action)
         return view(session)
 
@@ -580,10 +585,8 @@ def build_app(model, title: str = "Snake world model (EqM)"):
         return dream_view(start_dream(size, seed, food))
 
     def dream_agent_step(session: DreamSession | None, controller: str, acts_on: str):
-        if session is None or session.done:
-            raise gr.Error("no game in progress: press New game")
-        if controller == "you":
-            raise gr.Error("you are playing: use the arrow buttons (or pick an agent)")
+        _check_in_progress(session)
+        _check_agent_turn(controller)
         try:
             session.play(controller, acts_on)
         except ValueError as error:
@@ -591,8 +594,7 @@ def build_app(model, title: str = "Snake world model (EqM)"):
         return dream_view(session)
 
     def dream_move(session: DreamSession | None, action: int):
-        if session is None or session.done:
-            raise gr.Error("no game in progress: press New game")
+        _check_in_progress(session)
         session.step(action)
         return dream_view(session)
 

@@ -14,7 +14,6 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import snake_world_eqm  # noqa: F401  (registers the ids)
-from snake_world_eqm import SnakeWorldEqM, SnakeWorldEqMConfig
 from snake_world_eqm.evaluation.oracle import OracleWorldModel
 from snake_world_eqm.game import DREAM_ENV_ID, FOOD, HEAD_UP, encode_observation, new_game
 from snake_world_eqm.simulator import (
@@ -25,16 +24,6 @@ from snake_world_eqm.simulator import (
     dream_step,
     illegal_reasons,
 )
-
-TINY = dict(board_height=6, board_width=6, d_model=16, num_layers=1, num_heads=2, latent_dim=8, eqm_hidden_dim=16,
-            eqm_num_layers=1, decoder_channels=8, decoder_layers=1, eqm_sampling_steps=3)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    return SnakeWorldEqM(SnakeWorldEqMConfig(**TINY)).eval()
 
 
 class CorruptingOracle(OracleWorldModel):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from snake_world_eqm import SnakeWorldEqM, SnakeWorldEqMConfig
 from snake_world_eqm.evaluation.oracle import OracleWorldModel
@@ -15,16 +14,7 @@ from snake_world_eqm.game.env import SnakeEnv
 from snake_world_eqm.game.expert import expert_actions
 from snake_world_eqm.simulator import END_REASONS, DreamSnakeEnv, illegal_reasons
 from snake_world_eqm.simulator.rl import OneHotBoards, PolicyAgent, SnakeGames, one_hot_boards, sb3_vec_env
-
-TINY = dict(board_height=6, board_width=6, d_model=16, num_layers=1, num_heads=2, latent_dim=8, eqm_hidden_dim=16,
-            eqm_num_layers=1, decoder_channels=8, decoder_layers=1, eqm_sampling_steps=3)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    return SnakeWorldEqM(SnakeWorldEqMConfig(**TINY)).eval()
+from tests.simulator.conftest import TINY
 
 
 def counting(model):

@@ -14,7 +14,7 @@ from snake_world_eqm.agents.simple import ExpertAgent
 from snake_world_eqm.game import FOOD, SnakeState, batched_step, encode_observation, mask_food, new_game
 from snake_world_eqm.simulator import DreamBesideReal, copy_food, dream_step
 from tests.dream_helpers import CorruptingModel, ExactModel, food_cell
-from tests.simulator.test_dream_env import TINY
+from tests.simulator.conftest import TINY
 
 
 def _play_expert(twin: DreamBesideReal, steps: int, world: str = "real") -> list[dict]:
