@@ -56,6 +56,14 @@ MODULES = {
     "snake_world_eqm/agents/base.py": ["tests/agents/test_agents.py", "tests/agents/test_agents_contract.py",
                                        "tests/evaluation/test_evaluation_play.py"],
     "snake_world_eqm/evaluation/closed_loop.py": ["tests/evaluation/test_evaluation_play.py"],
+    # Checkpoints: the unit tests first (milliseconds a mutant), then the in-process training runs and the kill test
+    # that resume the same checkpoints through the engine.
+    "snake_world_eqm/training/checkpoints.py": ["tests/training/test_checkpoints.py",
+                                                "tests/training/test_bad_input_training.py",
+                                                "tests/training/test_checkpoint_trust.py",
+                                                "tests/training/test_training_run.py",
+                                                "tests/training/test_training_best.py",
+                                                "tests/training/test_training_resume.py"],
     "snake_world_eqm/hub/push.py": ["tests/hub/test_hub.py", "tests/hub/test_release.py", "tests/hub/test_security.py",
                                     "tests/hub/test_bad_input_hub.py"],
 }
