@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, constants
 
 from snake_world_eqm.app import MISSING_GRADIO, GameSession, frame_cells, session_pictures, supported_sizes
 from snake_world_eqm.evaluation.agents import neck_directions
@@ -151,6 +151,9 @@ def intercepted_hub(monkeypatch):
     monkeypatch.setattr(HfApi, "create_commit", fake_create_commit)
     monkeypatch.setattr(HfApi, "whoami", lambda self, token=None: {"name": "tester"})  # the access check
     monkeypatch.setenv("HF_TOKEN", "hf_intercepted")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    # huggingface_hub reads the variable once, at import: a suite run with HF_HUB_OFFLINE=1 needs this too.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     return calls
 
 
