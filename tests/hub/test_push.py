@@ -242,8 +242,9 @@ def online(monkeypatch):
 def test_offline_mode_is_refused_before_the_token_is_asked(online, monkeypatch, value):
     monkeypatch.setenv("HF_HUB_OFFLINE", value)
     api = FakeApi(token="hf_x", user={"name": "me"})
-    with pytest.raises(ConnectionError, match="HF_HUB_OFFLINE is set: pushing needs the network"):
+    with pytest.raises(ConnectionError) as error:
         check_hub_access(api, "hf_x")
+    assert str(error.value) == "HF_HUB_OFFLINE is set: pushing needs the network (unset it, or use --dry-run)"
     assert api.asked == []
 
 
@@ -261,8 +262,9 @@ def test_other_offline_values_are_online(online, monkeypatch, value):
 
 def test_no_token_anywhere_is_refused_before_the_hub_is_asked(online):
     api = FakeApi(user={"name": "me"})
-    with pytest.raises(PermissionError, match="no Hugging Face token: run `hf auth login`, set HF_TOKEN or pass"):
+    with pytest.raises(PermissionError) as error:
         check_hub_access(api)
+    assert str(error.value) == "no Hugging Face token: run `hf auth login`, set HF_TOKEN or pass --token"
     assert api.asked == []
 
 
@@ -312,6 +314,8 @@ def test_dotfiles_and_links_out_of_the_folder_are_never_sent(tmp_path):
     assert not inside_folder(folder, folder / "plots" / "out.png")
     assert not inside_folder(folder, folder / "plots" / "broken.png")
     assert not inside_folder(tmp_path / "nowhere", folder / "config.json")
+    (folder / "gone.json").symlink_to(folder / "deleted.json")  # a link to a file inside that is not there
+    assert not inside_folder(folder, folder / "gone.json") and not inside_folder(folder, folder / "deleted.json")
 
 
 def test_a_relative_folder_gives_absolute_paths(tmp_path, monkeypatch):
@@ -569,17 +573,21 @@ def test_a_push_sends_the_card_given_instead_of_the_folders(tmp_path, monkeypatc
 
 def test_a_push_builds_its_api_with_the_token(tmp_path, monkeypatch):
     folder = _model(tmp_path / "m")
-    made = []
+    made, made_apis = [], []
 
     class MadeApi(RecordingApi):
         def __init__(self, token=None):
             super().__init__()
             made.append(token)
+            made_apis.append(self)
 
     monkeypatch.setattr("snake_world_eqm.hub.push.HfApi", MadeApi)
     monkeypatch.setattr("snake_world_eqm.hub.push.check_hub_access", lambda api, token: None)
     push_folder(folder, "org/m", token="hf_t")
     assert made == ["hf_t"]
+    # A new repo is public unless asked otherwise (`--private`).
+    assert made_apis[0].calls[0] == ("create_repo", "org/m", {"repo_type": "model", "private": False,
+                                                                     "exist_ok": True})
 
 
 def test_a_dataset_push_sends_its_files(tmp_path):
