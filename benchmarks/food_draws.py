@@ -30,6 +30,8 @@ def main(argv=None) -> int:
     parser.add_argument("--modes", nargs="+", default=["model", "decoder:1", "decoder:3", "decoder:10", "decoder:inf"])
     parser.add_argument("--games", type=int, default=4, help="route-expert games the positions are taken from")
     parser.add_argument("--seed", type=int, default=3700)
+    parser.add_argument("--init-scale", type=float, default=1.0,
+                        help="start of each held-action descent: 1 is EqM's noise, 0 the origin (as the dream's default)")
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
 
@@ -45,7 +47,7 @@ def main(argv=None) -> int:
     torch.set_flush_denormal(True)
     model = load_model(args.model).eval()
     result = {"model": args.model, "positions": args.positions, "draws": args.draws, "seed": args.seed,
-              "load_before": os.getloadavg(), "sizes": []}
+              "init_scale": args.init_scale, "load_before": os.getloadavg(), "sizes": []}
     for size in args.sizes:
         height, width = (int(v) for v in size.lower().split("x"))
         games = record_games(make_agent("expert-route"), height, width, args.games, seed=args.seed)
@@ -56,7 +58,7 @@ def main(argv=None) -> int:
             food, _, temperature = spec.partition(":")
             started = time.perf_counter()
             measured = measure_food_draws(model, boards, actions, successors, draws=args.draws, food=food,
-                                          seed=args.seed, food_temperature=float(temperature or 1.0),
+                                          seed=args.seed, init_scale=args.init_scale, food_temperature=float(temperature or 1.0),
                                           votes=int(votes or 1))
             measured["seconds"] = round(time.perf_counter() - started, 1)
             measured["tv_ratio_to_uniform_same_draws"] = (measured["mean_tv"] / measured["mean_tv_uniform_same_draws"]

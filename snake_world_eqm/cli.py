@@ -12,6 +12,7 @@ import sys
 
 SUBCOMMANDS = {
     "train": ("snake_world_eqm.training", "train a world model or the baseline with Accelerate"),
+    "tune-decoder": ("snake_world_eqm.training.decoder_tune_cli", "retrain the decoder on the latents the sampler reaches"),
     "evaluate": ("snake_world_eqm.evaluation.cli", "measure a model on held-out episodes and in play"),
     "evaluate-sizes": ("snake_world_eqm.evaluation.by_size", "per-board-size metrics and play, seen vs unseen sizes"),
     "play": ("snake_world_eqm.evaluation.play", "watch an agent play in the terminal or write a GIF"),

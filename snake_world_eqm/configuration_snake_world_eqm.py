@@ -46,6 +46,7 @@ _EQM_FIELDS = {
     "decoder_channels": (_INT, 1, 4096),
     "decoder_layers": (_INT, 0, 64),
     "decoder_noise_std": (_FLOAT, 0.0, 100.0),
+    "decoder_global_context": (_BOOL, None, None),
     "recon_changed_weight": (_FLOAT, 0.0, 1e6),
     "whatif_recon_fraction": (_FLOAT, 0.0, 1.0),
     "eqm_hidden_dim": (_INT, 1, 8192),
@@ -162,6 +163,10 @@ class SnakeWorldEqMConfig(_ModelTypeCheck, PreTrainedConfig):
             the latent (the next board differs from the current one in ≤ 5 cells).
         decoder_noise_std (0.1): the decoder is trained on target latents plus this much Gaussian noise, so sampled
             (slightly off) latents still decode.
+        decoder_global_context (False): each decoder block is also modulated by its input pooled over the whole
+            board. A 3x3 conv stack sees only a few cells, so without it the far-away tail learns "did the snake
+            eat?" from the latent's food part, which draws from noise rarely hold; with it, that is read where it
+            happens (the new head on the old food) and carried to every cell (`training.decoder_tune`).
         recon_changed_weight (4.0): extra cross-entropy weight on cells that change between the boards.
         whatif_recon_fraction (0.5): with `next_state_per_action`, the share of rows whose decoder target is a
             random non-expert successor (deaths included) instead of the expert's (one decoder pass per row).
@@ -216,6 +221,7 @@ class SnakeWorldEqMConfig(_ModelTypeCheck, PreTrainedConfig):
     decoder_channels: int = 64
     decoder_layers: int = 3
     decoder_noise_std: float = 0.1
+    decoder_global_context: bool = False
     recon_changed_weight: float = 4.0
     whatif_recon_fraction: float = 0.5
     # EqM field + objective

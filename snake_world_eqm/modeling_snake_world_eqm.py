@@ -389,14 +389,20 @@ class SnakeFiLMConv(nn.Module):
     names (e.g. where the new head or food is), which a plain additive broadcast cannot do in one layer.
     """
 
-    def __init__(self, channels: int, latent_dim: int):
+    def __init__(self, channels: int, latent_dim: int, global_context: bool = False):
         super().__init__()
         self.film = nn.Linear(latent_dim, 2 * channels)
+        # Mean and max of the input over the board: what one cell decides (the new head landed on the food)
+        # reaches cells far beyond the convs' reach (the tail, which then stays).
+        self.context = nn.Linear(2 * channels, 2 * channels) if global_context else None
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.film(latent)[..., None, None].chunk(2, dim=1)
+        film = self.film(latent)
+        if self.context is not None:
+            film = film + self.context(torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=1))
+        scale, shift = film[..., None, None].chunk(2, dim=1)
         y = x * (1 + scale) + shift
         return x + self.conv2(F.gelu(self.conv1(F.gelu(y))))
 
@@ -412,7 +418,8 @@ class SnakeLatentDecoder(nn.Module):
         # so a cell recognises itself with one multiplicative (FiLM) match instead of a long-range search.
         self.offset_row = nn.Embedding(2 * MAX_BOARD_SIZE - 1, c)
         self.offset_col = nn.Embedding(2 * MAX_BOARD_SIZE - 1, c)
-        self.blocks = nn.ModuleList(SnakeFiLMConv(c, config.latent_dim) for _ in range(max(1, config.decoder_layers)))
+        self.blocks = nn.ModuleList(SnakeFiLMConv(c, config.latent_dim, config.decoder_global_context)
+                                    for _ in range(max(1, config.decoder_layers)))
         self.head = nn.Conv2d(c, config.num_cell_classes, 1)
 
     def board_features(self, current: torch.Tensor) -> torch.Tensor:

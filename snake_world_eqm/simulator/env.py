@@ -58,16 +58,19 @@ class DreamSnakeEnv(gym.Env):
 
     ``info``: ``event`` (none / eat / death / win / illegal), ``reason`` (why the episode ended, "" while it
     goes on: death, win, illegal:heads|no_food|foods|body), ``length``, ``steps``, ``legal``.
-    ``init_scale`` is the noise scale of each draw (1: EqM's N(0, I); 0: the deterministic origin start);
-    ``food``: "model" (the decoder's argmax) or "decoder" (new food drawn from the decoder's probabilities,
-    flattened by ``food_temperature``; see :mod:`snake_world_eqm.simulator.core`); ``votes`` > 1 draws that many
-    successors per step and keeps the majority snake (``voted_sample``).
+    ``init_scale`` is the noise scale of each draw (0, the default: the deterministic origin start; 1: EqM's
+    N(0, I)); ``food``: "decoder" (the default: new food drawn from the decoder's probabilities, flattened by
+    ``food_temperature``; see :mod:`snake_world_eqm.simulator.core`) or "model" (the decoder's argmax);
+    ``votes`` > 1 draws that many successors per step and keeps the majority snake (``voted_sample``).
+    The defaults are the measured best (docs/results/simulator.md): the snake's move is deterministic, and the
+    origin start keeps it exact over whole games far more often than noise draws do; the one random part, the
+    new food, is drawn from the decoder, since the descent's latent does not name it.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 8}
 
     def __init__(self, model=None, height: int = 10, width: int = 10, initial_length: int = 3,
-                 max_steps: int | None = None, init_scale: float = 1.0, food: str = "model",
+                 max_steps: int | None = None, init_scale: float = 0.0, food: str = "decoder",
                  num_steps: int | None = None, food_temperature: float = 1.0, votes: int = 1,
                  render_mode: str | None = None, cell_size: int = 16) -> None:
         check_board_size(height, width)
@@ -132,7 +135,7 @@ class DreamVectorEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
     def __init__(self, num_envs: int, model=None, height: int = 10, width: int = 10, initial_length: int = 3,
-                 max_steps: int | None = None, init_scale: float = 1.0, food: str = "model",
+                 max_steps: int | None = None, init_scale: float = 0.0, food: str = "decoder",
                  num_steps: int | None = None, food_temperature: float = 1.0, votes: int = 1) -> None:
         check_board_size(height, width)
         _check_options(init_scale, food, max_steps, food_temperature)

@@ -57,7 +57,7 @@ class DreamBesideReal:
     """
 
     def __init__(self, model, height: int, width: int, seed: int = 0, initial_length: int = 3,
-                 food: str = "decoder", init_scale: float = 1.0, food_temperature: float = 1.0, votes: int = 1,
+                 food: str = "decoder", init_scale: float = 0.0, food_temperature: float = 1.0, votes: int = 1,
                  num_steps: int | None = None) -> None:
         check_board_size(height, width)
         if food not in DREAM_FOODS:

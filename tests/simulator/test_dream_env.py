@@ -74,7 +74,8 @@ def test_thousand_steps_on_a_tiny_random_model(tiny):
 
 
 def test_every_end_reason_from_a_corrupting_model():
-    env = DreamSnakeEnv(model=CorruptingOracle(5, 5), height=5, width=5, max_steps=200)
+    # food="model": the stand-in's own (corrupted) food, which the default "decoder" food would redraw
+    env = DreamSnakeEnv(model=CorruptingOracle(5, 5), height=5, width=5, max_steps=200, food="model")
     env.reset(seed=3)
     reasons, events = Counter(), Counter()
     for _ in range(1000):
