@@ -26,6 +26,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-steps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=3800)
     parser.add_argument("--dreams", nargs="+", default=["model", "decoder:1"], help="food modes of the dream: model | decoder:T, with @K for K-draw snake votes")
+    parser.add_argument("--init-scale", type=float, default=0.0,
+                        help="start of each dream draw: 0 the origin (the dream env's default), 1 EqM's noise "
+                             "(the setting of results before stop 27)")
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
 
@@ -41,7 +44,7 @@ def main(argv=None) -> int:
     model = load_model(args.model).eval()
     height, width = (int(v) for v in args.size.lower().split("x"))
     result = {"model": args.model, "size": args.size, "games": args.games, "max_steps": args.max_steps,
-              "seed": args.seed, "load_before": os.getloadavg(), "agents": {}}
+              "seed": args.seed, "init_scale": args.init_scale, "load_before": os.getloadavg(), "agents": {}}
     for name in args.agents:
         entry = {}
         started = time.perf_counter()
@@ -54,6 +57,7 @@ def main(argv=None) -> int:
             started = time.perf_counter()
             entry[f"dream:{dream}"] = play_dream(make_agent(name, model, seed=args.seed), model, height, width,
                                                  args.games, args.seed, args.max_steps, food=food,
+                                                 init_scale=args.init_scale,
                                                  food_temperature=float(temperature or 1.0),
                                                  votes=int(votes or 1))
             entry[f"dream:{dream}"]["seconds"] = round(time.perf_counter() - started, 1)

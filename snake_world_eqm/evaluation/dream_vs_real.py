@@ -68,7 +68,7 @@ def play_real(agent: Agent, height: int, width: int, num_games: int, seed: int, 
 
 
 def play_dream(agent: Agent, model, height: int, width: int, num_games: int, seed: int, max_steps: int,
-               stall_limit: int | None = None, start_length: int = 3, init_scale: float = 1.0, food: str = "model",
+               stall_limit: int | None = None, start_length: int = 3, init_scale: float = 0.0, food: str = "decoder",
                food_temperature: float = 1.0, votes: int = 1) -> dict:
     """The agent's games inside the model, from the same start boards as `play_real`."""
     generator = torch.Generator().manual_seed(seed)
