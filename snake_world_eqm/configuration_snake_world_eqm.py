@@ -47,6 +47,7 @@ _EQM_FIELDS = {
     "decoder_layers": (_INT, 0, 64),
     "decoder_noise_std": (_FLOAT, 0.0, 100.0),
     "decoder_global_context": (_BOOL, None, None),
+    "food_head": (_BOOL, None, None),
     "recon_changed_weight": (_FLOAT, 0.0, 1e6),
     "whatif_recon_fraction": (_FLOAT, 0.0, 1.0),
     "eqm_hidden_dim": (_INT, 1, 8192),
@@ -167,6 +168,11 @@ class SnakeWorldEqMConfig(_ModelTypeCheck, PreTrainedConfig):
             board. A 3x3 conv stack sees only a few cells, so without it the far-away tail learns "did the snake
             eat?" from the latent's food part, which draws from noise rarely hold; with it, that is read where it
             happens (the new head on the old food) and carried to every cell (`training.decoder_tune`).
+        food_head (False): a small conv head over the decoder's features that gives, for a move that eats, where
+            the new food appears (`SnakeWorldEqM.food_log_weights`, sampled by the dream). The decoder's own FOOD
+            channel learned the food the encoder's latent names; a draw from the descent names none, so the
+            decoder's belief is narrow there. The head is trained alone on descent latents
+            (`snake-eqm tune-decoder --part food-head`), leaving every board the decoder predicts unchanged.
         recon_changed_weight (4.0): extra cross-entropy weight on cells that change between the boards.
         whatif_recon_fraction (0.5): with `next_state_per_action`, the share of rows whose decoder target is a
             random non-expert successor (deaths included) instead of the expert's (one decoder pass per row).
@@ -222,6 +228,7 @@ class SnakeWorldEqMConfig(_ModelTypeCheck, PreTrainedConfig):
     decoder_layers: int = 3
     decoder_noise_std: float = 0.1
     decoder_global_context: bool = False
+    food_head: bool = False
     recon_changed_weight: float = 4.0
     whatif_recon_fraction: float = 0.5
     # EqM field + objective

@@ -421,6 +421,9 @@ class SnakeLatentDecoder(nn.Module):
         self.blocks = nn.ModuleList(SnakeFiLMConv(c, config.latent_dim, config.decoder_global_context)
                                     for _ in range(max(1, config.decoder_layers)))
         self.head = nn.Conv2d(c, config.num_cell_classes, 1)
+        self.food_head = None
+        if config.food_head:
+            self.food_head = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.GELU(), nn.Conv2d(c, 1, 1))
 
     def board_features(self, current: torch.Tensor) -> torch.Tensor:
         """Embedding of the current board (B, C, H, W); computed once and reusable for several latents."""
@@ -431,11 +434,19 @@ class SnakeLatentDecoder(nn.Module):
         x = self.embed(current) + self.offset_row(rows)[:, :, None] + self.offset_col(cols)[:, None, :]
         return x.permute(0, 3, 1, 2)
 
-    def forward(self, latent: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    def cell_features(self, latent: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) features of every cell of the next board, before the read-outs."""
         x = features
         for block in self.blocks:
             x = block(x, latent)
-        return self.head(F.gelu(x)).permute(0, 2, 3, 1)
+        return F.gelu(x)
+
+    def forward(self, latent: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.cell_features(latent, features)).permute(0, 2, 3, 1)
+
+    def food_logits(self, latent: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """(B, H, W) the food head's logits of where new food appears (needs `config.food_head`)."""
+        return self.food_head(self.cell_features(latent, features)).squeeze(1)
 
 
 class SnakeEqMField(nn.Module):
@@ -613,6 +624,17 @@ class SnakeWorldEqM(SnakePreTrainedModel):
                 return last_boards
         raise ValueError("from_latent(latent) without current_board decodes only the latent_next of the last "
                          "sample() call; pass the board it follows: from_latent(latent, current_board)")
+
+    def food_log_weights(self, latent: torch.Tensor, current_board) -> torch.Tensor:
+        """(B, H, W) unnormalised log-probabilities of where new food appears on the board `latent` names:
+        the food head's logits when the model has one (`config.food_head`), else the decoder's log p(FOOD)
+        per cell. The dream draws an eating move's new food from them over the cells left empty."""
+        boards = prepare_boards(self.config, current_board, self.device, validate=False)
+        latent = self._check_latent(latent, boards.shape[0])
+        features = self.decoder.board_features(boards)
+        if self.decoder.food_head is not None:
+            return self.decoder.food_logits(latent, features)
+        return torch.log_softmax(self.decoder(latent, features), dim=-1)[..., FOOD]
 
     def decode_latent(self, latent: torch.Tensor, current_board) -> torch.Tensor:
         """The board (B, H, W) long a latent names (argmax of `from_latent`)."""

@@ -8,8 +8,9 @@ reward 0 — never an exception.
 
 New food is whatever the model draws (``food="model"``: the argmax of the decoder). ``food="decoder"`` is a
 sampling-side option for the one stochastic part of a transition: where the predicted snake grew, the new
-food cell is drawn from the decoder's own per-cell FOOD probabilities over the cells it leaves empty
-(every other food cell is cleared), so each eating draw holds exactly one food on an empty cell;
+food cell is drawn from the model's food belief over the cells it leaves empty (its food head where it has
+one, else the decoder's per-cell FOOD probabilities; every other food cell is cleared), so each eating draw
+holds exactly one food on an empty cell;
 ``food_temperature`` > 1 flattens those probabilities (``inf``: uniform over the cells the model leaves empty,
 the rules' prior rather than the model's belief). ``food_from`` gives the new food instead where it can: the
 real game's next boards, whose food cell is copied onto each prediction whose snake grew (*food-corrected*, as in
@@ -63,17 +64,19 @@ def illegal_reasons(boards: np.ndarray) -> np.ndarray:
 
 def draw_food_from_decoder(logits: torch.Tensor, boards: np.ndarray, rows: np.ndarray,
                            generator: torch.Generator | None = None, temperature: float = 1.0) -> np.ndarray:
-    """Redraw the food of `boards[rows]` from the decoder's FOOD probabilities over the cells it leaves empty.
+    """Redraw the food of `boards[rows]` from the model's food belief over the cells it leaves empty.
 
-    `logits` (B, H, W, 12) are the decoder's per-cell logits for all boards; returns a copy of `boards`.
-    Cell c is drawn with weight p_FOOD(c) ** (1 / temperature): 1 is the decoder's own belief, larger values
-    flatten it toward uniform over the free cells (infinity is exactly uniform). A row with no empty or food
-    cell left (a full board) is left as it is.
+    `logits`: (B, H, W) log-weights of new food per cell (`SnakeWorldEqM.food_log_weights`: the food head's,
+    or the decoder's log p(FOOD)), or the decoder's (B, H, W, 12) per-cell logits, for all boards; returns a
+    copy of `boards`. Cell c is drawn with weight w(c) ** (1 / temperature): 1 is the model's own belief, larger
+    values flatten it toward uniform over the free cells (infinity is exactly uniform). A row with no empty or
+    food cell left (a full board) is left as it is.
     """
     boards = np.array(boards, copy=True)
     if len(rows) == 0:
         return boards
-    log_probs = torch.log_softmax(logits[torch.as_tensor(rows, device=logits.device)].float(), dim=-1)[..., FOOD]
+    picked = logits[torch.as_tensor(rows, device=logits.device)].float()
+    log_probs = torch.log_softmax(picked, dim=-1)[..., FOOD] if picked.dim() == 4 else picked
     if math.isinf(temperature):
         probs = torch.ones_like(log_probs)
     else:
@@ -171,9 +174,12 @@ def dream_step(model, boards: np.ndarray, actions: np.ndarray, generator: torch.
     if food == "decoder":
         grew = np.flatnonzero(after > before)
         if grew.size:
+            current = torch.as_tensor(boards, dtype=torch.long, device=model_device(model))
             with torch.no_grad():
-                logits = model.from_latent(latent, torch.as_tensor(boards, dtype=torch.long,
-                                                                             device=model_device(model)))
+                if hasattr(model, "food_log_weights"):
+                    logits = model.food_log_weights(latent, current)
+                else:  # a stand-in with a decoder only
+                    logits = model.from_latent(latent, current)
             predicted = draw_food_from_decoder(logits, predicted, grew, generator, food_temperature)
     if food_from is not None:
         food_from = np.asarray(food_from)

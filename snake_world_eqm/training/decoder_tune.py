@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from snake_world_eqm.game.encoding import EMPTY, FOOD
 
 COLUMNS = ("state", "action", "next_state_per_action")
+PARTS = ("decoder", "food_head")
 
 
 @dataclass
@@ -38,7 +39,11 @@ class DecoderTuneConfig:
     action's (deaths included); `eat_fraction` of each batch are eating moves (an expert's or a what-if one), the
     rare rows where the decoder must keep the tail; `origin_fraction` of the sampled latents start at the origin
     (the EqM agent's and planner's start), the rest from N(0, I); `encoder_fraction` of rows decode the encoder's
-    latent instead, on eating rows with the new food left out of it half of the time."""
+    latent instead, on eating rows with the new food left out of it half of the time.
+
+    `part="food_head"` trains the food head alone (the model needs `config.food_head`): every row is an eating
+    move, every latent a descent's, and the loss is the cross-entropy of where the new food appeared; the
+    decoder and every board it predicts stay as they are."""
 
     steps: int = 2000
     batch_size: int = 128
@@ -47,6 +52,7 @@ class DecoderTuneConfig:
     origin_fraction: float = 0.5
     encoder_fraction: float = 0.25
     eat_fraction: float = 0.25
+    part: str = "decoder"
     seed: int = 0
 
     def __post_init__(self):
@@ -57,6 +63,8 @@ class DecoderTuneConfig:
         if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
                 and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        if self.part not in PARTS:
+            raise ValueError(f"part must be one of {PARTS}, got {self.part!r}")
         for name in ("whatif_fraction", "origin_fraction", "encoder_fraction", "eat_fraction"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
@@ -143,18 +151,40 @@ def decoder_loss(model, states: torch.Tensor, latents: torch.Tensor, targets: to
     return (ce * weight).sum() / weight.sum()
 
 
+def food_loss(model, states: torch.Tensor, latents: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the food head over the cells, on the rows whose target holds exactly one new food."""
+    food = (targets == FOOD).flatten(1)
+    grew = (targets > FOOD).sum(dim=(1, 2)) > (states > FOOD).sum(dim=(1, 2))
+    rows = grew & (food.sum(1) == 1)
+    logits = model.decoder.food_logits(latents[rows], model.decoder.board_features(states[rows])).flatten(1)
+    return F.cross_entropy(logits, food[rows].to(torch.long).argmax(1))
+
+
+def _trains(name: str, part: str) -> bool:
+    return name.startswith("decoder.food_head." if part == "food_head" else "decoder.")
+
+
 def tune_decoder(model, rows_by_size: Mapping[str, Mapping[str, np.ndarray]], config: DecoderTuneConfig,
                  log: Callable[[dict], None] | None = None, log_every: int = 50) -> dict:
-    """Train `model.decoder` in place on descent latents; every other parameter stays as it was.
+    """Train the decoder (or, with `config.part="food_head"`, its food head) in place on descent latents; every
+    other parameter stays as it was.
 
     rows_by_size: {"HxW": {"state", "action", "next_state_per_action"} arrays}. Returns a summary (config,
     final loss, samples, seconds)."""
     counts = check_rows(rows_by_size)
     eating = {size: eating_moves(rows) for size, rows in rows_by_size.items()}
-    frozen = {name: p.detach().clone() for name, p in model.named_parameters() if not name.startswith("decoder.")}
+    if config.part == "food_head":
+        if getattr(model.decoder, "food_head", None) is None:
+            raise ValueError("part='food_head' needs a model with a food head (config.food_head=True)")
+        counts = {size: n for size, n in counts.items() if len(eating[size][0])}
+        if not counts:
+            raise ValueError("no eating move in the rows: the food head has nothing to learn from")
+        config = replace(config, eat_fraction=1.0, encoder_fraction=0.0)
+    frozen = {name: p.detach().clone() for name, p in model.named_parameters() if not _trains(name, config.part)}
     for name, param in model.named_parameters():
-        param.requires_grad_(name.startswith("decoder."))
-    optimizer = torch.optim.AdamW(model.decoder.parameters(), lr=config.learning_rate, weight_decay=0.0)
+        param.requires_grad_(_trains(name, config.part))
+    trained = [param for name, param in model.named_parameters() if _trains(name, config.part)]
+    optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps)))
     rng = np.random.default_rng(config.seed)
@@ -167,7 +197,10 @@ def tune_decoder(model, rows_by_size: Mapping[str, Mapping[str, np.ndarray]], co
         take_encoder = torch.rand(len(states), generator=generator) < config.encoder_fraction
         if take_encoder.any():
             latents[take_encoder] = encoder_latents(model, states[take_encoder], targets[take_encoder], generator)
-        loss = decoder_loss(model, states, latents, targets)
+        if config.part == "food_head":
+            loss = food_loss(model, states, latents, targets)
+        else:
+            loss = decoder_loss(model, states, latents, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -182,10 +215,10 @@ def tune_decoder(model, rows_by_size: Mapping[str, Mapping[str, np.ndarray]], co
     for name, param in model.named_parameters():
         param.requires_grad_(True)
         if name in frozen and not torch.equal(frozen[name], param.detach()):
-            raise RuntimeError(f"decoder tuning changed {name}, which it must leave alone")
+            raise RuntimeError(f"tuning the {config.part} changed {name}, which it must leave alone")
     return {"config": asdict(config), "rows": counts, "samples": config.steps * config.batch_size,
             "final_loss": running, "seconds": round(time.perf_counter() - start, 1), "history": history}
 
 
-__all__ = ["COLUMNS", "DecoderTuneConfig", "check_rows", "decoder_loss", "descent_latents", "draw_batch",
+__all__ = ["COLUMNS", "PARTS", "DecoderTuneConfig", "food_loss", "check_rows", "decoder_loss", "descent_latents", "draw_batch",
            "eating_moves", "encoder_latents", "tune_decoder"]

@@ -4,7 +4,8 @@
         --dataset data/route-10x10 data/dagger-round-4-10x10 ... --output-dir runs/multisize-tuned
 
 The encoder and the EqM field are kept bit for bit (the agent's moves do not change); only the decoder learns
-(`snake_world_eqm.training.decoder_tune`). The result is a model folder (`from_pretrained` loads it) with
+(`snake_world_eqm.training.decoder_tune`), or with `--part food-head` only a small head that says where new food
+appears after an apple (every predicted board stays as it was; the dream draws the food from it). The result is a model folder (`from_pretrained` loads it) with
 `metrics.json` (the tuning summary). The parser imports no torch, so `--help` answers at once.
 """
 
@@ -38,9 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eat-fraction", type=probability, default=0.25)
     parser.add_argument("--max-rows-per-size", type=positive_int, default=None,
                         help="use at most this many training rows of each board size")
+    parser.add_argument("--part", choices=("decoder", "food-head"), default="decoder",
+                        help="decoder: retrain the decoder; food-head: add (or retrain) the food head alone, "
+                             "which says where new food appears, and leave every predicted board as it was")
     parser.add_argument("--global-context", choices=("keep", "on"), default="on",
-                        help="on: give the decoder whole-board context (new weights start at zero, so the "
-                             "tuned decoder starts as the old one); keep: the checkpoint's own setting")
+                        help="with --part decoder, on: give the decoder whole-board context (new weights start "
+                             "at zero, so the tuned decoder starts as the old one); keep: the checkpoint's own "
+                             "setting (--part food-head always keeps it)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
     return parser
@@ -79,17 +84,19 @@ def run(argv: list[str] | None = None) -> dict:
 
     config = DecoderTuneConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
                                whatif_fraction=args.whatif_fraction, origin_fraction=args.origin_fraction,
-                               encoder_fraction=args.encoder_fraction, eat_fraction=args.eat_fraction, seed=args.seed)
+                               encoder_fraction=args.encoder_fraction, eat_fraction=args.eat_fraction,
+                               part=args.part.replace("-", "_"), seed=args.seed)
     output = guard_output_folder(args.output_dir, "training run", args.overwrite, "--output-dir",
                                  (args.model, *args.dataset))
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model_config = load_config(args.model)
-    new_context = args.global_context == "on" and not model_config.decoder_global_context
-    if args.global_context == "on":
-        model_config.decoder_global_context = True
-    model = load_model(args.model, kind="eqm", config=model_config, allow_partial=new_context)
+    new_context = config.part == "decoder" and args.global_context == "on" and not model_config.decoder_global_context
+    new_food_head = config.part == "food_head" and not model_config.food_head
+    model_config.decoder_global_context = model_config.decoder_global_context or new_context
+    model_config.food_head = model_config.food_head or new_food_head
+    model = load_model(args.model, kind="eqm", config=model_config, allow_partial=new_context or new_food_head)
     if new_context:
         for block in model.decoder.blocks:  # start as the old decoder: the context adds nothing until trained
             torch.nn.init.zeros_(block.context.weight)
@@ -99,7 +106,8 @@ def run(argv: list[str] | None = None) -> dict:
     with OutputLock(output, "--output-dir"):
         summary = tune_decoder(model, rows, config, log=lambda entry: log.info("%s", entry))
         summary.update(base_model=str(args.model), datasets=[str(name) for name in args.dataset],
-                       global_context=bool(model.config.decoder_global_context))
+                       global_context=bool(model.config.decoder_global_context),
+                       food_head=bool(model.config.food_head))
         command = shlex.join(["snake-eqm", "tune-decoder", *argv])
         save_model_folder(model, output, summary, {"dataset": args.dataset, "base_model": str(args.model),
                                                    "board_size": "multi" if len(rows) > 1 else next(iter(rows)),

@@ -128,6 +128,44 @@ def test_decoder_food_draw_puts_one_food_on_an_empty_cell():
         assert (row == FOOD).sum() == 1 and illegal_reasons(row[None])[0] == ""
 
 
+def test_an_eating_dream_step_draws_its_food_from_the_models_food_weights():
+    """With food="decoder" (the dream env's default), where the snake grew the new food follows `food_log_weights`
+    (the food head's belief), not the stand-in's own draw."""
+    from tests.dream_helpers import ExactModel
+
+    class FoodHeadModel(ExactModel):
+        target = None
+
+        def food_log_weights(self, latent, boards):
+            weights = torch.full((len(boards), 5, 5), -30.0)
+            weights[:, self.target[0], self.target[1]] = 0.0
+            return weights
+
+    board = encode_observation(new_game(5, 5, rng=0))
+    food = tuple(np.argwhere(board == FOOD)[0])
+    model = FoodHeadModel(5, 5)
+    # walk toward the food with the rules until one step eats it
+    for _ in range(20):
+        action = _toward(board, food)
+        free = np.argwhere(board == 0)
+        model.target = tuple(free[-1])
+        step = dream_step(model, board[None], np.array([action]), torch.Generator().manual_seed(0), food="decoder")
+        if step.event[0] == "eat":
+            assert tuple(np.argwhere(step.boards[0] == FOOD)[0]) == model.target
+            return
+        board = step.boards[0]
+    raise AssertionError("no apple eaten in 20 moves toward it")
+
+
+def _toward(board, target) -> int:
+    from snake_world_eqm.game import HEAD_ALONE, HEAD_LEFT
+
+    row, col = (int(v) for v in np.argwhere((board >= HEAD_ALONE) & (board <= HEAD_LEFT))[0])
+    if target[0] != row:
+        return 0 if target[0] < row else 2
+    return 1 if target[1] > col else 3
+
+
 def test_bad_options_are_refused(tiny):
     with pytest.raises(ValueError, match="food"):
         DreamSnakeEnv(model=tiny, height=6, width=6, food="guess")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 
 from snake_world_eqm import SnakeWorldEqM, SnakeWorldEqMConfig
 from snake_world_eqm.data.loading import load_snake_dataset, to_numpy_columns
-from snake_world_eqm.game.encoding import FOOD
+from snake_world_eqm.game.encoding import EMPTY, FOOD
 from snake_world_eqm.game.state import Event
 from snake_world_eqm.training.decoder_tune import (
     COLUMNS,
@@ -22,6 +23,7 @@ from snake_world_eqm.training.decoder_tune import (
     descent_latents,
     draw_batch,
     eating_moves,
+    food_loss,
     tune_decoder,
 )
 from tests.training_helpers import build_tiny_dataset, subprocess_env
@@ -173,3 +175,70 @@ def test_the_command_writes_a_loadable_model_with_the_old_encoder_and_field(tmp_
                "--eat-fraction", "2")
     assert bad.returncode == 2 and "eat-fraction" in bad.stderr
     assert not (tmp_path / "y").exists()
+
+
+def test_food_log_weights_are_the_decoders_food_channel_or_the_food_heads_logits(rows):
+    states = torch.as_tensor(rows["6x6"]["state"][:5], dtype=torch.long)
+    latent = torch.randn(5, 8)
+    plain = tiny_model(global_context=False)
+    with torch.no_grad():
+        expected = torch.log_softmax(plain.from_latent(latent, states), dim=-1)[..., FOOD]
+        assert torch.allclose(plain.food_log_weights(latent, states), expected)
+    torch.manual_seed(0)
+    headed = SnakeWorldEqM(SnakeWorldEqMConfig(**TINY, food_head=True)).eval()
+    with torch.no_grad():
+        weights = headed.food_log_weights(latent, states)
+        assert torch.equal(weights, headed.decoder.food_logits(latent, headed.decoder.board_features(states)))
+    assert weights.shape == (5, 6, 6)
+
+
+def test_tuning_the_food_head_leaves_every_predicted_board_and_learns_where_food_appears(rows):
+    columns = {key: rows["6x6"][key] for key in COLUMNS}
+    torch.manual_seed(0)
+    model = SnakeWorldEqM(SnakeWorldEqMConfig(**TINY, food_head=True)).eval()
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    config = DecoderTuneConfig(steps=250, batch_size=32, learning_rate=1e-2, part="food_head", seed=2)
+    # probe: the eating moves of the longer snakes, where food can appear on well under all of the board
+    row, action = eating_moves(columns)
+    long = (columns["state"][row] > FOOD).sum((1, 2)) >= 10
+    row, action = row[long], action[long]
+    assert len(row) >= 10
+    probe = (torch.as_tensor(columns["state"][row], dtype=torch.long), torch.as_tensor(action),
+             torch.as_tensor(columns["next_state_per_action"][row, action], dtype=torch.long))
+    generator = torch.Generator().manual_seed(5)
+    latents = descent_latents(model, probe[0], probe[1], 0.75, generator)
+
+    def probe_loss() -> float:
+        with torch.no_grad():
+            return food_loss(model, probe[0], latents, probe[2]).item()
+
+    # New food is uniform over the free cells: the best any head can score is the mean log of their number.
+    free = ((probe[2] == EMPTY) | (probe[2] == FOOD)).flatten(1).sum(1)
+    grew = (probe[2] > FOOD).sum((1, 2)) > (probe[0] > FOOD).sum((1, 2))
+    best = free[grew & ((probe[2] == FOOD).flatten(1).sum(1) == 1)].double().log().mean().item()
+    start = probe_loss()
+    assert start > best + 0.3 and math.log(36) > best + 0.4  # uniform over the whole board would not do
+    tune_decoder(model, {"6x6": columns}, config)
+    assert probe_loss() < best + 0.15
+    changed = {name for name, p in model.named_parameters() if not torch.equal(before[name], p.detach())}
+    assert changed and all(name.startswith("decoder.food_head.") for name in changed)
+    with torch.no_grad():
+        weights = model.food_log_weights(latents, probe[0])
+    on_snake = (probe[0] > FOOD) & (probe[2] > FOOD)
+    probs = torch.softmax(weights.flatten(1), dim=1).view_as(weights)
+    # uniform over the board would put about a third of the mass on these snakes (length >= 10 of 36 cells)
+    assert (probs * on_snake).sum((1, 2)).mean() < 0.1
+
+
+def test_the_food_head_needs_a_model_that_has_one_and_eating_moves(rows):
+    columns = {key: rows["6x6"][key] for key in COLUMNS}
+    with pytest.raises(ValueError, match="food head"):
+        tune_decoder(tiny_model(), {"6x6": columns}, DecoderTuneConfig(steps=1, part="food_head"))
+    grew = set(eating_moves(columns)[0].tolist())
+    keep = [i for i in range(len(columns["state"])) if i not in grew][:20]
+    never = {key: value[keep] for key, value in columns.items()}
+    model = SnakeWorldEqM(SnakeWorldEqMConfig(**TINY, food_head=True)).eval()
+    with pytest.raises(ValueError, match="no eating move"):
+        tune_decoder(model, {"6x6": never}, DecoderTuneConfig(steps=1, part="food_head"))
+    with pytest.raises(ValueError, match="part"):
+        DecoderTuneConfig(part="encoder")
