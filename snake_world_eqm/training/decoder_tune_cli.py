@@ -74,9 +74,13 @@ def load_rows(datasets: list[str], max_rows: int | None) -> dict:
 def run(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    from snake_world_eqm.output_guard import OutputLock, guard_output_folder
+
+    # the folder is checked before torch loads: a refused output costs no time
+    output = guard_output_folder(args.output_dir, "training run", args.overwrite, "--output-dir",
+                                 (args.model, *args.dataset))
     import torch
 
-    from snake_world_eqm.output_guard import OutputLock, guard_output_folder
     from snake_world_eqm.pretrained import load_config, load_model
 
     from .decoder_tune import DecoderTuneConfig, tune_decoder
@@ -86,8 +90,6 @@ def run(argv: list[str] | None = None) -> dict:
                                whatif_fraction=args.whatif_fraction, origin_fraction=args.origin_fraction,
                                encoder_fraction=args.encoder_fraction, eat_fraction=args.eat_fraction,
                                part=args.part.replace("-", "_"), seed=args.seed)
-    output = guard_output_folder(args.output_dir, "training run", args.overwrite, "--output-dir",
-                                 (args.model, *args.dataset))
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

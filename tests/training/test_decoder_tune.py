@@ -167,6 +167,18 @@ def test_the_command_writes_a_loadable_model_with_the_old_encoder_and_field(tmp_
             assert torch.equal(tensor, tuned_state[name]), name
     assert (out / "metrics.json").is_file() and (out / "README.md").is_file()
 
+    # a food head on top: new weights, the decoder and everything else as they were
+    headed = tmp_path / "headed"
+    done = _cli("--part", "food-head", "--model", str(out), "--dataset", str(dataset), "--output-dir", str(headed),
+                "--steps", "2", "--batch-size", "8", "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    with_head = SnakeWorldEqM.from_pretrained(headed)
+    assert with_head.config.food_head is True and with_head.config.decoder_global_context is True
+    head_state = with_head.state_dict()
+    assert {name for name in head_state if name not in tuned_state} == {
+        f"decoder.food_head.{i}.{kind}" for i in (0, 2) for kind in ("weight", "bias")}
+    assert all(torch.equal(tensor, head_state[name]) for name, tensor in tuned_state.items())
+
     again = _cli("--model", str(source), "--dataset", str(dataset), "--output-dir", str(out), "--steps", "3")
     assert again.returncode == 2 and "--overwrite" in again.stderr
     inside = _cli("--model", str(source), "--dataset", str(dataset), "--output-dir", str(source / "x"))
