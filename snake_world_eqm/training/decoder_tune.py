@@ -41,6 +41,9 @@ class DecoderTuneConfig:
     (the EqM agent's and planner's start), the rest from N(0, I); `encoder_fraction` of rows decode the encoder's
     latent instead, on eating rows with the new food left out of it half of the time.
 
+    `descent_food_loss=False` scores descent latents against the next board without its new food (they do not
+    name it), so the decoder learns only the snake from them.
+
     `part="food_head"` trains the food head alone (the model needs `config.food_head`): every row is an eating
     move, every latent a descent's, and the loss is the cross-entropy of where the new food appeared; the
     decoder and every board it predicts stay as they are."""
@@ -53,6 +56,7 @@ class DecoderTuneConfig:
     encoder_fraction: float = 0.25
     eat_fraction: float = 0.25
     part: str = "decoder"
+    descent_food_loss: bool = True
     seed: int = 0
 
     def __post_init__(self):
@@ -143,8 +147,14 @@ def encoder_latents(model, states: torch.Tensor, targets: torch.Tensor, generato
     return latents + model.config.decoder_noise_std * torch.randn(latents.shape, generator=generator)
 
 
-def decoder_loss(model, states: torch.Tensor, latents: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The model's own reconstruction loss (changed cells up-weighted), on given latents."""
+def decoder_loss(model, states: torch.Tensor, latents: torch.Tensor, targets: torch.Tensor,
+                 skip_new_food: torch.Tensor | None = None) -> torch.Tensor:
+    """The model's own reconstruction loss (changed cells up-weighted), on given latents; rows flagged in
+    `skip_new_food` (B,) are scored against their board with the new food taken off (where it appeared is random,
+    and a descent's latent does not name it: the food head draws it), so they teach the snake alone."""
+    if skip_new_food is not None:
+        new_food = (targets == FOOD) & (states != FOOD) & skip_new_food[:, None, None]
+        targets = targets.masked_fill(new_food, EMPTY)
     logits = model.decoder(latents, model.decoder.board_features(states))
     ce = F.cross_entropy(logits.flatten(0, 2), targets.flatten(), reduction="none").view_as(targets)
     weight = 1.0 + model.config.recon_changed_weight * (targets != states).to(ce.dtype)
@@ -200,7 +210,8 @@ def tune_decoder(model, rows_by_size: Mapping[str, Mapping[str, np.ndarray]], co
         if config.part == "food_head":
             loss = food_loss(model, states, latents, targets)
         else:
-            loss = decoder_loss(model, states, latents, targets)
+            loss = decoder_loss(model, states, latents, targets,
+                                None if config.descent_food_loss else ~take_encoder)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

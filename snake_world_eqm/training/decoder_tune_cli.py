@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--origin-fraction", type=probability, default=0.5)
     parser.add_argument("--encoder-fraction", type=probability, default=0.25)
     parser.add_argument("--eat-fraction", type=probability, default=0.25)
+    parser.add_argument("--no-descent-food-loss", dest="descent_food_loss", action="store_false",
+                        help="score descent latents against the next board without its new food (the latent does "
+                             "not name it): the decoder learns the snake alone from them")
     parser.add_argument("--max-rows-per-size", type=positive_int, default=None,
                         help="use at most this many training rows of each board size")
     parser.add_argument("--part", choices=("decoder", "food-head"), default="decoder",
@@ -89,7 +92,8 @@ def run(argv: list[str] | None = None) -> dict:
     config = DecoderTuneConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
                                whatif_fraction=args.whatif_fraction, origin_fraction=args.origin_fraction,
                                encoder_fraction=args.encoder_fraction, eat_fraction=args.eat_fraction,
-                               part=args.part.replace("-", "_"), seed=args.seed)
+                               part=args.part.replace("-", "_"), descent_food_loss=args.descent_food_loss,
+                               seed=args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

@@ -254,3 +254,24 @@ def test_the_food_head_needs_a_model_that_has_one_and_eating_moves(rows):
         tune_decoder(model, {"6x6": never}, DecoderTuneConfig(steps=1, part="food_head"))
     with pytest.raises(ValueError, match="part"):
         DecoderTuneConfig(part="encoder")
+
+
+def test_skipping_the_new_food_makes_the_loss_blind_to_where_the_food_went(rows):
+    # Two targets that differ only in where the new food appeared: a descent latent names neither, so with the
+    # food left out the decoder is scored on the snake alone.
+    columns = rows["6x6"]
+    row, action = eating_moves(columns)
+    states = torch.as_tensor(columns["state"][row[:4]], dtype=torch.long)
+    first = torch.as_tensor(columns["next_state_per_action"][row[:4], action[:4]], dtype=torch.long)
+    second = first.clone()
+    for board in second:
+        board[board == FOOD] = EMPTY
+        free = (board == EMPTY).nonzero()
+        board[tuple(free[-1])] = FOOD
+    assert not torch.equal(first, second)
+    model, latents, skip = tiny_model(), torch.randn(4, 8), torch.ones(4, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.allclose(decoder_loss(model, states, latents, first, skip),
+                              decoder_loss(model, states, latents, second, skip))
+        assert not torch.allclose(decoder_loss(model, states, latents, first),
+                                  decoder_loss(model, states, latents, second))
