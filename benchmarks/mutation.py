@@ -69,6 +69,13 @@ MODULES = {
     "snake_world_eqm/hub/push.py": ["tests/hub/test_push.py", "tests/hub/test_hub.py", "tests/hub/test_release.py",
                                     "tests/hub/test_security.py", "tests/hub/test_bad_input_hub.py",
                                     "tests/app/test_app.py"],
+    # The dream's one transition: the unit tests of its functions first (milliseconds a mutant), then the dream env,
+    # the dream beside the real game, the RL adapters and the open-loop replay that step through it.
+    "snake_world_eqm/simulator/core.py": ["tests/simulator/test_core.py", "tests/simulator/test_side_by_side.py",
+                                          "tests/simulator/test_dream_env.py", "tests/simulator/test_dream_rl.py",
+                                          "tests/evaluation/test_open_loop.py"],
+    "snake_world_eqm/evaluation/open_loop.py": ["tests/evaluation/test_open_loop_replay.py",
+                                                "tests/evaluation/test_open_loop.py"],
 }
 COPIED = ("snake_world_eqm", "dataset_builder", "tests")
 # Loaded into every test run mutmut makes (see its docstring: one mutant's leaked tqdm lock hung all later ones).
