@@ -49,6 +49,9 @@ def main(argv=None) -> int:
     parser.add_argument("--n-steps", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--food", default="decoder", choices=["decoder", "model"])
+    parser.add_argument("--init-scale", type=float, default=0.0,
+                        help="start of each dream draw: 0 the origin (the dream env's default), 1 EqM's noise "
+                             "(the setting of results before stop 27)")
     parser.add_argument("--stall", type=int, default=None, help="training: steps without an apple (2 x cells)")
     parser.add_argument("--train-cap", type=int, default=None, help="training: steps per game (20 x cells)")
     parser.add_argument("--games", type=int, default=50)
@@ -90,14 +93,16 @@ def main(argv=None) -> int:
     max_steps = args.max_steps or 20 * cells
     model = load_model(args.model).eval()
     result = {"model": args.model, "size": args.size, "steps": args.steps, "envs": args.envs,
-              "n_steps": args.n_steps, "seed": args.seed, "food": args.food, "train_stall": stall,
+              "n_steps": args.n_steps, "seed": args.seed, "food": args.food, "init_scale": args.init_scale,
+              "train_stall": stall,
               "train_cap": train_cap, "eval_games": args.games, "eval_seed": args.eval_seed,
               "eval_max_steps": max_steps, "eval_stall": 2 * cells, "algorithm": "stable_baselines3.PPO",
               "policy": "MlpPolicy", "observation": "one-hot cells", "worlds": {}}
     policies = {}
     for world in args.worlds:
         games = SnakeGames(args.envs, height, width, world=world, model=model if world == "dream" else None,
-                           seed=args.seed, max_steps=train_cap, stall_limit=stall, food=args.food)
+                           seed=args.seed, max_steps=train_cap, stall_limit=stall, food=args.food,
+                           init_scale=args.init_scale)
         ppo = PPO("MlpPolicy", sb3_vec_env(games), n_steps=args.n_steps, seed=args.seed, device="cpu", verbose=0)
         episodes = Episodes()
         load_before = os.getloadavg()
@@ -120,7 +125,7 @@ def main(argv=None) -> int:
             real = play_real(PolicyAgent(ppo, deterministic), height, width, args.games, args.eval_seed, max_steps)
             torch.manual_seed(args.eval_seed)
             dream = play_dream(PolicyAgent(ppo, deterministic), model, height, width, args.games, args.eval_seed,
-                               max_steps, food=args.food)
+                               max_steps, food=args.food, init_scale=args.init_scale)
             entry[f"real_{mode}"] = _summary(real, bootstrap_mean_interval)
             entry[f"dream_{mode}"] = _summary(dream, bootstrap_mean_interval)
         print(world, {key: (value["mean_apples"], value["ends"]) for key, value in entry.items() if key != "train"},

@@ -83,7 +83,7 @@ class SnakeGames:
 
     def __init__(self, num_envs: int, height: int = 6, width: int = 6, world: str = "real", model=None,
                  seed: int | None = None, initial_length: int = 3, max_steps: int | None = None,
-                 stall_limit: int | None = None, food: str = "decoder", init_scale: float = 1.0,
+                 stall_limit: int | None = None, food: str = "decoder", init_scale: float = 0.0,
                  num_steps: int | None = None, food_temperature: float = 1.0, votes: int = 1) -> None:
         check_board_size(height, width)
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
