@@ -30,7 +30,7 @@ from snake_world_eqm.game.state import ACTION_NAMES, EVENT_NAMES, NUM_ACTIONS, E
 from snake_world_eqm.simulator.core import check_model_size, dream_step
 
 DREAM_FOODS = {
-    "decoder": "drawn by the model (its decoder's food probabilities)",
+    "decoder": "drawn by the model (its food head, else its decoder's food probabilities)",
     "real": "copied from the real game (food-corrected)",
 }
 WORLDS = ("real", "dream")
