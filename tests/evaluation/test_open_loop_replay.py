@@ -88,6 +88,26 @@ def test_a_game_without_apples_ends_as_a_stall_after_stall_limit_steps():
     assert default.end == "stall" and default.steps == 2 * 4 * 5
     (capped,) = record_games(Scripted(circle), 4, 5, num_games=1, seed=seed, start_length=1, max_steps=5)
     assert capped.end == "cap" and capped.steps == 5 and capped.boards.shape == (6, 4, 5)
+    (nothing,) = record_games(Scripted(circle), 4, 5, num_games=1, seed=seed, start_length=1, max_steps=0)
+    assert nothing.end == "cap" and nothing.boards.shape == (1, 4, 5)
+    assert nothing.actions.shape == (0,) and nothing.actions.dtype == np.int64 and nothing.events.dtype == np.int8
+
+
+def test_the_stall_count_starts_again_after_each_apple():
+    """A lone head circling a 2x2 block with the food in it eats, then circles on: the game stalls exactly
+    `stall_limit` steps after its last apple."""
+    circle = [1, 2, 3, 0]
+    for seed in range(200):
+        board = initial_boards(1, 4, 5, seed, start_length=1)[0]
+        row, col = (int(v) for v in np.argwhere(board == HEAD_ALONE)[0])
+        if row + 1 < 4 and col + 1 < 5 and (board[row:row + 2, col:col + 2] == FOOD).any():
+            (game,) = record_games(Scripted(circle), 4, 5, num_games=1, seed=seed, start_length=1, stall_limit=6)
+            if game.end == "stall":
+                break
+    else:
+        raise AssertionError("no seed whose circling snake eats and then stalls")
+    last_apple = int(np.flatnonzero(game.events == EAT)[-1]) + 1
+    assert game.steps - last_apple == 6 and (game.events[last_apple:] == 0).all()
 
 
 def test_games_end_at_death_and_win_with_their_event_last():
@@ -109,6 +129,9 @@ def test_recording_is_repeatable_and_follows_the_start_length():
     for one, other in zip(first, again):
         assert np.array_equal(one.boards, other.boards) and (one.boards[0] >= HEAD_ALONE).sum() == 2
     assert any((g.events == EAT).any() for g in first)  # the food draws were repeated too
+    default = record_games(make_agent("expert-route"), 5, 5, num_games=1, max_steps=40)
+    zero = record_games(make_agent("expert-route"), 5, 5, num_games=1, seed=0, max_steps=40)
+    assert np.array_equal(default[0].boards, zero[0].boards)  # seed 0 by default
 
 
 def test_progress_bars_only_when_asked(capsys, games):
@@ -118,7 +141,9 @@ def test_progress_bars_only_when_asked(capsys, games):
     record_games(Scripted([0]), 4, 4, num_games=1, seed=0, max_steps=3, progress=True)
     replay_open_loop(OracleWorldModel(5, 5), games, max_k=2, progress=True)
     err = capsys.readouterr().err
-    assert "record scripted" in err and "open loop" in err
+    assert "\rrecord scripted:   0%" in err and "| 0/3 [" in err  # the bar counts steps up to the cap
+    assert "\ropen loop:   0%" in err and "| 0/2 [" in err
+    assert "\n" not in err  # each bar is cleared once done: nothing is left on the terminal
 
 
 # --- classify_error ----------------------------------------------------------------------------------------------
@@ -234,6 +259,14 @@ def test_the_first_error_its_kind_and_its_context(games):
     assert {call["init_scale"] for call in model.calls} == {0.5}
     assert {call["generator"].initial_seed() for call in model.calls} == {9}
     assert len({id(call["generator"]) for call in model.calls}) == 1  # one generator for the whole replay
+
+
+def test_the_defaults():
+    game = Trajectory(np.repeat(initial_boards(1, 5, 5, 0), 2, axis=0), np.array([0]), np.array([0], np.int8), "cap")
+    model = TrapModel(5, 5)
+    replay_open_loop(model, [game] * 257, max_k=1)
+    assert [call["rows"] for call in model.calls] == [256, 1]  # 256 games a model call
+    assert model.calls[0]["init_scale"] == 1.0 and model.calls[0]["generator"].initial_seed() == 0
 
 
 def test_batches_and_votes_do_not_change_the_records(games):
