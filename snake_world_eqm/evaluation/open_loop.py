@@ -140,6 +140,8 @@ def replay_open_loop(model, games: list[Trajectory], init_scale: float = 1.0, se
     `free_exact_to_first_apple`, `steps_by_length` / `errors_by_length` ({length: count} of replayed steps).
     `votes` > 1: each step keeps the majority snake of that many draws (`simulator.voted_sample`).
     """
+    if not games:
+        return []
     generator = torch.Generator().manual_seed(seed)
     count = len(games)
     limit = [g.steps if max_k is None else min(g.steps, max_k) for g in games]

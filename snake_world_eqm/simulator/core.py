@@ -147,7 +147,7 @@ def voted_sample(model, boards: np.ndarray, actions: np.ndarray, generator: torc
     for row in range(batch):
         _, first, inverse, counts = np.unique(masked[row], axis=0, return_index=True, return_inverse=True,
                                               return_counts=True)
-        keep[row] = first[np.argmax(counts)]
+        keep[row] = first[counts == counts.max()].min()  # a tie goes to the board drawn first
     chosen = np.arange(batch) * votes + keep
     return predicted[chosen], out.latent_next[torch.as_tensor(chosen, device=out.latent_next.device)]
 

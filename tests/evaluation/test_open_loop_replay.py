@@ -377,3 +377,9 @@ def test_summary_of_no_games():
     assert summary["error_rate_by_length"] == [] and summary["game_ends"] == dict.fromkeys(
         ("death", "win", "stall", "cap"), 0)
     assert summary["first_error_kinds"] == dict.fromkeys(ERROR_KINDS, 0)
+
+
+def test_replaying_no_games_gives_no_records_without_asking_the_model():
+    model = TrapModel(5, 5)
+    assert replay_open_loop(model, []) == [] and model.calls == []
+    assert summarise_open_loop(replay_open_loop(model, []))["games"] == 0

@@ -510,3 +510,10 @@ def test_bad_food_options_are_refused():
         dream_step(model, start_board()[None], [2], food="uniform")
     with pytest.raises(ValueError, match=r"^food_from must have the boards' shape \(1, 4, 5\), got \(4, 5\)$"):
         dream_step(model, start_board()[None], [2], food_from=start_board())
+
+
+def test_a_tie_between_snakes_keeps_the_board_drawn_first():
+    """Two draws that disagree (one grew, one did not): the first one drawn is kept, whichever it is."""
+    for script, expected in (([ate_board(), moved_board()], ate_board()), ([moved_board(), ate_board()], moved_board())):
+        predicted, _ = voted_sample(Scripted(script), start_board()[None], np.array([1]), votes=2)
+        assert np.array_equal(predicted[0], expected)
