@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 import torch
@@ -16,6 +17,8 @@ from snake_world_eqm.pretrained import PretrainedLoadError, load_config, load_mo
 
 from .args import FINETUNE_GROWABLE, FINETUNE_OVERRIDABLE, MODEL_FLAGS
 from .errors import TrainingSetupError
+
+log = logging.getLogger(__name__)
 
 # Classmethods of SnakeWorldEqMConfig that build a named preset and accept field overrides.
 PRESETS = ("cpu_small", "recommended")
@@ -146,7 +149,23 @@ def build_config(args: argparse.Namespace, kind: str, config_set: list[tuple[str
 
 
 def build_model(kind: str, config: Any, model_name_or_path: str | None = None) -> Any:
-    """A fresh model, or the `model_name_or_path` checkpoint's weights under `config`."""
+    """A fresh model, or the `model_name_or_path` checkpoint's weights under `config` (a food head frozen)."""
+    return freeze_food_head(_build_model(kind, config, model_name_or_path))
+
+
+def freeze_food_head(model: Any) -> Any:
+    """No loss of `train` reaches the food head (`snake-eqm tune-decoder --part food-head` trains it), and
+    DistributedDataParallel refuses parameters that get no gradient: keep it out of training, and say that a
+    fine-tuned decoder leaves the head behind."""
+    head = getattr(getattr(model, "decoder", None), "food_head", None)
+    if head is not None:
+        head.requires_grad_(False)
+        log.warning("the food head is kept as it is (train does not train it); after fine-tuning, retrain it with "
+                    "`snake-eqm tune-decoder --part food-head`")
+    return model
+
+
+def _build_model(kind: str, config: Any, model_name_or_path: str | None = None) -> Any:
     _, model_cls = model_classes(kind)
     if model_name_or_path is not None:
         try:

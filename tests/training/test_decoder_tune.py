@@ -275,3 +275,20 @@ def test_skipping_the_new_food_makes_the_loss_blind_to_where_the_food_went(rows)
                               decoder_loss(model, states, latents, second, skip))
         assert not torch.allclose(decoder_loss(model, states, latents, first),
                                   decoder_loss(model, states, latents, second))
+
+
+def test_training_keeps_the_food_head_out_of_the_optimizers_reach(tmp_path, caplog):
+    # `train` has no loss for the head; under two processes DDP refuses parameters without a gradient
+    # (tests/dataset_builder/test_finetune_dagger.py runs that), so the head is frozen and the user told.
+    from snake_world_eqm.training.model_setup import build_model
+
+    torch.manual_seed(0)
+    SnakeWorldEqM(SnakeWorldEqMConfig(**TINY, food_head=True)).save_pretrained(tmp_path)
+    config = SnakeWorldEqMConfig.from_pretrained(tmp_path)
+    with caplog.at_level("WARNING"):
+        model = build_model("eqm", config, str(tmp_path))
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {f"decoder.food_head.{i}.{kind}" for i in (0, 2) for kind in ("weight", "bias")}
+    assert "tune-decoder --part food-head" in caplog.text
+    plain = build_model("eqm", SnakeWorldEqMConfig(**TINY))
+    assert all(p.requires_grad for p in plain.parameters())
