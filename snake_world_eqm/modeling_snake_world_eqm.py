@@ -145,6 +145,16 @@ def _stack_boards(boards) -> np.ndarray:
     return np.stack(arrays)
 
 
+def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor, current: torch.Tensor,
+                        changed_weight: float, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Per-cell cross-entropy of decoder logits (B, H, W, C) against the next board, the (few) cells that change
+    from `current` weighted 1 + `changed_weight` (the training loss, and `training.decoder_tune`'s)."""
+    ce = F.cross_entropy(logits.flatten(0, 2), target.flatten(), reduction="none").view_as(target)
+    ce = ce if dtype is None else ce.to(dtype)
+    weight = 1.0 + changed_weight * (target != current).to(ce.dtype)
+    return (ce * weight).sum() / weight.sum()
+
+
 def prepare_boards(config, obs, device=None, validate: bool = True) -> torch.Tensor:
     """Check boards against `config` and return a (B, H, W) long tensor on `device`.
 
@@ -747,10 +757,8 @@ class SnakeWorldEqM(SnakePreTrainedModel):
         """Cross-entropy of the decoder from noised latents, up-weighting the (few) cells that change."""
         cfg = self.config
         noisy = latent + cfg.decoder_noise_std * torch.randn_like(latent) if self.training else latent
-        logits = self.decoder(noisy, board_feats)
-        ce = F.cross_entropy(logits.flatten(0, 2), target.flatten(), reduction="none").view_as(target).to(latent.dtype)
-        weight = 1.0 + cfg.recon_changed_weight * (target != current).to(ce.dtype)
-        return (ce * weight).sum() / weight.sum()
+        return reconstruction_loss(self.decoder(noisy, board_feats), target, current, cfg.recon_changed_weight,
+                                   dtype=latent.dtype)
 
     # ---- inference ---------------------------------------------------------------------------------------
 
@@ -905,4 +913,5 @@ __all__ = [
     "SnakeWorldEqMSampleOutput",
     "SnakePolicyBaselineOutput",
     "prepare_boards",
+    "reconstruction_loss",
 ]

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from snake_world_eqm.game.encoding import EMPTY, FOOD
+from snake_world_eqm.modeling_snake_world_eqm import reconstruction_loss
 
 COLUMNS = ("state", "action", "next_state_per_action")
 PARTS = ("decoder", "food_head")
@@ -156,9 +157,7 @@ def decoder_loss(model, states: torch.Tensor, latents: torch.Tensor, targets: to
         new_food = (targets == FOOD) & (states != FOOD) & skip_new_food[:, None, None]
         targets = targets.masked_fill(new_food, EMPTY)
     logits = model.decoder(latents, model.decoder.board_features(states))
-    ce = F.cross_entropy(logits.flatten(0, 2), targets.flatten(), reduction="none").view_as(targets)
-    weight = 1.0 + model.config.recon_changed_weight * (targets != states).to(ce.dtype)
-    return (ce * weight).sum() / weight.sum()
+    return reconstruction_loss(logits, targets, states, model.config.recon_changed_weight)
 
 
 def food_loss(model, states: torch.Tensor, latents: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
